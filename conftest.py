@@ -1,0 +1,76 @@
+"""Fixtures every test can use: fresh PostgreSQL databases, RabbitMQ vhosts and SQLite files.
+
+Real services only: PostgreSQL on 127.0.0.1:5432 and RabbitMQ on 127.0.0.1:5672 (``.ci/run`` starts
+them). Each test that asks gets its own database or vhost, dropped afterwards, so tests never see
+each other's rows or queues.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get("SEYMOUR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+RABBIT_HOST = os.environ.get("SEYMOUR_TEST_RABBIT", "127.0.0.1:5672")
+
+
+def _psql(sql: str) -> None:
+    subprocess.run(["psql", PG_ADMIN_URL, "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True,
+                   capture_output=True)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database (asyncpg URL), dropped after the test."""
+    from services.common.db.engine import upgrade_sync
+
+    name = f"seymour_t_{uuid.uuid4().hex[:10]}"
+    _psql(f'CREATE DATABASE "{name}"')
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    try:
+        upgrade_sync(url)
+        yield url
+    finally:
+        _psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url_empty() -> Iterator[str]:
+    """A fresh PostgreSQL database with no schema (for migration tests)."""
+    name = f"seymour_t_{uuid.uuid4().hex[:10]}"
+    _psql(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        _psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh, migrated SQLite file."""
+    from services.common.db.engine import upgrade_sync
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'seymour.db'}"
+    upgrade_sync(url)
+    return url
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def rabbit_url() -> Iterator[str]:
+    """A fresh RabbitMQ vhost on the local broker (guest/guest), deleted after the test."""
+    vhost = f"seymour-t-{uuid.uuid4().hex[:10]}"
+    _rabbitmqctl("add_vhost", vhost)
+    _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    try:
+        yield f"amqp://guest:guest@{RABBIT_HOST}/{vhost}"
+    finally:
+        _rabbitmqctl("delete_vhost", vhost)

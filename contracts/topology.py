@@ -1,0 +1,121 @@
+"""Every exchange, queue and routing key name on the bus, spelled here and nowhere else.
+
+::
+
+    api ──check.changed.v1──► [seymour.control] ──► scheduler.changes.<instance>   (per scheduler)
+    scheduler ──check.due.v1──► [seymour.control] ──► router.due
+    router ──<region>──► [seymour.runs] ──► runner.<region>  (federated to the region's broker)
+                               runner.<region> ─expired/rejected─► [seymour.runs.dlx] ──► router.dead-runs
+    runner ──check.completed.v1──► [seymour.results] ──► results.store, alerts.evaluate
+    router ──run.missed.v1──────► [seymour.results] ──► results.store, alerts.evaluate
+    runner ──runner.heartbeat.v1► [seymour.results] ──► results.store, router.heartbeats.<instance>
+    any consumer ─poison─► [seymour.dlx] ──► seymour.dead-letters
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+CONTROL_EXCHANGE: Final = "seymour.control"
+RUNS_EXCHANGE: Final = "seymour.runs"
+RESULTS_EXCHANGE: Final = "seymour.results"
+DEAD_LETTER_EXCHANGE: Final = "seymour.dlx"
+RUNS_DEAD_LETTER_EXCHANGE: Final = "seymour.runs.dlx"
+DEAD_LETTER_QUEUE: Final = "seymour.dead-letters"
+
+CHECK_CHANGED: Final = "check.changed.v1"
+CHECK_DUE: Final = "check.due.v1"
+CHECK_COMPLETED: Final = "check.completed.v1"
+RUN_MISSED: Final = "run.missed.v1"
+RUNNER_HEARTBEAT: Final = "runner.heartbeat.v1"
+
+#: Routing key of each message kind on its exchange (runs are routed by region instead).
+ROUTING_KEYS: Final[dict[str, str]] = {
+    "check.changed": CHECK_CHANGED,
+    "check.due": CHECK_DUE,
+    "check.completed": CHECK_COMPLETED,
+    "run.missed": RUN_MISSED,
+    "runner.heartbeat": RUNNER_HEARTBEAT,
+}
+EXCHANGE_OF: Final[dict[str, str]] = {
+    "check.changed": CONTROL_EXCHANGE,
+    "check.due": CONTROL_EXCHANGE,
+    "run.check": RUNS_EXCHANGE,
+    "check.completed": RESULTS_EXCHANGE,
+    "run.missed": RESULTS_EXCHANGE,
+    "runner.heartbeat": RESULTS_EXCHANGE,
+}
+
+#: Poison messages are retried this many times before they are dead-lettered.
+DELIVERY_LIMIT: Final = 5
+
+ExchangeKind = Literal["topic", "direct", "fanout"]
+
+
+@dataclass(frozen=True)
+class ExchangeSpec:
+    """A durable exchange."""
+
+    name: str
+    kind: ExchangeKind = "topic"
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """A queue, the exchange it is bound to, with which keys, and where its dead letters go.
+
+    ``exclusive`` queues belong to one process (a scheduler's or router's private feed of events it
+    can rebuild from the database); everything else is durable and survives restarts.
+    """
+
+    name: str
+    exchange: str
+    binding_keys: tuple[str, ...]
+    dead_letter_exchange: str = DEAD_LETTER_EXCHANGE
+    exclusive: bool = False
+    message_ttl_ms: int | None = None
+    expires_ms: int | None = None
+    extra: dict[str, str | int] = field(default_factory=dict)
+
+
+EXCHANGES: Final = (
+    ExchangeSpec(CONTROL_EXCHANGE),
+    ExchangeSpec(RUNS_EXCHANGE, "direct"),
+    ExchangeSpec(RESULTS_EXCHANGE),
+    ExchangeSpec(DEAD_LETTER_EXCHANGE, "fanout"),
+    ExchangeSpec(RUNS_DEAD_LETTER_EXCHANGE, "fanout"),
+)
+
+DEAD_LETTERS: Final = QueueSpec(DEAD_LETTER_QUEUE, DEAD_LETTER_EXCHANGE, ("#",), dead_letter_exchange="")
+ROUTER_DUE: Final = QueueSpec("router.due", CONTROL_EXCHANGE, (CHECK_DUE,))
+ROUTER_DEAD_RUNS: Final = QueueSpec("router.dead-runs", RUNS_DEAD_LETTER_EXCHANGE, ("#",))
+RESULTS_STORE: Final = QueueSpec(
+    "results.store", RESULTS_EXCHANGE, (CHECK_COMPLETED, RUN_MISSED, RUNNER_HEARTBEAT)
+)
+ALERTS_EVALUATE: Final = QueueSpec("alerts.evaluate", RESULTS_EXCHANGE, (CHECK_COMPLETED, RUN_MISSED))
+
+#: Regional runner queues expire when unused for this long, so a region gone for good does not
+#: make home grow forever.
+RUNNER_QUEUE_EXPIRES_MS: Final = 7 * 24 * 3600 * 1000
+
+
+def runner_queue(region: str) -> QueueSpec:
+    """The queue a region's runners share: bound to the runs exchange with the region as key."""
+    return QueueSpec(
+        f"runner.{region}",
+        RUNS_EXCHANGE,
+        (region,),
+        dead_letter_exchange=RUNS_DEAD_LETTER_EXCHANGE,
+        expires_ms=RUNNER_QUEUE_EXPIRES_MS,
+    )
+
+
+def scheduler_changes(instance: str) -> QueueSpec:
+    """A scheduler process's private feed of check changes (it rebuilds from the db at start)."""
+    return QueueSpec(f"scheduler.changes.{instance}", CONTROL_EXCHANGE, (CHECK_CHANGED,), exclusive=True)
+
+
+def router_heartbeats(instance: str) -> QueueSpec:
+    """A router process's private feed of runner heartbeats (to tell 'no runner' from 'expired')."""
+    return QueueSpec(f"router.heartbeats.{instance}", RESULTS_EXCHANGE, (RUNNER_HEARTBEAT,), exclusive=True)

@@ -1,0 +1,51 @@
+"""Version 1 of Seymour's contracts: within v1 only optional fields are ever added."""
+
+from __future__ import annotations
+
+from contracts.v1.base import Message
+from contracts.v1.checks import (
+    AlertChannel,
+    AlertPolicy,
+    Assertion,
+    CheckSpec,
+    MaintenanceWindow,
+    RequestSpec,
+)
+from contracts.v1.codec import MESSAGE_TYPES, AnyMessage, decode, encode
+from contracts.v1.messages import CheckChanged, CheckDue
+from contracts.v1.runners import RunnerHeartbeat
+from contracts.v1.runs import (
+    AssertionOutcome,
+    CheckCompleted,
+    ResponseSample,
+    RunCheck,
+    RunError,
+    RunMissed,
+    Timings,
+    run_id_for,
+)
+
+__all__ = [
+    "MESSAGE_TYPES",
+    "AlertChannel",
+    "AlertPolicy",
+    "AnyMessage",
+    "Assertion",
+    "AssertionOutcome",
+    "CheckChanged",
+    "CheckCompleted",
+    "CheckDue",
+    "CheckSpec",
+    "MaintenanceWindow",
+    "Message",
+    "RequestSpec",
+    "ResponseSample",
+    "RunCheck",
+    "RunError",
+    "RunMissed",
+    "RunnerHeartbeat",
+    "Timings",
+    "decode",
+    "encode",
+    "run_id_for",
+]

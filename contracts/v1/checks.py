@@ -1,0 +1,436 @@
+"""The check configuration (``CheckSpec``): one shape from the api through the scheduler to the runner.
+
+Everything a user can misconfigure is rejected here, at config time, with an error naming the field,
+so a runner never meets an assertion it cannot evaluate.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, time
+from typing import Annotated, Any, Final, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator, model_validator
+
+from contracts.v1.base import AwareDatetime, Frozen
+from contracts.v1.regions import REGIONS
+
+Source = Literal["status_code", "response_time", "header", "json_body", "text_body"]
+Comparison = Literal[
+    "equals",
+    "not_equals",
+    "greater_than",
+    "less_than",
+    "greater_or_equal",
+    "less_or_equal",
+    "contains",
+    "not_contains",
+    "matches",
+    "not_matches",
+    "is_empty",
+    "is_not_empty",
+    "is_null",
+    "is_not_null",
+    "exists",
+    "not_exists",
+]
+
+ORDERING: Final = frozenset({"greater_than", "less_than", "greater_or_equal", "less_or_equal"})
+REGEX: Final = frozenset({"matches", "not_matches"})
+UNARY: Final = frozenset({"is_empty", "is_not_empty", "is_null", "is_not_null", "exists", "not_exists"})
+
+#: Which comparisons make sense for which source. The UI offers exactly these; anything else is a
+#: config error rather than an assertion that can never pass.
+COMPARISONS_BY_SOURCE: Final[dict[str, tuple[str, ...]]] = {
+    "status_code": (
+        "equals",
+        "not_equals",
+        "greater_than",
+        "less_than",
+        "greater_or_equal",
+        "less_or_equal",
+        "matches",
+        "not_matches",
+    ),
+    "response_time": ("less_than", "less_or_equal", "greater_than", "greater_or_equal"),
+    "header": (
+        "equals",
+        "not_equals",
+        "greater_than",
+        "less_than",
+        "greater_or_equal",
+        "less_or_equal",
+        "contains",
+        "not_contains",
+        "matches",
+        "not_matches",
+        "is_empty",
+        "is_not_empty",
+        "exists",
+        "not_exists",
+    ),
+    "json_body": (
+        "equals",
+        "not_equals",
+        "greater_than",
+        "less_than",
+        "greater_or_equal",
+        "less_or_equal",
+        "contains",
+        "not_contains",
+        "matches",
+        "not_matches",
+        "is_empty",
+        "is_not_empty",
+        "is_null",
+        "is_not_null",
+        "exists",
+        "not_exists",
+    ),
+    "text_body": (
+        "equals",
+        "not_equals",
+        "contains",
+        "not_contains",
+        "matches",
+        "not_matches",
+        "is_empty",
+        "is_not_empty",
+    ),
+}
+SOURCES_WITH_PROPERTY: Final = frozenset({"header", "json_body"})
+METHODS: Final = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+HEADER_NAME: Final = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+MAX_INTERVAL: Final = 7 * 24 * 3600
+
+JSONValue = Any
+
+
+class Assertion(Frozen):
+    """One thing the response must satisfy, e.g. ``$.title equals "demo"``."""
+
+    source: Source
+    property: str | None = None
+    comparison: Comparison
+    target: JSONValue = None
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Assertion:
+        allowed = COMPARISONS_BY_SOURCE[self.source]
+        if self.comparison not in allowed:
+            raise ValueError(
+                f"comparison '{self.comparison}' is not valid for source '{self.source}'"
+                f" (valid: {', '.join(allowed)})"
+            )
+        if self.source in SOURCES_WITH_PROPERTY:
+            if not self.property or not self.property.strip():
+                what = "a header name" if self.source == "header" else "a JSONPath such as $.id"
+                raise ValueError(f"property is required for source '{self.source}' ({what})")
+            if self.source == "header" and not HEADER_NAME.match(self.property):
+                raise ValueError(f"property '{self.property}' is not a valid header name")
+            if self.source == "json_body":
+                _check_jsonpath(self.property)
+        elif self.property not in (None, ""):
+            raise ValueError(f"property is not used by source '{self.source}'; leave it empty")
+        if self.comparison in UNARY:
+            if self.target not in (None, ""):
+                raise ValueError(f"comparison '{self.comparison}' takes no target")
+            return self
+        if self.target is None or self.target == "":
+            raise ValueError(f"target is required for comparison '{self.comparison}'")
+        numeric = self.comparison in ORDERING or self.source in ("status_code", "response_time")
+        if numeric and self.comparison not in REGEX:
+            _require_number(self.target, self.source)
+        if self.comparison in REGEX:
+            if not isinstance(self.target, str):
+                raise ValueError("target of a regex comparison must be a string")
+            try:
+                re.compile(self.target)
+            except re.error as exc:
+                raise ValueError(f"target is not a valid regular expression: {exc}") from None
+        return self
+
+
+def _require_number(target: Any, source: str) -> None:
+    if isinstance(target, bool):
+        raise ValueError(f"target must be a number for this comparison on '{source}'")
+    if isinstance(target, int | float):
+        return
+    if isinstance(target, str):
+        try:
+            float(target)
+            return
+        except ValueError:
+            pass
+    raise ValueError(f"target must be a number for this comparison on '{source}', got {target!r}")
+
+
+def _check_jsonpath(path: str) -> None:
+    """Parse a JSONPath once at config time so a typo is a 422, not a failing run."""
+    from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
+    from jsonpath_ng.ext import parse
+
+    if not path.startswith("$"):
+        raise ValueError(f"property '{path}' must be a JSONPath starting with '$' (e.g. $.id)")
+    try:
+        parse(path)
+    except (JsonPathLexerError, JsonPathParserError, Exception) as exc:
+        raise ValueError(f"property '{path}' is not a valid JSONPath: {exc}") from None
+
+
+class RequestSpec(Frozen):
+    """The HTTP request a check sends."""
+
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: dict[str, Any] | list[Any] | str | None = None
+    follow_redirects: bool = True
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    max_response_bytes: int = Field(default=1024 * 1024, ge=1024, le=16 * 1024 * 1024)
+    verify_tls: bool = True
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = value.strip()
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https"):
+            raise ValueError("url must start with http:// or https://")
+        if not parts.hostname:
+            raise ValueError("url has no host")
+        try:
+            _ = parts.port
+        except ValueError:
+            raise ValueError("url has an invalid port") from None
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _header_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, header_value in value.items():
+            if not HEADER_NAME.match(name):
+                raise ValueError(f"'{name}' is not a valid header name")
+            if "\n" in header_value or "\r" in header_value:
+                raise ValueError(f"header '{name}' value must not contain line breaks")
+        return value
+
+
+OnEvent = Literal["failure", "recovery", "reminder", "degraded", "flapping"]
+DEFAULT_ON: Final[tuple[OnEvent, ...]] = ("failure", "recovery")
+
+
+class _Channel(Frozen):
+    on: list[OnEvent] = Field(default_factory=lambda: list(DEFAULT_ON))
+    name: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on(cls, data: Any) -> Any:
+        """YAML 1.1 reads the key ``on`` as ``True``; take it back as the field it means."""
+        if isinstance(data, dict) and True in data:
+            data = {("on" if key is True else key): value for key, value in data.items()}
+        return data
+
+
+class _UrlChannel(_Channel):
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("url must be an http(s) URL")
+        return value.strip()
+
+
+class SlackChannel(_UrlChannel):
+    """Slack incoming webhook (Block Kit message)."""
+
+    channel: Literal["slack"]
+
+
+class DiscordChannel(_UrlChannel):
+    """Discord webhook (embed)."""
+
+    channel: Literal["discord"]
+
+
+class TeamsChannel(_UrlChannel):
+    """Microsoft Teams incoming webhook / workflow (Adaptive Card)."""
+
+    channel: Literal["teams"]
+
+
+class WebhookChannel(_UrlChannel):
+    """Generic JSON webhook, signed with HMAC-SHA256 when a secret is set."""
+
+    channel: Literal["webhook"]
+    secret: str | None = None
+
+
+class EmailChannel(_Channel):
+    """Email through the SMTP server from settings."""
+
+    channel: Literal["email"]
+    to: list[str] = Field(min_length=1)
+
+    @field_validator("to")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", address):
+                raise ValueError(f"'{address}' is not an email address")
+        return value
+
+
+class PagerDutyChannel(_Channel):
+    """PagerDuty Events API v2."""
+
+    channel: Literal["pagerduty"]
+    routing_key: str = Field(min_length=1)
+    url: str | None = None
+
+
+AlertChannel = Annotated[
+    SlackChannel | DiscordChannel | TeamsChannel | WebhookChannel | EmailChannel | PagerDutyChannel,
+    Field(discriminator="channel"),
+]
+
+
+class Flapping(Frozen):
+    """A check opening and resolving more than ``max_transitions`` times in ``window`` minutes flaps."""
+
+    max_transitions: int = Field(default=4, ge=1)
+    window: int = Field(default=30, ge=1)
+
+
+class AlertPolicy(Frozen):
+    """When an incident opens, resolves and re-notifies."""
+
+    failure_threshold: int = Field(default=2, ge=1, le=1000)
+    region_quorum: int | str = 1
+    failing_for: int = Field(default=0, ge=0)
+    confirm_from_another_region: bool = False
+    recovery_threshold: int = Field(default=1, ge=1, le=1000)
+    remind_every: int = Field(default=0, ge=0)
+    max_reminders: int = Field(default=3, ge=0)
+    degraded_response_time: float | None = Field(default=None, gt=0)
+    flapping: Flapping = Field(default_factory=Flapping)
+
+    @field_validator("region_quorum")
+    @classmethod
+    def _quorum(cls, value: int | str) -> int | str:
+        if isinstance(value, int):
+            if value < 1:
+                raise ValueError("region_quorum must be at least 1")
+            return value
+        match = re.fullmatch(r"\s*(\d{1,3})\s*%\s*", value)
+        if match and 0 < int(match.group(1)) <= 100:
+            return f"{int(match.group(1))}%"
+        if value.strip().isdigit() and int(value) >= 1:
+            return int(value)
+        raise ValueError("region_quorum must be a number ≥ 1 or a percentage like '50%'")
+
+    def quorum_for(self, region_count: int) -> int:
+        """How many of ``region_count`` regions must fail for a slot to count as failed."""
+        if isinstance(self.region_quorum, int):
+            return max(1, min(self.region_quorum, region_count))
+        percent = int(self.region_quorum.rstrip("%"))
+        return max(1, min(region_count, -(-region_count * percent // 100)))
+
+
+DAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class WeeklyWindow(Frozen):
+    """A recurring weekly window, in a named time zone."""
+
+    day: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    start: time
+    end: time
+    tz: str = "UTC"
+
+    @field_validator("tz")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone '{value}'") from None
+        return value
+
+
+class MaintenanceWindow(Frozen):
+    """Alerts are held during a window; runs still happen. Either one-off (start/end) or weekly."""
+
+    start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
+    weekly: WeeklyWindow | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> MaintenanceWindow:
+        if self.weekly is not None:
+            if self.start is not None or self.end is not None:
+                raise ValueError("a window is either weekly or has start/end, not both")
+            return self
+        if self.start is None or self.end is None:
+            raise ValueError("a one-off window needs both start and end")
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+    def contains(self, instant: datetime) -> bool:
+        """Whether ``instant`` (timezone-aware) falls inside this window."""
+        if self.weekly is None:
+            assert self.start is not None
+            assert self.end is not None
+            return self.start <= instant < self.end
+        local = instant.astimezone(ZoneInfo(self.weekly.tz))
+        if DAYS[local.weekday()] != self.weekly.day:
+            return False
+        now = local.time().replace(tzinfo=None)
+        if self.weekly.start <= self.weekly.end:
+            return self.weekly.start <= now < self.weekly.end
+        return now >= self.weekly.start or now < self.weekly.end
+
+
+class CheckSpec(Frozen):
+    """A check: the request, what its response must satisfy, where from, how often, whom to alert."""
+
+    name: str = Field(min_length=1, max_length=200)
+    request: RequestSpec
+    assertions: list[Assertion] = Field(default_factory=list, max_length=100)
+    regions: list[str] = Field(min_length=1, max_length=len(REGIONS))
+    interval: int = Field(default=60, ge=1, le=MAX_INTERVAL)
+    timeout: float = Field(default=10.0, gt=0, le=120)
+    enabled: bool = True
+    alerts: list[AlertChannel] = Field(default_factory=list, max_length=20)
+    alert_policy: AlertPolicy = Field(default_factory=AlertPolicy)
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list, max_length=50)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("name must not be blank")
+        return value
+
+    @field_validator("regions")
+    @classmethod
+    def _regions(cls, value: list[str]) -> list[str]:
+        unknown = [region for region in value if region not in REGIONS]
+        if unknown:
+            raise ValueError(f"unknown region(s): {', '.join(unknown)}")
+        if len(set(value)) != len(value):
+            raise ValueError("regions must not repeat")
+        return value

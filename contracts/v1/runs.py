@@ -1,0 +1,133 @@
+"""Run messages: one run of a check from one region, its outcome, or the record that it never ran."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.v1.base import AwareDatetime, Message
+from contracts.v1.checks import CheckSpec, Comparison, Source
+
+RUN_NAMESPACE: Final = uuid.UUID("6f1c5a52-8f4e-4d8e-9a8e-5e7d0c3b9a11")
+
+RunStatus = Literal["passed", "failed", "error", "missed"]
+ErrorClass = Literal[
+    "dns",
+    "connect",
+    "tls",
+    "timeout",
+    "too_large",
+    "http_error",
+    "assertion",
+    "blocked",
+    "expired",
+    "no_runner",
+    "internal",
+]
+
+
+def run_id_for(check_id: uuid.UUID, slot: datetime, region: str, trigger: str = "scheduled") -> uuid.UUID:
+    """The deterministic id of one run: same check, slot and region → same id, so redelivery dedups."""
+    key = f"{check_id}|{slot.isoformat()}|{region}"
+    if trigger != "scheduled":
+        key += f"|{trigger}"
+    return uuid.uuid5(RUN_NAMESPACE, key)
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Timings(_Part):
+    """Phase timings in milliseconds, measured with a monotonic clock; ``None`` where a phase did not
+    happen (no TLS on http, no DNS for an IP literal, no response at all)."""
+
+    dns_ms: float | None = None
+    connect_ms: float | None = None
+    tls_ms: float | None = None
+    ttfb_ms: float | None = None
+    download_ms: float | None = None
+    total_ms: float | None = None
+
+
+class ResponseSample(_Part):
+    """What came back, bounded: headers lower-cased, body capped and decoded leniently."""
+
+    status_code: int
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str | None = None
+    truncated: bool = False
+    size: int = 0
+
+
+class RunError(_Part):
+    """Why a run has no usable response (or never ran)."""
+
+    cls: ErrorClass = Field(alias="class")
+    message: str = ""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+
+class AssertionOutcome(_Part):
+    """One assertion as evaluated: what was expected, what was observed, whether it held."""
+
+    source: Source
+    property: str | None = None
+    comparison: Comparison
+    target: Any = None
+    observed: Any = None
+    passed: bool
+    message: str | None = None
+
+
+class RunCheck(Message):
+    """Command to a region's runner: run this check for this slot, unless ``expires_at`` has passed."""
+
+    kind: Literal["run.check"] = "run.check"
+    run_id: uuid.UUID
+    check_id: uuid.UUID
+    slot: AwareDatetime
+    region: str
+    revision: int = 0
+    spec: CheckSpec
+    expires_at: AwareDatetime
+    trigger: Literal["scheduled", "manual", "confirmation"] = "scheduled"
+
+
+class CheckCompleted(Message):
+    """Event: a runner finished one run. ``failed`` = answered but an assertion failed; ``error`` = no
+    usable response (``error.class`` says why)."""
+
+    kind: Literal["check.completed"] = "check.completed"
+    run_id: uuid.UUID
+    check_id: uuid.UUID
+    slot: AwareDatetime
+    region: str
+    trigger: Literal["scheduled", "manual", "confirmation"] = "scheduled"
+    status: Literal["passed", "failed", "error"]
+    started_at: AwareDatetime
+    completed_at: AwareDatetime
+    response: ResponseSample | None = None
+    timings: Timings = Field(default_factory=Timings)
+    error: RunError | None = None
+    assertions: list[AssertionOutcome] = Field(default_factory=list)
+    request: dict[str, Any] | None = None
+    runner_id: str | None = None
+    degraded: bool = False
+
+
+class RunMissed(Message):
+    """Event: a run never started — it expired in its queue, or no runner serves its region."""
+
+    kind: Literal["run.missed"] = "run.missed"
+    run_id: uuid.UUID
+    check_id: uuid.UUID
+    slot: AwareDatetime
+    region: str
+    trigger: Literal["scheduled", "manual", "confirmation"] = "scheduled"
+    reason: Literal["expired", "no_runner"]
+    detail: str = ""

@@ -1,0 +1,1 @@
+"""Plumbing shared by every service: settings, the bus seam and its adapters, the database, logging."""

@@ -1,0 +1,99 @@
+"""The bus seam: what services need from a message bus, whichever adapter carries the messages.
+
+Two adapters implement it: :mod:`services.common.bus_rabbit` (RabbitMQ via FastStream/aio-pika) and
+:mod:`services.common.bus_memory` (in-process, for ``seymour up`` and tests). Both serialize every
+message to JSON and back, ack only after the handler returned, redeliver a message whose handler
+raised up to ``DELIVERY_LIMIT`` times, and dead-letter it after that — so both modes fail alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from contracts.topology import EXCHANGE_OF, ROUTING_KEYS, QueueSpec
+from contracts.v1 import AnyMessage, RunCheck
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a handler may want to know about how a message arrived."""
+
+    routing_key: str
+    redelivered: bool = False
+    delivery_count: int = 1
+    death_reason: str | None = None
+    headers: Mapping[str, Any] = field(default_factory=dict)
+
+
+Handler = Callable[[Any, Delivery], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One queue and the handler for each message type that may arrive on it."""
+
+    queue: QueueSpec
+    handlers: Mapping[type, Handler]
+    prefetch: int = 64
+
+
+def address_of(message: AnyMessage, routing_key: str | None = None) -> tuple[str, str]:
+    """The exchange and routing key a message is published to (runs go by region)."""
+    exchange = EXCHANGE_OF[message.kind]
+    if routing_key is not None:
+        return exchange, routing_key
+    if isinstance(message, RunCheck):
+        return exchange, message.region
+    return exchange, ROUTING_KEYS[message.kind]
+
+
+class Publisher(Protocol):
+    """Publishes v1 messages; returns once the message is durably accepted (confirmed)."""
+
+    async def publish(
+        self,
+        message: AnyMessage,
+        *,
+        routing_key: str | None = None,
+        expiration: float | None = None,
+        mandatory: bool = False,
+    ) -> None:
+        """Publish ``message``. ``expiration`` in seconds; ``mandatory`` raises ``Unroutable``."""
+        ...
+
+
+class Bus(Publisher, Protocol):
+    """A publisher that also runs consumers."""
+
+    def subscribe(self, route: Route) -> None:
+        """Register a consumer; takes effect at :meth:`start` (or at once if already started)."""
+        ...
+
+    async def start(self) -> None:
+        """Connect, declare the topology, start consuming."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop consuming, let in-flight handlers finish, disconnect."""
+        ...
+
+    async def declare_queue(self, queue: QueueSpec) -> None:
+        """Declare a queue and its bindings (idempotent)."""
+        ...
+
+    async def dead_letter_count(self) -> int:
+        """How many messages wait in the dead-letter queue."""
+        ...
+
+
+def make_bus(broker_url: str, *, instance: str = "seymour") -> Bus:
+    """The adapter for ``broker_url``: ``memory://`` → in-process, ``amqp://`` → RabbitMQ."""
+    if broker_url.startswith("memory://"):
+        from services.common.bus_memory import MemoryBus
+
+        return MemoryBus()
+    from services.common.bus_rabbit import RabbitBus
+
+    return RabbitBus(broker_url, instance=instance)

@@ -1,0 +1,209 @@
+"""In-process bus: the RabbitMQ topology in miniature, for ``seymour up`` and tests.
+
+Exchanges route by topic/direct/fanout rules; each queue is an ``asyncio.Queue`` of JSON bytes with
+per-message expiry, a delivery count, and a dead-letter exchange. Handlers run concurrently up to the
+route's prefetch. A message is acked when its handler returns; if the handler raises it is redelivered
+up to ``DELIVERY_LIMIT`` times and then dead-lettered, exactly like the RabbitMQ adapter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from contracts.topology import DEAD_LETTERS, DELIVERY_LIMIT, EXCHANGES, QueueSpec
+from contracts.v1 import AnyMessage, decode, encode
+from services.common.bus import Delivery, Route, address_of
+from services.common.errors import MalformedMessage, Unroutable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Envelope:
+    body: bytes
+    routing_key: str
+    expires_at: float | None = None
+    delivery_count: int = 0
+    death_reason: str | None = None
+    headers: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Queue:
+    spec: QueueSpec
+    items: asyncio.Queue[_Envelope] = field(default_factory=asyncio.Queue)
+    kind: str = "topic"
+
+    def binds(self, routing_key: str) -> bool:
+        if self.kind == "fanout":
+            return True
+        if self.kind == "direct":
+            return routing_key in self.spec.binding_keys
+        return any(topic_matches(key, routing_key) for key in self.spec.binding_keys)
+
+
+def topic_matches(binding_key: str, routing_key: str) -> bool:
+    """AMQP topic matching: ``*`` is exactly one word, ``#`` zero or more words."""
+    return _match(binding_key.split("."), routing_key.split("."))
+
+
+def _match(pattern: list[str], words: list[str]) -> bool:
+    if not pattern:
+        return not words
+    head, rest = pattern[0], pattern[1:]
+    if head == "#":
+        return any(_match(rest, words[skip:]) for skip in range(len(words) + 1))
+    if not words:
+        return False
+    return (head in ("*", words[0])) and _match(rest, words[1:])
+
+
+class MemoryBus:
+    """The in-process adapter of :class:`services.common.bus.Bus`."""
+
+    def __init__(self) -> None:
+        self._kinds = {spec.name: spec.kind for spec in EXCHANGES}
+        self._queues: dict[str, _Queue] = {}
+        self._routes: list[Route] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._running = False
+        self._ensure_queue(DEAD_LETTERS)
+
+    def _ensure_queue(self, spec: QueueSpec) -> _Queue:
+        queue = self._queues.get(spec.name)
+        if queue is None:
+            queue = _Queue(spec, kind=self._kinds.get(spec.exchange, "topic"))
+            self._queues[spec.name] = queue
+        return queue
+
+    async def declare_queue(self, queue: QueueSpec) -> None:
+        """Declare a queue (idempotent)."""
+        self._ensure_queue(queue)
+
+    def subscribe(self, route: Route) -> None:
+        """Register a consumer; starts at once if the bus is running."""
+        self._ensure_queue(route.queue)
+        self._routes.append(route)
+        if self._running:
+            self._start_route(route)
+
+    async def start(self) -> None:
+        """Start every registered consumer."""
+        self._running = True
+        for route in self._routes:
+            self._start_route(route)
+
+    def _start_route(self, route: Route) -> None:
+        queue = self._queues[route.queue.name]
+        for _ in range(route.prefetch):
+            self._tasks.append(asyncio.create_task(self._consume(queue, route)))
+
+    async def stop(self) -> None:
+        """Cancel consumers (messages being handled are redelivered to the next start)."""
+        self._running = False
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+
+    async def publish(
+        self,
+        message: AnyMessage,
+        *,
+        routing_key: str | None = None,
+        expiration: float | None = None,
+        mandatory: bool = False,
+    ) -> None:
+        """Route a message to every bound queue; raise :class:`Unroutable` if mandatory and none."""
+        exchange, key = address_of(message, routing_key)
+        body = encode(message)
+        expires_at = time.monotonic() + expiration if expiration is not None else None
+        if not self._route(exchange, key, body, expires_at) and mandatory:
+            raise Unroutable(f"no queue bound to {exchange} for {key!r}")
+
+    async def publish_raw(self, exchange: str, routing_key: str, body: bytes) -> None:
+        """Publish bytes as they are (tests use it to send malformed messages)."""
+        self._route(exchange, routing_key, body, None)
+
+    def _route(self, exchange: str, key: str, body: bytes, expires_at: float | None) -> bool:
+        delivered = False
+        for queue in self._queues.values():
+            if queue.spec.exchange == exchange and queue.binds(key):
+                queue.items.put_nowait(_Envelope(body, key, expires_at))
+                delivered = True
+        return delivered
+
+    async def _consume(self, queue: _Queue, route: Route) -> None:
+        while True:
+            envelope = await queue.items.get()
+            if envelope.expires_at is not None and time.monotonic() > envelope.expires_at:
+                self._dead_letter(queue, envelope, "expired")
+                continue
+            envelope.delivery_count += 1
+            try:
+                message = self._decode(envelope.body)
+                handler = route.handlers.get(type(message))
+                if handler is None:
+                    raise MalformedMessage(f"no handler for {type(message).__name__} on {queue.spec.name}")
+            except MalformedMessage as exc:
+                log.warning("dead-lettering malformed message queue=%s error=%s", queue.spec.name, exc)
+                self._dead_letter(queue, envelope, "rejected")
+                continue
+            delivery = Delivery(
+                routing_key=envelope.routing_key,
+                redelivered=envelope.delivery_count > 1,
+                delivery_count=envelope.delivery_count,
+                death_reason=envelope.death_reason,
+                headers=envelope.headers,
+            )
+            try:
+                await handler(message, delivery)
+            except asyncio.CancelledError:
+                queue.items.put_nowait(envelope)
+                raise
+            except Exception:
+                log.exception("handler failed queue=%s attempt=%d", queue.spec.name, envelope.delivery_count)
+                if envelope.delivery_count >= DELIVERY_LIMIT:
+                    self._dead_letter(queue, envelope, "delivery_limit")
+                else:
+                    queue.items.put_nowait(envelope)
+
+    @staticmethod
+    def _decode(body: bytes) -> AnyMessage:
+        try:
+            return decode(body)
+        except Exception as exc:
+            raise MalformedMessage(str(exc)[:500]) from exc
+
+    def _dead_letter(self, queue: _Queue, envelope: _Envelope, reason: str) -> None:
+        dlx = queue.spec.dead_letter_exchange
+        if not dlx:
+            log.error("dropping dead letter with no dead-letter exchange queue=%s", queue.spec.name)
+            return
+        dead = _Envelope(
+            envelope.body,
+            envelope.routing_key,
+            None,
+            0,
+            reason,
+            {"x-first-death-queue": queue.spec.name, "x-first-death-reason": reason},
+        )
+        for target in self._queues.values():
+            if target.spec.exchange == dlx:
+                target.items.put_nowait(dead)
+
+    async def dead_letter_count(self) -> int:
+        """How many messages wait in the dead-letter queue."""
+        return self._queues[DEAD_LETTERS.name].items.qsize()
+
+    def dead_letters(self) -> list[bytes]:
+        """The bodies waiting in the dead-letter queue (for tests and the UI)."""
+        items = self._queues[DEAD_LETTERS.name].items
+        return [envelope.body for envelope in list(items._queue)]  # type: ignore[attr-defined]

@@ -1,0 +1,1 @@
+"""The database: one set of SQLAlchemy models for PostgreSQL and SQLite, migrated by Alembic."""

@@ -1,0 +1,63 @@
+"""Settings, read from ``SEYMOUR_*`` environment variables (and a ``.env`` file when present)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob a Seymour process reads. Embedded defaults: SQLite file and the in-process bus."""
+
+    model_config = SettingsConfigDict(env_prefix="SEYMOUR_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("seymour-data")
+    database_url: str | None = None
+    broker_url: str = "memory://"
+
+    api_token: str | None = None
+    admin_password: str | None = None
+    admin_username: str = "admin"
+    secret_key: str | None = None
+    secure_cookies: bool = False
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    base_url: str | None = None
+
+    region: str = "local"
+    runner_id: str | None = None
+    runner_concurrency: int = Field(default=256, ge=1)
+    heartbeat_interval: float = Field(default=10.0, gt=0)
+    runner_stale_after: float = Field(default=30.0, gt=0)
+    runner_dead_after: float = Field(default=120.0, gt=0)
+    blocked_networks: list[str] = Field(default_factory=lambda: ["169.254.0.0/16", "fd00:ec2::254/128"])
+    allowed_networks: list[str] = Field(default_factory=list)
+
+    prefetch: int = Field(default=256, ge=1)
+    results_batch_size: int = Field(default=500, ge=1)
+    results_batch_ms: float = Field(default=50.0, ge=0)
+    run_expiry_min: float = Field(default=5.0, gt=0)
+    run_expiry_max: float = Field(default=60.0, gt=0)
+    retention_days: int = Field(default=30, ge=1)
+
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "seymour@localhost"
+    smtp_security: str = "starttls"
+
+    log_level: str = "INFO"
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file inside ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'seymour.db').resolve()}"
+
+    def public_base_url(self) -> str:
+        """Where people reach the UI, for links in alerts."""
+        return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
