@@ -20,8 +20,9 @@ RABBIT_HOST = os.environ.get("SEYMOUR_TEST_RABBIT", "127.0.0.1:5672")
 
 
 def _psql(sql: str) -> None:
-    subprocess.run(["psql", PG_ADMIN_URL, "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["psql", PG_ADMIN_URL, "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True, capture_output=True
+    )
 
 
 @pytest.fixture
