@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contracts.v1.base import Message
+from contracts.v1.base import Message, utcnow
 from contracts.v1.checks import (
     AlertChannel,
     AlertPolicy,
@@ -48,4 +48,5 @@ __all__ = [
     "decode",
     "encode",
     "run_id_for",
+    "utcnow",
 ]

@@ -1,0 +1,184 @@
+"""Check configuration: validate, store a new revision, and tell the scheduler (``CheckChanged``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from contracts.v1 import CheckChanged, CheckDue, CheckSpec, run_id_for
+from contracts.v1.base import utcnow
+from services.api.errors import ApiError, invalid
+from services.api.redaction import redact_spec, restore_secrets
+from services.common.bus import Publisher
+from services.common.db.models import Check, Run
+
+log = logging.getLogger(__name__)
+
+
+def check_view(row: Check) -> dict[str, Any]:
+    """A check as the API shows it: its spec (secrets masked) plus identity and bookkeeping."""
+    return {
+        "id": str(row.id),
+        "revision": row.revision,
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+        **redact_spec(row.spec),
+    }
+
+
+def parse_spec(data: Any, stored: dict[str, Any] | None = None) -> CheckSpec:
+    """Validate request JSON as a ``CheckSpec`` (after restoring masked secrets); 422 on any error."""
+    if not isinstance(data, dict):
+        raise ApiError(
+            422,
+            "the body must be a JSON object describing a check",
+            [{"field": "body", "message": "expected an object"}],
+        )
+    data = {
+        key: value for key, value in data.items() if key not in ("id", "revision", "created_at", "updated_at")
+    }
+    try:
+        return CheckSpec.model_validate(restore_secrets(data, stored))
+    except ValidationError as exc:
+        raise invalid(exc) from None
+
+
+@dataclass
+class CheckStore:
+    """Check persistence plus the events that must follow each change."""
+
+    sessions: Any
+    bus: Publisher
+
+    async def list(self, *, limit: int, offset: int) -> tuple[list[Check], int]:
+        """Checks by name, a page at a time, and how many there are."""
+        async with self.sessions() as session:
+            rows = (
+                (
+                    await session.execute(
+                        select(Check).order_by(Check.name, Check.id).limit(limit).offset(offset)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            total = (await session.execute(select(func.count()).select_from(Check))).scalar_one()
+        return list(rows), int(total)
+
+    async def get(self, check_id: uuid.UUID) -> Check:
+        """One check, or 404."""
+        async with self.sessions() as session:
+            row = await session.get(Check, check_id)
+        if row is None:
+            raise ApiError(404, f"no check with id {check_id}")
+        return row
+
+    async def by_name(self, name: str) -> Check | None:
+        """The check called ``name``, if any."""
+        async with self.sessions() as session:
+            return (await session.execute(select(Check).where(Check.name == name))).scalar_one_or_none()
+
+    async def create(self, spec: CheckSpec) -> Check:
+        """Store a new check (409 if the name is taken) and announce it."""
+        now = utcnow()
+        row = Check(
+            id=uuid.uuid4(),
+            name=spec.name,
+            spec=spec.model_dump(mode="json"),
+            enabled=spec.enabled,
+            revision=1,
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            async with self.sessions() as session, session.begin():
+                session.add(row)
+        except IntegrityError:
+            raise ApiError(
+                409,
+                f"a check named '{spec.name}' already exists",
+                [{"field": "name", "message": "already in use"}],
+            ) from None
+        await self._announce(row, "created")
+        return row
+
+    async def update(self, check_id: uuid.UUID, spec: CheckSpec) -> Check:
+        """Store a new revision of a check and announce it."""
+        try:
+            async with self.sessions() as session, session.begin():
+                row = await session.get(Check, check_id, with_for_update=True)
+                if row is None:
+                    raise ApiError(404, f"no check with id {check_id}")
+                row.name = spec.name
+                row.spec = spec.model_dump(mode="json")
+                row.enabled = spec.enabled
+                row.revision += 1
+                row.updated_at = utcnow()
+        except IntegrityError:
+            raise ApiError(
+                409,
+                f"a check named '{spec.name}' already exists",
+                [{"field": "name", "message": "already in use"}],
+            ) from None
+        await self._announce(row, "updated")
+        return row
+
+    async def set_enabled(self, check_id: uuid.UUID, enabled: bool) -> Check:
+        """Pause or resume a check."""
+        row = await self.get(check_id)
+        spec = CheckSpec.model_validate({**row.spec, "enabled": enabled})
+        return await self.update(check_id, spec)
+
+    async def delete(self, check_id: uuid.UUID) -> None:
+        """Delete a check (its stored runs stay until retention removes them) and announce it."""
+        async with self.sessions() as session, session.begin():
+            row = await session.get(Check, check_id)
+            if row is None:
+                raise ApiError(404, f"no check with id {check_id}")
+            revision = row.revision + 1
+            await session.delete(row)
+        await self.bus.publish(CheckChanged(check_id=check_id, change="deleted", revision=revision))
+
+    async def _announce(self, row: Check, change: str) -> None:
+        spec = CheckSpec.model_validate(row.spec)
+        await self.bus.publish(
+            CheckChanged(check_id=row.id, change=change, revision=row.revision, spec=spec)  # type: ignore[arg-type]
+        )
+
+    async def run_now(self, row: Check) -> tuple[datetime, list[uuid.UUID]]:
+        """Run a check at once from all its regions; returns the slot and the run ids to wait for."""
+        spec = CheckSpec.model_validate(row.spec)
+        slot = datetime.now(UTC).replace(microsecond=(datetime.now(UTC).microsecond // 1000) * 1000)
+        await self.bus.publish(
+            CheckDue(
+                check_id=row.id,
+                slot=slot,
+                revision=row.revision,
+                spec=spec,
+                trigger="manual",
+                regions=list(spec.regions),
+            )
+        )
+        return slot, [run_id_for(row.id, slot, region, "manual") for region in spec.regions]
+
+    async def wait_for_runs(self, run_ids: list[uuid.UUID], within: float) -> list[Run]:
+        """Poll until every run is stored or ``within`` seconds pass; returns those stored."""
+        deadline = time.monotonic() + within
+        delay = 0.02
+        while True:
+            async with self.sessions() as session:
+                rows = (await session.execute(select(Run).where(Run.run_id.in_(run_ids)))).scalars().all()
+            if len(rows) == len(run_ids) or time.monotonic() >= deadline:
+                order = {run_id: index for index, run_id in enumerate(run_ids)}
+                return sorted(rows, key=lambda run: order[run.run_id])
+            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 1.5, 0.25)

@@ -1,0 +1,1 @@
+"""JSON controllers under ``/api/v1``."""

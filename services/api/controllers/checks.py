@@ -1,0 +1,115 @@
+"""``/api/v1/checks``: create, read, update, delete, pause, run now, and list a check's runs."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.params import Parameter
+
+from services.api.checks import CheckStore, check_view, parse_spec
+from services.api.errors import ApiError
+from services.api.queries import list_runs, run_view
+
+
+def _store(request: Request[Any, Any, Any]) -> CheckStore:
+    state = request.app.state
+    return CheckStore(state.sessions, state.bus)
+
+
+async def _json(request: Request[Any, Any, Any]) -> Any:
+    try:
+        return await request.json()
+    except Exception:
+        raise ApiError(
+            400, "the body is not valid JSON", [{"field": "body", "message": "not JSON"}]
+        ) from None
+
+
+class ChecksController(Controller):
+    """Checks, by id."""
+
+    path = "/api/v1/checks"
+
+    @get("/")
+    async def list_checks(
+        self,
+        request: Request[Any, Any, Any],
+        limit: int = Parameter(default=100, ge=1, le=1000),
+        offset: int = Parameter(default=0, ge=0),
+    ) -> dict[str, Any]:
+        """All checks, by name."""
+        rows, total = await _store(request).list(limit=limit, offset=offset)
+        return {"items": [check_view(row) for row in rows], "total": total, "limit": limit, "offset": offset}
+
+    @post("/", status_code=201)
+    async def create_check(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        """Create a check from a ``CheckSpec`` body; 422 names each invalid field."""
+        spec = parse_spec(await _json(request))
+        return check_view(await _store(request).create(spec))
+
+    @get("/{check_id:uuid}")
+    async def get_check(self, request: Request[Any, Any, Any], check_id: uuid.UUID) -> dict[str, Any]:
+        """One check (secrets masked)."""
+        return check_view(await _store(request).get(check_id))
+
+    @put("/{check_id:uuid}")
+    async def update_check(self, request: Request[Any, Any, Any], check_id: uuid.UUID) -> dict[str, Any]:
+        """Replace a check's configuration; masked secrets keep their stored values."""
+        store = _store(request)
+        current = await store.get(check_id)
+        spec = parse_spec(await _json(request), current.spec)
+        return check_view(await store.update(check_id, spec))
+
+    @delete("/{check_id:uuid}", status_code=204)
+    async def delete_check(self, request: Request[Any, Any, Any], check_id: uuid.UUID) -> None:
+        """Delete a check."""
+        await _store(request).delete(check_id)
+
+    @post("/{check_id:uuid}/pause", status_code=200)
+    async def pause_check(self, request: Request[Any, Any, Any], check_id: uuid.UUID) -> dict[str, Any]:
+        """Stop scheduling a check (its configuration stays)."""
+        return check_view(await _store(request).set_enabled(check_id, False))
+
+    @post("/{check_id:uuid}/resume", status_code=200)
+    async def resume_check(self, request: Request[Any, Any, Any], check_id: uuid.UUID) -> dict[str, Any]:
+        """Schedule a paused check again."""
+        return check_view(await _store(request).set_enabled(check_id, True))
+
+    @post("/{check_id:uuid}/runs")
+    async def run_check_now(
+        self, request: Request[Any, Any, Any], check_id: uuid.UUID, wait: bool = False
+    ) -> Response[dict[str, Any]]:
+        """Run now from every region; with ``?wait=true`` wait up to timeout + 5 s for the results."""
+        store = _store(request)
+        row = await store.get(check_id)
+        slot, run_ids = await store.run_now(row)
+        body: dict[str, Any] = {
+            "slot": slot.isoformat().replace("+00:00", "Z"),
+            "run_ids": [str(run_id) for run_id in run_ids],
+        }
+        if not wait:
+            return Response(body, status_code=202)
+        runs = await store.wait_for_runs(run_ids, float(row.spec.get("timeout", 10)) + 5.0)
+        done = {run.run_id for run in runs}
+        body["runs"] = [run_view(run) for run in runs]
+        body["pending"] = [str(run_id) for run_id in run_ids if run_id not in done]
+        return Response(body, status_code=200 if not body["pending"] else 202)
+
+    @get("/{check_id:uuid}/runs")
+    async def list_check_runs(
+        self,
+        request: Request[Any, Any, Any],
+        check_id: uuid.UUID,
+        limit: int = Parameter(default=50, ge=1, le=1000),
+        offset: int = Parameter(default=0, ge=0),
+        region: str | None = None,
+        status: str | None = None,
+    ) -> dict[str, Any]:
+        """A check's runs, newest first; filter by region and status (comma-separated)."""
+        await _store(request).get(check_id)
+        rows = await list_runs(
+            request.app.state.sessions, check_id, limit=limit, offset=offset, region=region, status=status
+        )
+        return {"items": [run_view(row) for row in rows], "limit": limit, "offset": offset}

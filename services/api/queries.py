@@ -1,0 +1,146 @@
+"""Read side of the API: runs, incidents and region health, as the API returns them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from contracts.v1.base import utcnow
+from contracts.v1.regions import REGIONS, display_name
+from services.common.db.models import Incident, Run, Runner
+
+
+def run_view(row: Run) -> dict[str, Any]:
+    """A run in the API's documented shape."""
+    error = None
+    if row.error_class:
+        error = {"class": row.error_class, "message": row.error_message or ""}
+    return {
+        "run_id": str(row.run_id),
+        "check_id": str(row.check_id),
+        "region": row.region,
+        "region_name": display_name(row.region),
+        "slot": _iso(row.slot),
+        "trigger": row.trigger,
+        "status": row.status,
+        "degraded": row.degraded,
+        "started_at": _iso(row.started_at),
+        "completed_at": _iso(row.completed_at),
+        "response": row.response,
+        "timings": row.timings or {},
+        "error": error,
+        "assertions": row.assertions or [],
+        "request": row.request,
+        "runner_id": row.runner_id,
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+async def list_runs(
+    sessions: Any,
+    check_id: uuid.UUID,
+    *,
+    limit: int,
+    offset: int = 0,
+    region: str | None = None,
+    status: str | None = None,
+) -> list[Run]:
+    """Runs of a check, newest first (ties broken by id, so pages are stable)."""
+    query = select(Run).where(Run.check_id == check_id)
+    if region:
+        query = query.where(Run.region == region)
+    if status:
+        statuses = [part for part in status.split(",") if part]
+        query = query.where(Run.status.in_(statuses))
+    query = query.order_by(Run.completed_at.desc(), Run.run_id.desc()).limit(limit).offset(offset)
+    async with sessions() as session:
+        return list((await session.execute(query)).scalars().all())
+
+
+async def get_run(sessions: Any, run_id: uuid.UUID) -> Run | None:
+    """One run by id."""
+    async with sessions() as session:
+        return await session.get(Run, run_id)
+
+
+def incident_view(row: Incident) -> dict[str, Any]:
+    """An incident as the API returns it."""
+    return {
+        "id": str(row.id),
+        "check_id": str(row.check_id),
+        "state": row.state,
+        "opened_at": _iso(row.opened_at),
+        "resolved_at": _iso(row.resolved_at),
+        "resolve_reason": row.resolve_reason,
+        "failing_regions": row.failing_regions,
+        "failing_assertions": row.failing_assertions,
+        "reminders_sent": row.reminders_sent,
+        "details": row.details,
+    }
+
+
+async def list_incidents(
+    sessions: Any, *, state: str | None, check_id: uuid.UUID | None, limit: int, offset: int
+) -> list[Incident]:
+    """Incidents, newest first."""
+    query = select(Incident)
+    if state:
+        query = query.where(Incident.state == state)
+    if check_id:
+        query = query.where(Incident.check_id == check_id)
+    query = query.order_by(Incident.opened_at.desc(), Incident.id.desc()).limit(limit).offset(offset)
+    async with sessions() as session:
+        return list((await session.execute(query)).scalars().all())
+
+
+def runner_health(last_seen: datetime, *, now: datetime, stale_after: float, dead_after: float) -> str:
+    """live / stale / dead from the age of a runner's last heartbeat."""
+    age = (now - last_seen).total_seconds()
+    if age <= stale_after:
+        return "live"
+    return "stale" if age <= dead_after else "dead"
+
+
+async def regions(sessions: Any, *, stale_after: float, dead_after: float) -> list[dict[str, Any]]:
+    """Every known region with its runners and overall health (``none`` = never had a runner)."""
+    now = utcnow()
+    async with sessions() as session:
+        runners = (await session.execute(select(Runner))).scalars().all()
+    by_region: dict[str, list[dict[str, Any]]] = {}
+    for runner in runners:
+        if (now - runner.last_seen) > timedelta(days=7):
+            continue
+        by_region.setdefault(runner.region, []).append(
+            {
+                "runner_id": runner.runner_id,
+                "version": runner.version,
+                "capacity": runner.capacity,
+                "in_flight": runner.in_flight,
+                "started_at": _iso(runner.started_at),
+                "last_seen": _iso(runner.last_seen),
+                "health": runner_health(
+                    runner.last_seen, now=now, stale_after=stale_after, dead_after=dead_after
+                ),
+            }
+        )
+    out = []
+    rank = {"live": 0, "stale": 1, "dead": 2}
+    for code in [*REGIONS, *sorted(set(by_region) - set(REGIONS))]:
+        members = by_region.get(code, [])
+        health = min((r["health"] for r in members), key=rank.__getitem__, default="none")
+        out.append(
+            {
+                "code": code,
+                "name": display_name(code),
+                "health": health,
+                "live": health == "live",
+                "runners": members,
+            }
+        )
+    return out

@@ -1,0 +1,50 @@
+"""Serving the app with uvicorn inside a service's event loop (so ``seymour up`` is one process)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+
+import uvicorn
+from litestar import Litestar
+
+log = logging.getLogger(__name__)
+
+
+class ApiServer:
+    """A uvicorn server as a :class:`services.common.service.Lifecycle`."""
+
+    def __init__(self, app: Litestar, host: str, port: int) -> None:
+        config = uvicorn.Config(
+            app, host=host, port=port, log_level="warning", lifespan="on", access_log=False
+        )
+        self._server = uvicorn.Server(config)
+        self._task: asyncio.Task[None] | None = None
+        self.host = host
+        self.port = port
+
+    async def start(self) -> None:
+        """Bind and serve in the background; returns once the socket is listening."""
+        self._server.config.load()
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = sock.getsockname()[1]
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="api-server")
+        for _ in range(500):
+            if self._server.started or self._task.done():
+                break
+            await asyncio.sleep(0.01)
+        if self._task.done():
+            self._task.result()
+        log.info("api listening host=%s port=%d", self.host, self.port)
+
+    async def stop(self) -> None:
+        """Stop accepting, finish requests, return."""
+        self._server.should_exit = True
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._task, 10)

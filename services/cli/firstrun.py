@@ -1,0 +1,45 @@
+"""First start of an embedded Seymour: an API token for the CLI, so ``seymour apply`` just works."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from services.common.db.models import ApiToken
+from services.common.settings import Settings
+
+TOKEN_FILE = "api-token"
+
+
+def token_path(settings: Settings) -> Path:
+    """Where the local CLI token is kept (readable by its owner only)."""
+    return settings.data_dir / TOKEN_FILE
+
+
+async def first_run(settings: Settings, sessions: Any) -> list[str]:
+    """Create the local CLI token (once) and let the UI create its first admin; returns lines to print."""
+    from services.api.auth import create_token, hash_token
+
+    notes: list[str] = []
+    path = token_path(settings)
+    existing = path.read_text().strip() if path.exists() else None
+    valid = False
+    if existing:
+        async with sessions() as session:
+            valid = (
+                await session.execute(select(ApiToken.id).where(ApiToken.token_hash == hash_token(existing)))
+            ).scalar_one_or_none() is not None
+    if not valid and not settings.api_token:
+        _, token = await create_token(sessions, "local CLI")
+        path.write_text(token + "\n")
+        os.chmod(path, 0o600)
+        notes.append(f"An API token for the CLI was written to {path}")
+    try:
+        from services.api.ui.bootstrap import ensure_admin
+    except ImportError:
+        return notes
+    notes.extend(await ensure_admin(settings, sessions))
+    return notes

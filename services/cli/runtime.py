@@ -1,0 +1,113 @@
+"""``seymour up`` (everything in one process) and ``seymour serve <service>`` (one service)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from services import runtime
+from services.common.settings import Settings
+
+
+def register(subparsers: Any) -> None:
+    """Add ``up``, ``serve`` and ``migrate``."""
+    up = subparsers.add_parser("up", help="run everything in one process (SQLite, in-process bus)")
+    up.add_argument("--port", type=int, default=None, help="UI/API port (default 8000)")
+    up.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
+    up.add_argument("--data-dir", type=Path, default=None, help="where the SQLite file lives")
+    up.add_argument(
+        "--regions",
+        default="local",
+        help="comma-separated regions the local runner answers for (default: local)",
+    )
+    up.set_defaults(func=_up)
+
+    serve = subparsers.add_parser("serve", help="run one service (RabbitMQ + PostgreSQL from SEYMOUR_*)")
+    serve.add_argument("service", choices=runtime.SERVICES)
+    serve.add_argument("--region", default=None, help="runner: the region it serves")
+    serve.add_argument("--port", type=int, default=None, help="api: port")
+    serve.add_argument("--host", default=None, help="api: address")
+    serve.add_argument("--no-migrate", action="store_true", help="do not run database migrations first")
+    serve.set_defaults(func=_serve)
+
+    migrate = subparsers.add_parser("migrate", help="upgrade the database schema")
+    migrate.set_defaults(func=_migrate)
+
+
+def configure_logging(settings: Settings) -> None:
+    """``key=value`` logs on stderr."""
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "port", None) is not None:
+        overrides["port"] = args.port
+    if getattr(args, "host", None) is not None:
+        overrides["host"] = args.host
+    if getattr(args, "data_dir", None) is not None:
+        overrides["data_dir"] = args.data_dir
+    if getattr(args, "region", None):
+        overrides["region"] = args.region
+    return Settings(**overrides)
+
+
+def _up(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if os.environ.get("SEYMOUR_BROKER_URL") is None:
+        settings = settings.model_copy(update={"broker_url": "memory://"})
+    configure_logging(settings)
+    regions = [region.strip() for region in args.regions.split(",") if region.strip()]
+    return asyncio.run(_run_up(settings, regions))
+
+
+async def _run_up(settings: Settings, regions: list[str]) -> int:
+    from services.cli.firstrun import first_run
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    rt = await runtime.start(settings, runtime.SERVICES, runner_regions=regions)
+    notes = await first_run(settings, rt.sessions)
+    print(f"Seymour is running: http://{settings.host}:{_port(rt)}/  (regions: {', '.join(regions)})")
+    for line in notes:
+        print(line)
+    print("Press Ctrl+C to stop.", flush=True)
+    await runtime.run_until_signal(rt)
+    return 0
+
+
+def _port(rt: runtime.Runtime) -> int:
+    for service in rt.services:
+        for lifecycle in service.lifecycles:
+            port = getattr(lifecycle, "port", None)
+            if isinstance(port, int):
+                return port
+    return rt.settings.port
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    configure_logging(settings)
+
+    async def main() -> int:
+        rt = await runtime.start(settings, [args.service], migrate=not args.no_migrate)
+        logging.getLogger("seymour").info("serving service=%s region=%s", args.service, settings.region)
+        await runtime.run_until_signal(rt)
+        return 0
+
+    return asyncio.run(main())
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from services.common.db.engine import upgrade_sync
+
+    settings = Settings()
+    upgrade_sync(settings.resolved_database_url())
+    print("database schema is up to date")
+    return 0

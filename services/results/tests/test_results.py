@@ -1,0 +1,189 @@
+"""Results: idempotent batched writes, rollups, heartbeats, ack only after commit — SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from contracts.topology import RESULTS_EXCHANGE
+from contracts.v1 import (
+    AssertionOutcome,
+    CheckCompleted,
+    ResponseSample,
+    RunError,
+    RunMissed,
+    RunnerHeartbeat,
+    Timings,
+)
+from services.common.bus_memory import MemoryBus
+from services.common.db.engine import make_engine, make_sessionmaker
+from services.common.db.models import Run, RunRollup, Runner
+from services.common.settings import Settings
+from services.results import rollups
+from services.results.batcher import Batcher
+from services.results.main import build
+
+SLOT = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+
+
+def completed(run_id: uuid.UUID, check_id: uuid.UUID, region: str = "eu-north-1", ms: float = 12.5,
+              status: str = "passed") -> CheckCompleted:
+    return CheckCompleted(
+        run_id=run_id, check_id=check_id, slot=SLOT, region=region, status=status,  # type: ignore[arg-type]
+        started_at=SLOT, completed_at=SLOT + timedelta(milliseconds=ms),
+        response=ResponseSample(status_code=201, headers={"connection": "close"}, body='{"id": 1}'),
+        timings=Timings(dns_ms=0.4, connect_ms=0.3, ttfb_ms=ms - 1, total_ms=ms),
+        error=None if status == "passed" else RunError(**{"class": "assertion", "message": "status"}),
+        assertions=[AssertionOutcome(source="status_code", comparison="equals", target=201, observed=201,
+                                     passed=True)],
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+
+
+async def _wait(predicate: Any, within: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not await predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_runs_stored_once_with_rollups_and_heartbeats(db_url: str) -> None:
+    engine = make_engine(db_url)
+    sessions = make_sessionmaker(engine)
+    bus = MemoryBus()
+    service = build(Settings(results_batch_ms=20), bus, sessions)
+    for route in service.routes:
+        bus.subscribe(route)
+    await bus.start()
+    await service.start()
+    check_id = uuid.uuid4()
+    ids = [uuid.uuid4() for _ in range(30)]
+    try:
+        for index, run_id in enumerate(ids):
+            message = completed(run_id, check_id, ms=10.0 + index, status="passed" if index % 3 else "failed")
+            await bus.publish(message)
+            await bus.publish(message)  # a redelivered duplicate
+        missed_id = uuid.uuid4()
+        await bus.publish(RunMissed(run_id=missed_id, check_id=check_id, slot=SLOT, region="us-east-1",
+                                    reason="no_runner"))
+        await bus.publish(RunnerHeartbeat(runner_id="r1", region="eu-north-1", runner_version="0.1.0",
+                                          capacity=10, started_at=SLOT))
+
+        async def all_stored() -> bool:
+            async with sessions() as session:
+                count = (await session.execute(select(func.count()).select_from(Run))).scalar_one()
+                runners = (await session.execute(select(func.count()).select_from(Runner))).scalar_one()
+            return bool(count == 31 and runners == 1)
+
+        await _wait(all_stored)
+        await asyncio.sleep(0.1)
+        async with sessions() as session:
+            assert (await session.execute(select(func.count()).select_from(Run))).scalar_one() == 31
+            miss = await session.get(Run, missed_id)
+            assert miss is not None
+            assert (miss.status, miss.error_class) == ("missed", "no_runner")
+            first = await session.get(Run, ids[0])
+            assert first is not None
+            assert first.status == "failed"
+            assert first.total_ms == 10.0
+            assert first.response is not None
+            assert first.response["headers"] == {"connection": "close"}
+            assert first.assertions[0]["observed"] == 201  # type: ignore[index]
+            rows = (await session.execute(select(RunRollup).where(RunRollup.region == "eu-north-1"))).scalars().all()
+            assert len(rows) == 1
+            rollup = rows[0]
+            assert (rollup.total, rollup.passed, rollup.failed, rollup.responded) == (30, 20, 10, 30)
+            assert rollup.sum_ms == pytest.approx(sum(10.0 + i for i in range(30)))
+            assert sum(rollup.latency_hist.values()) == 30
+            p50 = rollups.percentile(rollup.latency_hist, 0.5)
+            assert p50 is not None
+            assert 20 <= p50 <= 30
+    finally:
+        await bus.stop()
+        await service.stop()
+        await engine.dispose()
+
+
+async def test_failed_commit_fails_every_caller_so_the_bus_redelivers() -> None:
+    calls: list[int] = []
+
+    async def flaky(items: list[tuple[str, dict[str, Any]]]) -> None:
+        calls.append(len(items))
+        if len(calls) == 1:
+            raise RuntimeError("database went away")
+
+    batcher = Batcher(flaky, max_items=10, max_wait_ms=5)
+    await batcher.start()
+    try:
+        results = await asyncio.gather(*(batcher.submit("run", {"n": n}) for n in range(5)), return_exceptions=True)
+        assert all(isinstance(result, RuntimeError) for result in results)
+        await asyncio.gather(*(batcher.submit("run", {"n": n}) for n in range(5)))
+        assert calls == [5, 5]
+    finally:
+        await batcher.stop()
+
+
+async def test_batches_group_many_messages() -> None:
+    sizes: list[int] = []
+
+    async def flush(items: list[tuple[str, dict[str, Any]]]) -> None:
+        sizes.append(len(items))
+
+    batcher = Batcher(flush, max_items=100, max_wait_ms=20)
+    await batcher.start()
+    try:
+        await asyncio.gather(*(batcher.submit("run", {"n": n}) for n in range(250)))
+    finally:
+        await batcher.stop()
+    assert sum(sizes) == 250
+    assert len(sizes) <= 5
+
+
+@pytest.mark.parametrize(
+    ("values", "q", "low", "high"),
+    [([5.0] * 100, 0.5, 3, 5), ([1.0] * 50 + [1000.0] * 50, 0.95, 750, 1000), ([12.0, 14.0, 480.0], 0.5, 10, 15)],
+    ids=["flat", "bimodal-p95", "small"],
+)
+def test_histogram_percentiles(values: list[float], q: float, low: float, high: float) -> None:
+    rollup = rollups.empty()
+    for value in values:
+        rollups.add_run(rollup, "passed", value, True)
+    result = rollups.percentile(rollup["latency_hist"], q)
+    assert result is not None
+    assert low <= result <= high
+
+
+async def test_malformed_result_is_dead_lettered_and_service_keeps_storing(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    sessions = make_sessionmaker(engine)
+    bus = MemoryBus()
+    service = build(Settings(results_batch_ms=5), bus, sessions)
+    for route in service.routes:
+        bus.subscribe(route)
+    await bus.start()
+    await service.start()
+    try:
+        await bus.publish_raw(RESULTS_EXCHANGE, "check.completed.v1", b'{"kind": "check.completed", "oops": 1}')
+        await bus.publish_raw(RESULTS_EXCHANGE, "check.completed.v1", b"not json at all")
+        run_id = uuid.uuid4()
+        await bus.publish(completed(run_id, uuid.uuid4()))
+
+        async def stored() -> bool:
+            async with sessions() as session:
+                return await session.get(Run, run_id) is not None
+
+        await _wait(stored)
+        assert await bus.dead_letter_count() == 2
+    finally:
+        await bus.stop()
+        await service.stop()
+        await engine.dispose()

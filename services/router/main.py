@@ -1,0 +1,41 @@
+"""Router composition root: settings → dependencies → routes."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from functools import partial
+from typing import Any
+
+from contracts.topology import ROUTER_DEAD_RUNS, ROUTER_DUE, router_heartbeats
+from contracts.v1 import CheckDue, RunCheck, RunnerHeartbeat
+from services.common.bus import Bus, Route
+from services.common.service import Service
+from services.common.settings import Settings
+from services.router.handlers import RouterDeps, handle_check_due, handle_dead_run, handle_heartbeat
+from services.router.liveness import RunnerLiveness
+from services.scheduler.fencing import EpochFence
+
+
+def build(settings: Settings, bus: Bus, sessions: Any = None) -> Service:
+    """The router: no database; everything it needs travels in the messages."""
+    deps = RouterDeps(
+        bus=bus,
+        liveness=RunnerLiveness(stale_after=settings.runner_stale_after),
+        fence=EpochFence(),
+        ttl_min=settings.run_expiry_min,
+        ttl_max=settings.run_expiry_max,
+    )
+    instance = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    return Service(
+        "router",
+        routes=[
+            Route(ROUTER_DUE, {CheckDue: partial(handle_check_due, deps=deps)}, prefetch=64),
+            Route(ROUTER_DEAD_RUNS, {RunCheck: partial(handle_dead_run, deps=deps)}, prefetch=64),
+            Route(
+                router_heartbeats(instance),
+                {RunnerHeartbeat: partial(handle_heartbeat, deps=deps)},
+                prefetch=8,
+            ),
+        ],
+    )

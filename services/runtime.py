@@ -1,0 +1,103 @@
+"""Composition of whole processes: which services run, on which bus and database, until a signal.
+
+``seymour up`` runs every service in one process on the in-process bus and a SQLite file;
+``seymour serve <name>`` runs one service on RabbitMQ + PostgreSQL. Both go through :func:`run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from services.common.bus import Bus, make_bus
+from services.common.db.engine import make_engine, make_sessionmaker, upgrade
+from services.common.service import Service
+from services.common.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SERVICES: Final = ("scheduler", "router", "runner", "results", "alerts", "api")
+#: Services that never touch the database (a regional runner has none).
+DATABASE_FREE: Final = frozenset({"runner", "router"})
+
+
+def build_service(name: str, settings: Settings, bus: Bus, sessions: Any) -> Service:
+    """Call ``services.<name>.main.build``."""
+    module = importlib.import_module(f"services.{name}.main")
+    service: Service = module.build(settings, bus, sessions)
+    return service
+
+
+@dataclass
+class Runtime:
+    """A running set of services sharing one bus and one database."""
+
+    settings: Settings
+    bus: Bus
+    sessions: Any
+    engine: Any
+    services: list[Service] = field(default_factory=list)
+
+    async def stop(self) -> None:
+        """Stop consumers first, then background work, then close the database."""
+        await self.bus.stop()
+        for service in reversed(self.services):
+            try:
+                await service.stop()
+            except Exception:
+                log.exception("stopping service failed name=%s", service.name)
+        if self.engine is not None:
+            await self.engine.dispose()
+
+
+async def start(
+    settings: Settings,
+    names: Sequence[str],
+    *,
+    runner_regions: Sequence[str] = (),
+    bus: Bus | None = None,
+    migrate: bool = True,
+) -> Runtime:
+    """Build and start ``names`` (one runner per entry of ``runner_regions`` when given)."""
+    engine = sessions = None
+    if any(name not in DATABASE_FREE for name in names):
+        url = settings.resolved_database_url()
+        if migrate:
+            await upgrade(url)
+        engine = make_engine(url)
+        sessions = make_sessionmaker(engine)
+    bus = bus or make_bus(settings.broker_url, instance="+".join(names))
+    runtime = Runtime(settings, bus, sessions, engine)
+    for name in names:
+        if name == "runner" and runner_regions:
+            for region in runner_regions:
+                regional = settings.model_copy(update={"region": region})
+                runtime.services.append(build_service("runner", regional, bus, sessions))
+        else:
+            runtime.services.append(build_service(name, settings, bus, sessions))
+    for service in runtime.services:
+        for route in service.routes:
+            bus.subscribe(route)
+    await bus.start()
+    for service in runtime.services:
+        await service.start()
+    return runtime
+
+
+async def run_until_signal(runtime: Runtime) -> None:
+    """Serve until SIGINT/SIGTERM, then stop cleanly."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runtime.stop()
