@@ -1,0 +1,1 @@
+"""Scheduler: consumes ``CheckChanged``, publishes one ``CheckDue`` per check slot while it is the leader."""
