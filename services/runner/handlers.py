@@ -1,0 +1,95 @@
+"""The runner's one handler: run a check (or report it missed), then publish what happened."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Protocol
+
+from contracts.v1 import CheckCompleted, CheckSpec, RunCheck, RunMissed
+from contracts.v1.base import utcnow
+from services.common.bus import Delivery, Publisher
+from services.runner.http_check import CheckResult
+
+log = logging.getLogger(__name__)
+
+
+class Checker(Protocol):
+    """What the handler needs from :class:`services.runner.http_check.HttpChecker`."""
+
+    async def run(self, spec: CheckSpec) -> CheckResult:
+        """Run one check; never raises for anything the endpoint does."""
+        ...
+
+
+class Load:
+    """How many runs this runner is making right now (reported in its heartbeat)."""
+
+    __slots__ = ("in_flight",)
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+
+
+async def handle_run_check(
+    message: RunCheck,
+    delivery: Delivery,
+    *,
+    checker: Checker,
+    publisher: Publisher,
+    runner_id: str,
+    load: Load,
+    clock: Callable[[], datetime] = utcnow,
+) -> None:
+    """Run ``message``'s check and publish ``CheckCompleted``; a run received after ``expires_at`` is
+    not made and becomes ``RunMissed(expired)``. Returning acks the message, so the publish (confirmed)
+    happens first; a redelivered run may run again — results deduplicate on ``run_id``."""
+    now = clock()
+    if now >= message.expires_at:
+        late = (now - message.expires_at).total_seconds()
+        await publisher.publish(
+            RunMissed(
+                run_id=message.run_id,
+                check_id=message.check_id,
+                slot=message.slot,
+                region=message.region,
+                trigger=message.trigger,
+                reason="expired",
+                detail=f"received by runner {runner_id} {late:.3f} s after it expired",
+            )
+        )
+        log.info("run expired run_id=%s check_id=%s late_s=%.3f", message.run_id, message.check_id, late)
+        return
+    load.in_flight += 1
+    try:
+        result = await checker.run(message.spec)
+    finally:
+        load.in_flight -= 1
+    await publisher.publish(
+        CheckCompleted(
+            run_id=message.run_id,
+            check_id=message.check_id,
+            slot=message.slot,
+            region=message.region,
+            trigger=message.trigger,
+            status=result.status,
+            started_at=result.started_at,
+            completed_at=result.completed_at,
+            response=result.response,
+            timings=result.timings,
+            error=result.error,
+            assertions=result.assertions,
+            request=result.request,
+            runner_id=runner_id,
+            degraded=result.degraded,
+        )
+    )
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "run done run_id=%s status=%s total_ms=%s redelivered=%s",
+            message.run_id,
+            result.status,
+            result.timings.total_ms,
+            delivery.redelivered,
+        )

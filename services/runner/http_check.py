@@ -1,0 +1,415 @@
+"""Sends one check's HTTP request and turns whatever happens into a result — never into a crash.
+
+One ``aiohttp.ClientSession`` per runner; every run gets a fresh connection (``force_close`` connector,
+no DNS cache), so DNS, connect and TLS are paid and timed on every run, as the check's users pay them.
+
+Outcomes:
+
+- ``passed``/``failed``: the endpoint answered; ``failed`` when an assertion did not hold (``error`` is
+  then ``{class: assertion, message: <first failing assertion>}``).
+- ``error``: no usable response. ``dns``, ``connect``, ``tls``, ``timeout`` (``spec.timeout`` for the whole
+  run, redirects and body included), ``blocked`` (the address is in a blocked network),
+  ``http_error`` (a protocol failure: malformed response, connection closed without a response, more
+  than ``max_redirects`` redirects), ``too_large`` (see below), ``internal`` (a bug here, logged).
+
+Body size: the body is read up to ``max_response_bytes``; a longer body is cut there and
+``response.truncated`` is set. That is only an error when a ``json_body`` assertion needs the whole
+document: then the run is ``error``/``too_large``. Status, header, response-time and text assertions
+still evaluate (text on the truncated text).
+
+Redirects: followed when ``follow_redirects``; a chain of up to ``max_redirects`` redirects is fine, one
+more is ``http_error`` (so ``max_redirects: 0`` with ``follow_redirects`` makes any redirect an error).
+Cookies are never kept between runs, nor within a chain.
+
+Blocked networks (DESIGN §9): the connector's socket factory sees every address actually about to be
+connected — IP literals, every resolved address, every redirect hop — and refuses the blocked ones
+before a socket exists. The most specific matching network of ``blocked_networks`` and
+``allowed_networks`` decides (an exact tie goes to allowed), IPv4-mapped IPv6 addresses included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import ipaddress
+import json
+import logging
+import re
+import socket
+import ssl
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import aiohttp
+from aiohttp.abc import AbstractResolver
+from multidict import CIMultiDictProxy
+
+import services
+from contracts.v1.base import utcnow
+from contracts.v1.checks import CheckSpec
+from contracts.v1.runs import AssertionOutcome, ErrorClass, ResponseSample, RunError, Timings
+from services.runner.assertions import ResponseFacts, evaluate, needs_json
+from services.runner.http_timing import PhaseTimer, trace_config
+
+log = logging.getLogger(__name__)
+
+RunStatus = Literal["passed", "failed", "error"]
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+#: The stored response keeps this much of the body (as text); the assertions see up to the cap.
+SAMPLE_BODY_CHARS: Final = 8192
+SAMPLE_HEADER_CHARS: Final = 2000
+SAMPLE_MAX_HEADERS: Final = 100
+REQUEST_BODY_CHARS: Final = 2000
+ERROR_MESSAGE_CHARS: Final = 500
+MASK: Final = "********"
+SENSITIVE: Final = re.compile(r"authorization|cookie|token|secret|api[-_]?key|password|session", re.I)
+_READ_CHUNK: Final = 64 * 1024
+
+
+def user_agent(region: str) -> str:
+    """The User-Agent a runner sends unless the check sets its own."""
+    return f"Seymour/{services.__version__} (+region={region})"
+
+
+class BlockedAddress(OSError):
+    """The runner refused to connect to an address in a blocked network."""
+
+
+class AddressGuard:
+    """Decides which addresses the runner may connect to (longest-prefix match, allow wins a tie)."""
+
+    def __init__(self, blocked: Iterable[str], allowed: Iterable[str] = ()) -> None:
+        rules: list[tuple[IPNetwork, bool]] = []
+        for text in blocked:
+            rules.append((ipaddress.ip_network(text, strict=False), False))
+        for text in allowed:
+            rules.append((ipaddress.ip_network(text, strict=False), True))
+        # Most specific first; for the same network, "allowed" (True) sorts first.
+        rules.sort(key=lambda rule: (-rule[0].prefixlen, not rule[1]))
+        self._rules = tuple(rules)
+
+    def blocking_network(self, address: str) -> IPNetwork | None:
+        """The blocked network ``address`` falls in, or ``None`` when it may be connected."""
+        try:
+            ip: IPAddress = ipaddress.ip_address(address.split("%", 1)[0])
+        except ValueError:
+            return None
+        candidates: tuple[IPAddress, ...] = (ip,)
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            candidates = (ip, ip.ipv4_mapped)
+        for network, allowed in self._rules:
+            if any(candidate.version == network.version and candidate in network for candidate in candidates):
+                return None if allowed else network
+        return None
+
+
+@dataclass
+class _RunState:
+    """Per-run facts the connector's hooks record (reached through a context variable)."""
+
+    timer: PhaseTimer
+    blocked: list[str] = field(default_factory=list)
+    attempted: int = 0
+
+
+_RUN: Final[contextvars.ContextVar[_RunState | None]] = contextvars.ContextVar("seymour_run", default=None)
+
+
+def _timed_protocol(factory: Any) -> Any:
+    """The protocol factory, stamping "TCP connected" first (asyncio calls it before the TLS handshake)."""
+    state = _RUN.get()
+    if state is not None:
+        state.timer.tcp_connected()
+    return factory()
+
+
+class _Connector(aiohttp.TCPConnector):
+    """A fresh connection per request, every address vetted by the guard, TCP vs TLS time split."""
+
+    def __init__(self, guard: AddressGuard, **kwargs: Any) -> None:
+        self._guard = guard
+        super().__init__(socket_factory=self._socket, force_close=True, use_dns_cache=False, **kwargs)
+        self._factory = functools.partial(_timed_protocol, self._factory)
+
+    def _socket(self, addr_info: Any) -> socket.socket:
+        family, kind, proto, _, address = addr_info
+        host, port = address[0], address[1]
+        state = _RUN.get()
+        network = self._guard.blocking_network(host)
+        if network is not None:
+            if state is not None:
+                state.blocked.append(f"{host} (in blocked network {network})")
+            raise BlockedAddress(f"refused to connect to {host}:{port}: in blocked network {network}")
+        if state is not None:
+            state.attempted += 1
+        return socket.socket(family=family, type=kind, proto=proto)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Everything a ``CheckCompleted`` reports about one run."""
+
+    status: RunStatus
+    started_at: datetime
+    completed_at: datetime
+    timings: Timings
+    request: dict[str, Any]
+    response: ResponseSample | None = None
+    error: RunError | None = None
+    assertions: list[AssertionOutcome] = field(default_factory=list)
+    degraded: bool = False
+
+
+class HttpChecker:
+    """Runs checks over one shared session. A :class:`~services.common.service.Lifecycle`."""
+
+    def __init__(
+        self,
+        *,
+        region: str,
+        guard: AddressGuard | None = None,
+        resolver: AbstractResolver | None = None,
+        limit: int = 256,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.region = region
+        self.user_agent = user_agent(region)
+        self._guard = guard or AddressGuard(["169.254.0.0/16", "fd00:ec2::254/128"])
+        self._resolver = resolver
+        self._limit = limit
+        self._ssl_context = ssl_context
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        """Open the session (idempotent)."""
+        if self._session is not None:
+            return
+        connector = _Connector(
+            self._guard,
+            limit=self._limit,
+            limit_per_host=0,
+            resolver=self._resolver,
+            ssl=self._ssl_context if self._ssl_context is not None else True,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            trace_configs=[trace_config()],
+            timeout=aiohttp.ClientTimeout(total=None),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=False,
+            raise_for_status=False,
+        )
+
+    async def stop(self) -> None:
+        """Close the session."""
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    async def run(self, spec: CheckSpec) -> CheckResult:
+        """Send ``spec``'s request, evaluate its assertions. Raises only if the checker is not started."""
+        if self._session is None:
+            raise RuntimeError("HttpChecker.run() before start()")
+        request = spec.request
+        headers = dict(request.headers)
+        lowered = {name.lower() for name in headers}
+        if "user-agent" not in lowered:
+            headers["User-Agent"] = self.user_agent
+        data: bytes | str | None = None
+        if isinstance(request.body, dict | list):
+            data = json.dumps(request.body, separators=(",", ":"), ensure_ascii=False).encode()
+            if "content-type" not in lowered:
+                headers["Content-Type"] = "application/json"
+        elif isinstance(request.body, str):
+            data = request.body
+        sent = _request_record(request.method, request.url, headers, request.body)
+        follow = request.follow_redirects
+        started_at = utcnow()
+        state = _RunState(PhaseTimer())
+        token = _RUN.set(state)
+        try:
+            async with (
+                asyncio.timeout(spec.timeout),
+                self._session.request(
+                    request.method,
+                    request.url,
+                    headers=headers,
+                    data=data,
+                    allow_redirects=follow,
+                    max_redirects=request.max_redirects + 1,
+                    ssl=request.verify_tls,
+                    trace_request_ctx=state.timer,
+                ) as response,
+            ):
+                body, truncated = await _read_capped(response, request.max_response_bytes)
+                state.timer.body_done()
+                status_code = response.status
+                response_headers = _joined_headers(response.headers)
+                charset = response.charset
+        except Exception as exc:
+            failure = _classify(exc, state, spec)
+            return CheckResult("error", started_at, utcnow(), state.timer.timings(), sent, error=failure)
+        finally:
+            _RUN.reset(token)
+        timings = state.timer.timings()
+        total_ms = timings.total_ms or 0.0
+        facts = ResponseFacts(status_code, total_ms, response_headers, body, truncated, charset)
+        outcomes = evaluate(spec.assertions, facts)
+        sample = _sample(facts)
+        threshold = spec.alert_policy.degraded_response_time
+        degraded = threshold is not None and total_ms > threshold
+        status: RunStatus
+        if truncated and needs_json(spec.assertions):
+            status = "error"
+            error: RunError | None = RunError(
+                cls="too_large",
+                message=f"body over {request.max_response_bytes} bytes; JSON assertions need the whole body",
+            )
+        elif all(outcome.passed for outcome in outcomes):
+            status, error = "passed", None
+        else:
+            failing = next(outcome for outcome in outcomes if not outcome.passed)
+            status, error = "failed", RunError(cls="assertion", message=failing.message or "")
+        return CheckResult(
+            status, started_at, utcnow(), timings, sent, sample, error, outcomes, degraded=degraded
+        )
+
+
+async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> tuple[bytes, bool]:
+    """The body up to ``cap`` bytes, and whether there was more."""
+    length = response.content_length
+    if length is not None and length <= cap:
+        return await response.read(), False
+    chunks: list[bytes] = []
+    size = 0
+    while size <= cap:
+        chunk = await response.content.read(min(_READ_CHUNK, cap + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    body = b"".join(chunks)
+    if size > cap:
+        return body[:cap], True
+    return body, False
+
+
+def _joined_headers(headers: CIMultiDictProxy[str]) -> dict[str, str]:
+    """Lower-cased names; repeated headers joined with ``", "`` as HTTP lists are."""
+    joined: dict[str, str] = {}
+    for name, value in headers.items():
+        key = name.lower()
+        joined[key] = f"{joined[key]}, {value}" if key in joined else value
+    return joined
+
+
+def _sample(facts: ResponseFacts) -> ResponseSample:
+    """The bounded response kept with the run (nothing redacted: it is what the endpoint sent)."""
+    headers = {
+        name: value[:SAMPLE_HEADER_CHARS] for name, value in list(facts.headers.items())[:SAMPLE_MAX_HEADERS]
+    }
+    text = facts.text
+    cut = len(text) > SAMPLE_BODY_CHARS
+    return ResponseSample(
+        status_code=facts.status_code,
+        headers=headers,
+        body=text[:SAMPLE_BODY_CHARS] if text else None,
+        truncated=facts.truncated or cut,
+        size=len(facts.body),
+    )
+
+
+def _request_record(method: str, url: str, headers: Mapping[str, str], body: Any) -> dict[str, Any]:
+    """The request as sent, for the run's record: secret-looking header, query and body values masked."""
+    record_body: Any = None
+    if isinstance(body, dict | list):
+        record_body = _redact_json(body)
+        text = json.dumps(record_body, ensure_ascii=False)
+        if len(text) > REQUEST_BODY_CHARS:
+            record_body = text[:REQUEST_BODY_CHARS] + "…"
+    elif isinstance(body, str):
+        record_body = body if len(body) <= REQUEST_BODY_CHARS else body[:REQUEST_BODY_CHARS] + "…"
+    return {
+        "method": method,
+        "url": _redact_url(url),
+        "headers": {name: (MASK if SENSITIVE.search(name) else value) for name, value in headers.items()},
+        "body": record_body,
+    }
+
+
+def _redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{MASK}@{netloc.rsplit('@', 1)[1]}"
+    query = parts.query
+    if query and SENSITIVE.search(query):
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(key, MASK if SENSITIVE.search(key) else value) for key, value in pairs])
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _redact_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: (MASK if isinstance(key, str) and SENSITIVE.search(key) else _redact_json(item))
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_redact_json(item) for item in value]
+    return value
+
+
+def _classify(exc: Exception, state: _RunState, spec: CheckSpec) -> RunError:
+    """The error class a user should see for a run that got no usable response."""
+    cls: ErrorClass
+    if isinstance(exc, TimeoutError):
+        cls = "timeout"
+        message = f"no complete response within {spec.timeout:g} s ({state.timer.phase})"
+    elif state.blocked and state.attempted == 0 and isinstance(exc, aiohttp.ClientConnectorError):
+        cls = "blocked"
+        message = "refused to connect to " + ", ".join(state.blocked)
+    elif isinstance(exc, aiohttp.ClientConnectorDNSError):
+        cls = "dns"
+        message = f"could not resolve {exc.host}: {_os_reason(exc)}"
+    elif isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError | ssl.SSLError):
+        cls = "tls"
+        message = f"TLS failed: {_reason(exc)}"
+    elif isinstance(exc, aiohttp.ClientConnectorError):
+        cls = "connect"
+        message = f"could not connect to {exc.host}:{exc.port}: {_os_reason(exc)}"
+    elif isinstance(exc, aiohttp.TooManyRedirects):
+        cls = "http_error"
+        message = f"more than {spec.request.max_redirects} redirects"
+    elif isinstance(exc, aiohttp.ServerDisconnectedError):
+        cls = "http_error"
+        message = "the server closed the connection without a complete response"
+    elif isinstance(exc, aiohttp.ClientOSError):
+        cls = "connect"
+        message = f"connection failed: {_os_reason(exc)}"
+    elif isinstance(exc, aiohttp.ClientError | ValueError):
+        cls = "http_error"
+        message = f"{type(exc).__name__}: {_reason(exc)}"
+    else:
+        cls = "internal"
+        message = f"{type(exc).__name__}: {_reason(exc)}"
+        log.exception("runner internal error url=%s", _redact_url(spec.request.url))
+    return RunError(cls=cls, message=message[:ERROR_MESSAGE_CHARS])
+
+
+def _os_reason(exc: aiohttp.ClientOSError) -> str:
+    inner = getattr(exc, "os_error", None)
+    if isinstance(inner, OSError) and inner.strerror:
+        return inner.strerror
+    return _reason(exc)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    return text if text else type(exc).__name__

@@ -1,0 +1,37 @@
+"""Runner composition root: settings → checker, heartbeat → the route for this region's queue."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from contracts.topology import runner_queue
+from contracts.v1 import RunCheck
+from services.common.bus import Bus, Route
+from services.common.service import Service
+from services.common.settings import Settings
+from services.runner.handlers import Load, handle_run_check
+from services.runner.heartbeat import Heartbeat, default_runner_id
+from services.runner.http_check import AddressGuard, HttpChecker
+
+
+def build(settings: Settings, bus: Bus, sessions: Any = None) -> Service:
+    """The runner for ``settings.region``: no database, one HTTP session, one heartbeat."""
+    runner_id = settings.runner_id or default_runner_id()
+    load = Load()
+    checker = HttpChecker(
+        region=settings.region,
+        guard=AddressGuard(settings.blocked_networks, settings.allowed_networks),
+        limit=settings.runner_concurrency,
+    )
+    heartbeat = Heartbeat(
+        bus,
+        runner_id=runner_id,
+        region=settings.region,
+        capacity=settings.runner_concurrency,
+        interval=settings.heartbeat_interval,
+        load=load,
+    )
+    handler = partial(handle_run_check, checker=checker, publisher=bus, runner_id=runner_id, load=load)
+    route = Route(runner_queue(settings.region), {RunCheck: handler}, prefetch=settings.runner_concurrency)
+    return Service("runner", routes=[route], lifecycles=[checker, heartbeat])
