@@ -1,0 +1,292 @@
+"""Runs one policy-engine step for one check in one transaction (state + incidents + outbox), then does
+what must follow the commit: confirmation runs, waking the sender, scheduling the check's next tick."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contracts.v1 import CheckCompleted, CheckDue, CheckSpec, RunMissed
+from contracts.v1.checks import AlertPolicy, MaintenanceWindow
+from services.alerts import policy as engine
+from services.alerts.incidents import apply_outcome, close_open_incidents, effective_policy, load_global
+from services.alerts.metrics import METRICS, Registry
+from services.alerts.outcomes import observation
+from services.common.bus import Publisher
+from services.common.db.models import AlertState, Check, Runner
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class EvaluatorConfig:
+    """Timing knobs of evaluation."""
+
+    grace: float = 10.0
+    confirmation_wait: float = 60.0
+    settings_ttl: float = 10.0
+    runner_dead_after: float = 120.0
+
+
+class Evaluator:
+    """Applies results and ticks, one check at a time (a lock per check, a row lock on PostgreSQL)."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        bus: Publisher,
+        *,
+        base_url: str,
+        clock: Clock,
+        config: EvaluatorConfig | None = None,
+        on_queued: Callable[[], None] = lambda: None,
+        metrics: Registry = METRICS,
+    ) -> None:
+        self._sessions = sessions
+        self._bus = bus
+        self._base_url = base_url
+        self._clock = clock
+        self._config = config or EvaluatorConfig()
+        self._on_queued = on_queued
+        self._metrics = metrics
+        self._locks: dict[uuid.UUID, asyncio.Lock] = {}
+        self._specs: dict[uuid.UUID, tuple[int, CheckSpec]] = {}
+        self._global: tuple[float, AlertPolicy | None, tuple[MaintenanceWindow, ...]] | None = None
+        self._healthy: tuple[float, tuple[str, ...]] | None = None
+        self.schedule: Callable[[uuid.UUID, datetime | None], None] = lambda _check, _when: None
+
+    async def observe(self, message: CheckCompleted | RunMissed) -> None:
+        """Fold one result or miss into its check's alert state."""
+
+        def step(state: engine.EngineState, ctx: engine.Context, now: datetime) -> engine.Outcome:
+            return engine.observe(state, observation(message, ctx.policy), ctx, now)
+
+        await self._step(message.check_id, step)
+
+    async def tick(self, check_id: uuid.UUID) -> None:
+        """Advance a check's state in time (grace periods, confirmation deadlines, reminders, held states)."""
+        await self._step(check_id, engine.tick)
+
+    def _lock(self, check_id: uuid.UUID) -> asyncio.Lock:
+        lock = self._locks.get(check_id)
+        if lock is None:
+            lock = self._locks[check_id] = asyncio.Lock()
+        return lock
+
+    async def _step(
+        self,
+        check_id: uuid.UUID,
+        step: Callable[[engine.EngineState, engine.Context, datetime], engine.Outcome],
+    ) -> None:
+        async with self._lock(check_id):
+            now = self._clock()
+            async with self._sessions() as session, session.begin():
+                check = await session.get(Check, check_id)
+                if check is None or not check.enabled:
+                    reason = "check deleted" if check is None else "check disabled"
+                    await close_open_incidents(session, check_id, reason, now)
+                    await session.execute(delete(AlertState).where(AlertState.check_id == check_id))
+                    self._metrics.inc("seymour_alert_results_ignored_total", reason=reason.replace(" ", "_"))
+                    self.schedule(check_id, None)
+                    return
+                spec = self._spec(check)
+                ctx = await self._context(session, check_id, spec, now)
+                row = await session.scalar(
+                    select(AlertState).where(AlertState.check_id == check_id).with_for_update()
+                )
+                state = (
+                    engine.EngineState.model_validate(row.state) if row is not None else engine.EngineState()
+                )
+                outcome = step(state, ctx, now)
+                queued = await apply_outcome(
+                    session, check_id=check_id, spec=spec, outcome=outcome, base_url=self._base_url, now=now
+                )
+                stored = outcome.state.model_dump(mode="json")
+                if row is None:
+                    session.add(AlertState(check_id=check_id, state=stored, updated_at=now))
+                elif stored != row.state:
+                    row.state = stored
+                    row.updated_at = now
+                revision = check.revision
+            self._after_commit(check_id, spec, revision, ctx, outcome, queued, now)
+        for request in outcome.confirmations:
+            await self._confirm(check_id, spec, revision, request)
+
+    def _after_commit(
+        self,
+        check_id: uuid.UUID,
+        spec: CheckSpec,
+        revision: int,
+        ctx: engine.Context,
+        outcome: engine.Outcome,
+        queued: int,
+        now: datetime,
+    ) -> None:
+        metrics = self._metrics
+        if outcome.ignored:
+            metrics.inc("seymour_alert_results_ignored_total", reason=outcome.ignored)
+        for _slot, verdict in outcome.evaluated:
+            metrics.inc("seymour_alert_slots_evaluated_total", verdict=verdict)
+        for opened in outcome.opened:
+            metrics.inc("seymour_incidents_opened_total")
+            log.info(
+                "incident opened check_id=%s incident_id=%s held=%s regions=%s",
+                check_id,
+                opened.id,
+                opened.id in outcome.held,
+                ",".join(sorted(opened.failing)),
+            )
+        for resolution in outcome.resolved:
+            metrics.inc("seymour_incidents_resolved_total")
+            log.info(
+                "incident resolved check_id=%s incident_id=%s reason=%s",
+                check_id,
+                resolution.incident_id,
+                resolution.reason,
+            )
+        if queued:
+            self._on_queued()
+        self.schedule(check_id, engine.wake_at(outcome.state, ctx, now))
+
+    async def _confirm(
+        self, check_id: uuid.UUID, spec: CheckSpec, revision: int, request: engine.ConfirmationRequest
+    ) -> None:
+        due = CheckDue(
+            check_id=check_id,
+            slot=request.slot,
+            revision=revision,
+            spec=spec,
+            trigger="confirmation",
+            regions=[request.region],
+        )
+        try:
+            await self._bus.publish(due)
+        except Exception:
+            # the engine opens the incident at the confirmation deadline anyway
+            log.exception("confirmation publish failed check_id=%s region=%s", check_id, request.region)
+            return
+        log.info(
+            "confirmation requested check_id=%s slot=%s region=%s", check_id, request.slot, request.region
+        )
+
+    def _spec(self, check: Check) -> CheckSpec:
+        cached = self._specs.get(check.id)
+        if cached is not None and cached[0] == check.revision:
+            return cached[1]
+        spec = CheckSpec.model_validate(check.spec)
+        self._specs[check.id] = (check.revision, spec)
+        return spec
+
+    async def _context(
+        self, session: AsyncSession, check_id: uuid.UUID, spec: CheckSpec, now: datetime
+    ) -> engine.Context:
+        config = self._config
+        if self._global is None or time.monotonic() - self._global[0] > config.settings_ttl:
+            global_policy, global_windows = await load_global(session)
+            self._global = (time.monotonic(), global_policy, global_windows)
+        _, global_policy, global_windows = self._global
+        policy = effective_policy(spec.alert_policy, global_policy)
+        healthy: tuple[str, ...] = ()
+        if policy.confirm_from_another_region:
+            healthy = await self._healthy_regions(session, now)
+        return engine.Context(
+            check_id=check_id,
+            regions=tuple(spec.regions),
+            policy=policy,
+            maintenance=(*spec.maintenance, *global_windows),
+            timeout=spec.timeout,
+            grace=config.grace,
+            confirmation_wait=spec.timeout + config.confirmation_wait,
+            healthy_regions=healthy,
+        )
+
+    async def _healthy_regions(self, session: AsyncSession, now: datetime) -> tuple[str, ...]:
+        if self._healthy is not None and time.monotonic() - self._healthy[0] < self._config.settings_ttl:
+            return self._healthy[1]
+        since = now - timedelta(seconds=self._config.runner_dead_after)
+        regions = await session.scalars(select(Runner.region).where(Runner.last_seen >= since).distinct())
+        healthy = tuple(sorted(regions))
+        self._healthy = (time.monotonic(), healthy)
+        return healthy
+
+    def forget_caches(self) -> None:
+        """Drop cached global settings (after the api changed them, in the same process)."""
+        self._global = None
+        self._healthy = None
+
+
+class Ticker:
+    """Wakes checks whose state can change with time alone (a lifecycle of the alerts service)."""
+
+    def __init__(
+        self,
+        evaluator: Evaluator,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        clock: Clock,
+        max_sleep: float = 1.0,
+    ) -> None:
+        self._evaluator = evaluator
+        self._sessions = sessions
+        self._clock = clock
+        self._max_sleep = max_sleep
+        self._due: dict[uuid.UUID, datetime] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        evaluator.schedule = self.schedule
+
+    def schedule(self, check_id: uuid.UUID, when: datetime | None) -> None:
+        """Tick ``check_id`` at ``when`` (``None``: no tick needed)."""
+        if when is None:
+            self._due.pop(check_id, None)
+            return
+        self._due[check_id] = when
+        self._wake.set()
+
+    async def start(self) -> None:
+        """Schedule every check whose stored state is not quiet, then run the loop."""
+        async with self._sessions() as session:
+            rows = (await session.execute(select(AlertState.check_id, AlertState.state))).all()
+        now = self._clock()
+        for check_id, state in rows:
+            if not engine.EngineState.model_validate(state).is_quiet():
+                self._due[check_id] = now
+        self._task = asyncio.create_task(self._run(), name="alerts-ticker")
+
+    async def stop(self) -> None:
+        """Stop ticking (a tick in progress is cancelled; its transaction rolls back)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            now = self._clock()
+            due = [check_id for check_id, when in self._due.items() if when <= now]
+            for check_id in due:
+                self._due.pop(check_id, None)
+                try:
+                    await self._evaluator.tick(check_id)
+                except Exception:
+                    log.exception("tick failed check_id=%s", check_id)
+                    self._due[check_id] = now + timedelta(seconds=5)
+            sleep = self._max_sleep
+            if self._due:
+                soonest = min(self._due.values())
+                sleep = max(0.0, min(sleep, (soonest - self._clock()).total_seconds()))
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=sleep)

@@ -1,0 +1,63 @@
+"""Composition root of the alerts service: settings → evaluator, ticker, outbox sender → routes."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contracts.topology import ALERTS_EVALUATE
+from contracts.v1 import CheckCompleted, RunMissed
+from contracts.v1.base import utcnow
+from services.alerts.delivery import DeliveryConfig, Sender, smtp_config
+from services.alerts.evaluator import Clock, Evaluator, EvaluatorConfig, Ticker
+from services.alerts.handlers import handle_check_completed, handle_run_missed
+from services.common.bus import Publisher, Route
+from services.common.service import Service
+from services.common.settings import Settings
+
+
+@dataclass(frozen=True)
+class AlertsOptions:
+    """Knobs tests and embedders may change; production uses the defaults."""
+
+    clock: Clock = utcnow
+    evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    tick_interval: float = 1.0
+
+
+def build(
+    settings: Settings,
+    bus: Publisher,
+    sessions: async_sessionmaker[AsyncSession],
+    options: AlertsOptions | None = None,
+) -> Service:
+    """The alerts service: one route on ``alerts.evaluate``, a ticker and the outbox sender as lifecycles."""
+    options = options or AlertsOptions()
+    evaluator_config = options.evaluator
+    if evaluator_config.runner_dead_after != settings.runner_dead_after:
+        evaluator_config = EvaluatorConfig(
+            grace=evaluator_config.grace,
+            confirmation_wait=evaluator_config.confirmation_wait,
+            settings_ttl=evaluator_config.settings_ttl,
+            runner_dead_after=settings.runner_dead_after,
+        )
+    sender = Sender(sessions, smtp=smtp_config(settings), clock=options.clock, config=options.delivery)
+    evaluator = Evaluator(
+        sessions,
+        bus,
+        base_url=settings.public_base_url(),
+        clock=options.clock,
+        config=evaluator_config,
+        on_queued=sender.wake,
+    )
+    ticker = Ticker(evaluator, sessions, clock=options.clock, max_sleep=options.tick_interval)
+    handlers: dict[type, Any] = {
+        CheckCompleted: functools.partial(handle_check_completed, evaluator=evaluator),
+        RunMissed: functools.partial(handle_run_missed, evaluator=evaluator),
+    }
+    route = Route(ALERTS_EVALUATE, handlers, prefetch=min(settings.prefetch, 64))
+    return Service(name="alerts", routes=[route], lifecycles=[sender, ticker])
