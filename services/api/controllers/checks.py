@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post, put
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from services.api.checks import CheckStore, check_view, parse_spec
 from services.api.errors import ApiError
@@ -36,8 +36,8 @@ class ChecksController(Controller):
     async def list_checks(
         self,
         request: Request[Any, Any, Any],
-        limit: int = Parameter(default=100, ge=1, le=1000),
-        offset: int = Parameter(default=0, ge=0),
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+        offset: Annotated[int, QueryParameter(ge=0)] = 0,
     ) -> dict[str, Any]:
         """All checks, by name."""
         rows, total = await _store(request).list(limit=limit, offset=offset)
@@ -50,12 +50,16 @@ class ChecksController(Controller):
         return check_view(await _store(request).create(spec))
 
     @get("/{check_id:uuid}")
-    async def get_check(self, request: Request[Any, Any, Any], check_id: uuid.UUID) -> dict[str, Any]:
+    async def get_check(
+        self, request: Request[Any, Any, Any], check_id: FromPath[uuid.UUID]
+    ) -> dict[str, Any]:
         """One check (secrets masked)."""
         return check_view(await _store(request).get(check_id))
 
     @put("/{check_id:uuid}")
-    async def update_check(self, request: Request[Any, Any, Any], check_id: uuid.UUID) -> dict[str, Any]:
+    async def update_check(
+        self, request: Request[Any, Any, Any], check_id: FromPath[uuid.UUID]
+    ) -> dict[str, Any]:
         """Replace a check's configuration; masked secrets keep their stored values."""
         store = _store(request)
         current = await store.get(check_id)
@@ -63,23 +67,27 @@ class ChecksController(Controller):
         return check_view(await store.update(check_id, spec))
 
     @delete("/{check_id:uuid}", status_code=204)
-    async def delete_check(self, request: Request[Any, Any, Any], check_id: uuid.UUID) -> None:
+    async def delete_check(self, request: Request[Any, Any, Any], check_id: FromPath[uuid.UUID]) -> None:
         """Delete a check."""
         await _store(request).delete(check_id)
 
     @post("/{check_id:uuid}/pause", status_code=200)
-    async def pause_check(self, request: Request[Any, Any, Any], check_id: uuid.UUID) -> dict[str, Any]:
+    async def pause_check(
+        self, request: Request[Any, Any, Any], check_id: FromPath[uuid.UUID]
+    ) -> dict[str, Any]:
         """Stop scheduling a check (its configuration stays)."""
         return check_view(await _store(request).set_enabled(check_id, False))
 
     @post("/{check_id:uuid}/resume", status_code=200)
-    async def resume_check(self, request: Request[Any, Any, Any], check_id: uuid.UUID) -> dict[str, Any]:
+    async def resume_check(
+        self, request: Request[Any, Any, Any], check_id: FromPath[uuid.UUID]
+    ) -> dict[str, Any]:
         """Schedule a paused check again."""
         return check_view(await _store(request).set_enabled(check_id, True))
 
     @post("/{check_id:uuid}/runs")
     async def run_check_now(
-        self, request: Request[Any, Any, Any], check_id: uuid.UUID, wait: bool = False
+        self, request: Request[Any, Any, Any], check_id: FromPath[uuid.UUID], wait: FromQuery[bool] = False
     ) -> Response[dict[str, Any]]:
         """Run now from every region; with ``?wait=true`` wait up to timeout + 5 s for the results."""
         store = _store(request)
@@ -101,11 +109,11 @@ class ChecksController(Controller):
     async def list_check_runs(
         self,
         request: Request[Any, Any, Any],
-        check_id: uuid.UUID,
-        limit: int = Parameter(default=50, ge=1, le=1000),
-        offset: int = Parameter(default=0, ge=0),
-        region: str | None = None,
-        status: str | None = None,
+        check_id: FromPath[uuid.UUID],
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
+        offset: Annotated[int, QueryParameter(ge=0)] = 0,
+        region: FromQuery[str | None] = None,
+        status: FromQuery[str | None] = None,
     ) -> dict[str, Any]:
         """A check's runs, newest first; filter by region and status (comma-separated)."""
         await _store(request).get(check_id)

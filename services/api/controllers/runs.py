@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, get
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from services.api.errors import ApiError
 from services.api.queries import get_run, incident_view, list_incidents, regions, run_view
@@ -18,7 +18,7 @@ class RunsController(Controller):
     path = "/api/v1/runs"
 
     @get("/{run_id:uuid}")
-    async def get_run(self, request: Request[Any, Any, Any], run_id: uuid.UUID) -> dict[str, Any]:
+    async def get_run(self, request: Request[Any, Any, Any], run_id: FromPath[uuid.UUID]) -> dict[str, Any]:
         """One run with its assertions, timings and response sample."""
         row = await get_run(request.app.state.sessions, run_id)
         if row is None:
@@ -52,13 +52,13 @@ class IncidentsController(Controller):
     async def list_incidents(
         self,
         request: Request[Any, Any, Any],
-        state: Literal["open", "resolved"] | None = None,
-        check_id: uuid.UUID | None = None,
-        limit: int = Parameter(default=50, ge=1, le=1000),
-        offset: int = Parameter(default=0, ge=0),
+        incident_state: Annotated[Literal["open", "resolved"] | None, QueryParameter(name="state")] = None,
+        check_id: FromQuery[uuid.UUID | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
+        offset: Annotated[int, QueryParameter(ge=0)] = 0,
     ) -> dict[str, Any]:
         """Incidents, newest first; filter by state and check."""
         rows = await list_incidents(
-            request.app.state.sessions, state=state, check_id=check_id, limit=limit, offset=offset
+            request.app.state.sessions, state=incident_state, check_id=check_id, limit=limit, offset=offset
         )
         return {"items": [incident_view(row) for row in rows], "limit": limit, "offset": offset}

@@ -1,0 +1,46 @@
+"""An api app on a fresh SQLite file with a recording publisher, and a client holding a valid token."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from services.api.app import create_app
+from services.common.db.engine import make_engine, make_sessionmaker
+from services.common.settings import Settings
+
+TOKEN = "test-admin-token"
+
+
+@dataclass
+class Published:
+    """A fake publisher: records what the api published (the test client may run the app in another
+    thread, so the in-process bus is not used here; end-to-end tests cover the real buses)."""
+
+    items: list[Any] = field(default_factory=list)
+
+    async def publish(self, message: Any, **_: Any) -> None:
+        self.items.append(message)
+
+
+@dataclass
+class Api:
+    client: AsyncTestClient[Any]
+    sessions: Any
+    published: Published
+
+
+@pytest.fixture
+async def api(sqlite_url: str) -> AsyncIterator[Api]:
+    engine = make_engine(sqlite_url)
+    sessions = make_sessionmaker(engine)
+    published = Published()
+    app = create_app(Settings(api_token=TOKEN), sessions=sessions, bus=published)
+    async with AsyncTestClient(app=app) as client:
+        client.headers["Authorization"] = f"Bearer {TOKEN}"
+        yield Api(client, sessions, published)
+    await engine.dispose()
