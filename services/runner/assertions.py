@@ -122,7 +122,10 @@ def evaluate_one(assertion: Assertion, response: ResponseFacts) -> AssertionOutc
         shown = _show(observed, assertion.source)
         message = f"{label} {shown} exists" if passed else f"{label} {shown}, expected not exists"
         return _outcome(assertion, observed, passed, message)
-    passed, why = _compare(comparison, observed, assertion.target)
+    if assertion.source == "text_body" and comparison in ("equals", "not_equals"):
+        passed, why = _compare(comparison, observed.strip(), _text(assertion.target).strip())
+    else:
+        passed, why = _compare(comparison, observed, assertion.target)
     shown = _show(observed, assertion.source)
     expected = _expected(assertion)
     if passed:

@@ -35,6 +35,7 @@ import functools
 import ipaddress
 import json
 import logging
+import os
 import re
 import socket
 import ssl
@@ -111,11 +112,19 @@ class AddressGuard:
 
 @dataclass
 class _RunState:
-    """Per-run facts the connector's hooks record (reached through a context variable)."""
+    """Per-run facts the connector's hooks record (reached through a context variable): for each
+    connection of the run (numbered by the timer), the addresses refused and how many were tried."""
 
     timer: PhaseTimer
-    blocked: list[str] = field(default_factory=list)
-    attempted: int = 0
+    blocked: dict[int, list[str]] = field(default_factory=dict)
+    attempted: dict[int, int] = field(default_factory=dict)
+
+    def refused_only(self) -> list[str]:
+        """The addresses refused for the latest connection, if nothing else was tried for it."""
+        current = self.timer.connections
+        if self.attempted.get(current, 0):
+            return []
+        return self.blocked.get(current, [])
 
 
 _RUN: Final[contextvars.ContextVar[_RunState | None]] = contextvars.ContextVar("seymour_run", default=None)
@@ -144,10 +153,12 @@ class _Connector(aiohttp.TCPConnector):
         network = self._guard.blocking_network(host)
         if network is not None:
             if state is not None:
-                state.blocked.append(f"{host} (in blocked network {network})")
+                refused = state.blocked.setdefault(state.timer.connections, [])
+                refused.append(f"{host} (in blocked network {network})")
             raise BlockedAddress(f"refused to connect to {host}:{port}: in blocked network {network}")
         if state is not None:
-            state.attempted += 1
+            current = state.timer.connections
+            state.attempted[current] = state.attempted.get(current, 0) + 1
         return socket.socket(family=family, type=kind, proto=proto)
 
 
@@ -372,9 +383,9 @@ def _classify(exc: Exception, state: _RunState, spec: CheckSpec) -> RunError:
     if isinstance(exc, TimeoutError):
         cls = "timeout"
         message = f"no complete response within {spec.timeout:g} s ({state.timer.phase})"
-    elif state.blocked and state.attempted == 0 and isinstance(exc, aiohttp.ClientConnectorError):
+    elif isinstance(exc, aiohttp.ClientConnectorError) and (refused := state.refused_only()):
         cls = "blocked"
-        message = "refused to connect to " + ", ".join(state.blocked)
+        message = "refused to connect to " + ", ".join(refused)
     elif isinstance(exc, aiohttp.ClientConnectorDNSError):
         cls = "dns"
         message = f"could not resolve {exc.host}: {_os_reason(exc)}"
@@ -405,8 +416,11 @@ def _classify(exc: Exception, state: _RunState, spec: CheckSpec) -> RunError:
 
 def _os_reason(exc: aiohttp.ClientOSError) -> str:
     inner = getattr(exc, "os_error", None)
-    if isinstance(inner, OSError) and inner.strerror:
-        return inner.strerror
+    if isinstance(inner, OSError):
+        if isinstance(inner.errno, int) and inner.errno > 0 and not isinstance(inner, socket.gaierror):
+            return os.strerror(inner.errno)
+        if inner.strerror:
+            return inner.strerror
     return _reason(exc)
 
 

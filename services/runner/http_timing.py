@@ -45,11 +45,13 @@ class PhaseTimer:
         "_tcp_at",
         "_tls",
         "_ttfb",
+        "connections",
         "started",
     )
 
     def __init__(self) -> None:
         self.started = perf_counter()
+        self.connections = 0
         self._dns: float | None = None
         self._connect: float | None = None
         self._tls: float | None = None
@@ -69,6 +71,7 @@ class PhaseTimer:
 
     def connection_start(self) -> None:
         """The connector starts making a new connection (DNS comes first, inside it)."""
+        self.connections += 1
         self._connect_start = perf_counter()
 
     def dns_start(self) -> None:
@@ -136,11 +139,14 @@ class PhaseTimer:
     def timings(self) -> Timings:
         """The phases measured so far; ``total_ms`` up to now (or the end of the body read)."""
         end = self._body_done if self._body_done is not None else perf_counter()
+        dns = self._dns
+        if self._dns_start is not None:  # the lookup failed or is still running
+            dns = (dns or 0.0) + (end - self._dns_start)
         download = None
         if self._body_done is not None and self._response_at is not None:
             download = _ms(self._body_done - self._response_at)
         return Timings(
-            dns_ms=_ms(self._dns),
+            dns_ms=_ms(dns),
             connect_ms=_ms(self._connect),
             tls_ms=_ms(self._tls),
             ttfb_ms=_ms(self._ttfb),
