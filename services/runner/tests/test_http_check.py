@@ -108,7 +108,7 @@ async def test_self_signed_certificate_is_a_tls_error(checker: HttpChecker, tls_
     assert "certificate" in result.error.message.lower()
 
 
-async def test_verify_tls_off_accepts_the_self_signed_certificate(checker: HttpChecker, tls_target: str) -> None:
+async def test_verify_tls_off_accepts_self_signed(checker: HttpChecker, tls_target: str) -> None:
     result = await checker.run(make_spec(f"{tls_target}/status/200", request={"verify_tls": False}))
     assert result.status == "passed"
     assert result.timings.tls_ms is not None
@@ -165,7 +165,8 @@ async def test_redirects_not_followed_when_disabled(checker: HttpChecker, target
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 async def test_body_over_the_cap(checker: HttpChecker, target: str, chunked: bool) -> None:
     url = f"{target}/big/{2 * 1024 * 1024}" + ("?chunked=1" if chunked else "")
-    status_only = await checker.run(make_spec(url, [{"source": "status_code", "comparison": "equals", "target": 200}]))
+    status_200 = [{"source": "status_code", "comparison": "equals", "target": 200}]
+    status_only = await checker.run(make_spec(url, status_200))
     assert status_only.status == "passed"
     assert status_only.response is not None
     assert status_only.response.truncated
