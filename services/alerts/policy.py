@@ -298,10 +298,12 @@ def _evaluate_slot(out: Outcome, ctx: Context, slot: datetime, pending: PendingS
     state.failed_streak = 0
     state.streak_started = None
     state.confirmation = None
-    if state.incident is not None and state.passed_streak >= policy.recovery_threshold:
+    resolving = state.incident is not None and state.passed_streak >= policy.recovery_threshold
+    if resolving:
         _resolve(out, now, f"passed {state.passed_streak} consecutive slot(s)")
     if len(degraded) >= quorum:
-        if not state.degraded and state.incident is None:
+        # the slot that resolves an incident announces the recovery; the next degraded one says degraded
+        if not state.degraded and state.incident is None and not resolving:
             state.degraded, state.degraded_since = True, slot
             if not ctx.in_maintenance(now):
                 out.events.append(
