@@ -36,7 +36,7 @@ class EpochFence:
             self._highest = epoch
             return True
         self.rejected += 1
-        log.warning("dropping CheckDue from a deposed scheduler epoch=%d highest=%d", epoch, self._highest)
+        log.debug("stale scheduler epoch epoch=%d highest=%d", epoch, self._highest)
         return False
 
     def admit_due(self, message: CheckDue) -> bool:

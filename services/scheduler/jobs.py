@@ -11,7 +11,6 @@ import asyncio
 import logging
 import traceback
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,8 +21,6 @@ from apscheduler.triggers.base import BaseTrigger
 from services.scheduler.slots import slot_at_or_after, slot_at_or_before
 
 log = logging.getLogger(__name__)
-
-SlotJob = Callable[[uuid.UUID, datetime], Awaitable[None]]
 
 
 class SlotTrigger(BaseTrigger):  # type: ignore[misc]
@@ -55,10 +52,13 @@ class SlotTrigger(BaseTrigger):  # type: ignore[misc]
 
 
 class SlotExecutor(BaseExecutor):  # type: ignore[misc]
-    """Runs coroutine jobs on the running event loop as ``job.func(*job.args, scheduled_run_time)``.
+    """Runs coroutine jobs on the running event loop as ``job.func(*job.args, slot=<scheduled run time>)``.
 
-    Honors ``misfire_grace_time`` like APScheduler's own executors: a run time older than the grace is
-    reported missed and not run.
+    Jobs are added with ``kwargs={"slot": None}`` (APScheduler insists that every parameter is supplied
+    when a job is added); the executor replaces it with the run time.
+
+        Honors ``misfire_grace_time`` like APScheduler's own executors: a run time older than the grace is
+        reported missed and not run.
     """
 
     def __init__(self) -> None:
@@ -94,7 +94,7 @@ class SlotExecutor(BaseExecutor):  # type: ignore[misc]
                     events.append(JobExecutionEvent(EVENT_JOB_MISSED, job.id, job._jobstore_alias, run_time))
                     continue
             try:
-                await job.func(*job.args, run_time)
+                await job.func(*job.args, **{**job.kwargs, "slot": run_time})
             except Exception as exc:
                 log.exception("job failed job=%s slot=%s", job.id, run_time)
                 events.append(

@@ -140,6 +140,10 @@ class CheckSchedule:
         """The check as scheduled now, or ``None`` if it is not (disabled, deleted, unknown)."""
         return self._scheduled.get(check_id)
 
+    def known_revision(self, check_id: uuid.UUID) -> int | None:
+        """The newest revision of the check this process has seen (deleted and disabled ones too)."""
+        return self._revisions.get(check_id)
+
     def next_slot(self, check_id: uuid.UUID) -> datetime | None:
         """When the check's job fires next, or ``None`` if it has no job."""
         job = self._scheduler.get_job(str(check_id))
@@ -176,6 +180,14 @@ class CheckSchedule:
             log.warning("change without a spec check_id=%s change=%s", check_id, message.change)
             return
         self._put(check_id, message.revision, message.spec if message.spec.enabled else None)
+        log.info(
+            "check changed check_id=%s change=%s revision=%d enabled=%s interval=%d",
+            check_id,
+            message.change,
+            message.revision,
+            message.spec.enabled,
+            message.spec.interval,
+        )
 
     def _put(self, check_id: uuid.UUID, revision: int, spec: CheckSpec | None) -> None:
         """Schedule ``spec`` as the check's revision, or unschedule the check when ``spec`` is None."""
@@ -194,6 +206,7 @@ class CheckSchedule:
             self._fire,
             trigger=SlotTrigger(check_id, spec.interval),
             args=(check_id,),
+            kwargs={"slot": None},
             id=job_id,
             name=f"check {check_id}",
             replace_existing=True,
@@ -201,7 +214,7 @@ class CheckSchedule:
             coalesce=True,
             max_instances=1,
         )
-        log.info("check scheduled check_id=%s revision=%d interval=%d", check_id, revision, spec.interval)
+        log.debug("check scheduled check_id=%s revision=%d interval=%d", check_id, revision, spec.interval)
 
     def _unschedule(self, check_id: uuid.UUID) -> bool:
         existed = self._scheduled.pop(check_id, None) is not None
@@ -273,13 +286,13 @@ class CheckSchedule:
 
     # -- firing -----------------------------------------------------------------------------------------
 
-    async def _fire(self, check_id: uuid.UUID, slot: datetime) -> None:
+    async def _fire(self, check_id: uuid.UUID, slot: datetime | None) -> None:
         """Publish ``CheckDue`` for ``slot`` if this process leads (checked right before every firing)."""
         if not self._leadership.is_leader():
             self.counters.standby_skips += 1
             return
         scheduled = self._scheduled.get(check_id)
-        if scheduled is None:
+        if scheduled is None or slot is None:
             return
         message = CheckDue(
             check_id=check_id,
