@@ -1,0 +1,397 @@
+"""RabbitMQ adapter of the bus seam, with every FastStream default that loses messages overridden.
+
+FastStream (and aio-pika under it) lives only in this module. Decisions, each on purpose:
+
+* Exchanges from ``contracts.topology.EXCHANGES`` are durable. Durable queues are **quorum** queues with
+  ``x-delivery-limit``, ``x-dead-letter-exchange`` and at-least-once dead-lettering (``x-overflow:
+  reject-publish``), set as queue arguments rather than policies: policies need the management API or
+  ``rabbitmqctl``, which a service must not depend on. Exclusive QueueSpecs (per-process feeds) are
+  classic, exclusive and auto-delete; classic queues have no delivery limit, so for them the adapter
+  counts failures itself (an exclusive queue only ever delivers to this process, so the count is exact).
+* RabbitMQ 3.10 quorum queues honour per-message ``expiration`` and dead-letter expired messages with
+  reason ``expired`` even with no consumer attached (checked on 3.10.8), so runner queues are quorum too.
+* A quorum queue's ``x-delivery-limit`` counts *re*deliveries; it is set to ``DELIVERY_LIMIT - 1`` so a
+  poison message reaches its handler exactly ``DELIVERY_LIMIT`` times, as on the in-process bus.
+* Publishes are persistent, wait for the publisher confirm (bounded by ``publish_timeout``: a publish
+  during a broker outage raises ``NotConfirmed`` instead of hanging), and ``mandatory`` publishes that
+  come back raise ``Unroutable`` (the channel is opened with ``on_return_raises``).
+* Consumers ack manually after the handler returns; the prefetch bounds how many handlers run at
+  once (aio-pika starts one task per delivery, so they run concurrently). Undecodable bodies and
+  messages with no handler are rejected without requeue (dead-lettered at once); a handler that
+  raised is nacked with requeue and the delivery limit dead-letters it in the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final, cast
+
+from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
+from aiormq.exceptions import AMQPError, DeliveryError, PublishError
+from faststream import AckPolicy
+from faststream.rabbit import Channel, QueueType, RabbitBroker, RabbitQueue
+from faststream.rabbit.message import RabbitMessage
+
+from contracts.topology import DEAD_LETTERS, DELIVERY_LIMIT, EXCHANGES, QueueSpec
+from contracts.v1 import AnyMessage, decode, encode
+from services.common.bus import Delivery, Handler, Route, address_of
+from services.common.errors import BusClosed, NotConfirmed, Unroutable
+
+if TYPE_CHECKING:
+    from faststream.rabbit.schemas.queue import ClassicQueueArgs, QuorumQueueArgs
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPE: Final = "application/json"
+#: How many classic-queue failures are remembered at most (entries leave on success or dead-letter).
+_MAX_TRACKED_FAILURES: Final = 10_000
+
+
+def queue_arguments(spec: QueueSpec) -> dict[str, Any]:
+    """The ``x-`` arguments a QueueSpec is declared with (quorum unless it is exclusive)."""
+    arguments: dict[str, Any] = {}
+    if spec.exclusive:
+        arguments["x-queue-type"] = QueueType.CLASSIC.value
+    else:
+        arguments["x-queue-type"] = QueueType.QUORUM.value
+        arguments["x-delivery-limit"] = DELIVERY_LIMIT - 1
+    if spec.dead_letter_exchange:
+        arguments["x-dead-letter-exchange"] = spec.dead_letter_exchange
+        if not spec.exclusive:
+            arguments["x-dead-letter-strategy"] = "at-least-once"
+            arguments["x-overflow"] = "reject-publish"
+    if spec.message_ttl_ms is not None:
+        arguments["x-message-ttl"] = spec.message_ttl_ms
+    if spec.expires_ms is not None:
+        arguments["x-expires"] = spec.expires_ms
+    arguments.update(spec.extra)
+    return arguments
+
+
+def _rabbit_queue(spec: QueueSpec) -> RabbitQueue:
+    """The FastStream queue a subscriber consumes (declared with the same arguments as the topology)."""
+    arguments = queue_arguments(spec)
+    if spec.exclusive:
+        return RabbitQueue(
+            spec.name,
+            QueueType.CLASSIC,
+            durable=False,
+            exclusive=True,
+            auto_delete=True,
+            arguments=cast("ClassicQueueArgs", arguments),
+        )
+    return RabbitQueue(
+        spec.name, QueueType.QUORUM, durable=True, arguments=cast("QuorumQueueArgs", arguments)
+    )
+
+
+def _message_id(message: AnyMessage) -> str:
+    """The AMQP message id: the run id for run messages (so a dead letter names its run), else the id."""
+    run_id = getattr(message, "run_id", None)
+    return str(run_id if run_id is not None else message.message_id)
+
+
+def _death_reason(headers: Mapping[str, Any]) -> str | None:
+    """Why a dead-lettered message died the first time (``expired``, ``rejected``, ``delivery_limit``)."""
+    first = headers.get("x-first-death-reason")
+    if first is not None:
+        return first.decode() if isinstance(first, bytes) else str(first)
+    deaths = headers.get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[-1], Mapping):
+        reason = deaths[-1].get("reason")
+        return None if reason is None else str(reason)
+    return None
+
+
+class RabbitBus:
+    """The RabbitMQ adapter of :class:`services.common.bus.Bus` (FastStream 0.7 over aio-pika)."""
+
+    def __init__(
+        self,
+        broker_url: str,
+        *,
+        instance: str = "seymour",
+        publish_timeout: float = 10.0,
+        connect_timeout: float = 10.0,
+        stop_timeout: float = 10.0,
+        reconnect_interval: float = 2.0,
+    ) -> None:
+        self._url = broker_url
+        self._instance = instance
+        self._publish_timeout = publish_timeout
+        self._connect_timeout = connect_timeout
+        self._stop_timeout = stop_timeout
+        self._reconnect_interval = reconnect_interval
+        self._routes: list[Route] = []
+        self._declared: dict[str, QueueSpec] = {}
+        self._broker: RabbitBroker | None = None
+        self._topology: AbstractRobustChannel | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+        self._failures: dict[bytes, int] = {}
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect, declare exchanges, the dead-letter queue and every subscribed queue, start consuming."""
+        if self._broker is not None:
+            return
+        broker = RabbitBroker(
+            self._url,
+            default_channel=Channel(publisher_confirms=True, on_return_raises=True),
+            timeout=self._connect_timeout,
+            reconnect_interval=self._reconnect_interval,
+            graceful_timeout=self._stop_timeout,
+            ack_policy=AckPolicy.MANUAL,
+            app_id=f"seymour:{self._instance}",
+            apply_types=False,
+            logger=log,
+            log_level=logging.DEBUG,
+        )
+        connection: AbstractRobustConnection = await broker.connect()
+        topology = await connection.channel()
+        self._broker, self._topology = broker, topology
+        try:
+            for exchange in EXCHANGES:
+                await topology.declare_exchange(exchange.name, exchange.kind, durable=True)
+            for spec in (DEAD_LETTERS, *self._declared.values(), *(route.queue for route in self._routes)):
+                await self._declare(spec)
+            for route in self._routes:
+                self._register(broker, route)
+            await broker.start()
+        except BaseException:
+            self._broker = self._topology = None
+            await broker.stop()
+            raise
+        log.info("bus started instance=%s routes=%d", self._instance, len(self._routes))
+
+    async def stop(self) -> None:
+        """Stop consuming, wait (bounded) for in-flight handlers, close the connection.
+
+        A handler still running after ``stop_timeout`` is cancelled; its message was not acked, so the
+        broker delivers it again.
+        """
+        broker, self._broker, self._topology = self._broker, None, None
+        for task in list(self._pending):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if broker is not None:
+            await broker.stop()
+            log.info("bus stopped instance=%s", self._instance)
+
+    # -- topology ------------------------------------------------------------------------------------
+
+    async def declare_queue(self, queue: QueueSpec) -> None:
+        """Declare a queue and its bindings (idempotent); remembered and re-declared at every start."""
+        self._declared[queue.name] = queue
+        if self._topology is not None:
+            await self._declare(queue)
+
+    async def _declare(self, spec: QueueSpec) -> None:
+        topology = self._require_topology()
+        declared = await topology.declare_queue(
+            spec.name,
+            durable=not spec.exclusive,
+            exclusive=spec.exclusive,
+            auto_delete=spec.exclusive,
+            arguments=queue_arguments(spec),
+        )
+        for key in spec.binding_keys:
+            await declared.bind(spec.exchange, routing_key=key)
+
+    def subscribe(self, route: Route) -> None:
+        """Register a consumer; it starts with :meth:`start`, or at once (in a task) if already started."""
+        self._routes.append(route)
+        broker = self._broker
+        if broker is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._start_late(broker, route))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _start_late(self, broker: RabbitBroker, route: Route) -> None:
+        try:
+            await self._declare(route.queue)
+            await self._register(broker, route).start()
+        except Exception:
+            log.exception("could not start consumer queue=%s", route.queue.name)
+
+    def _register(self, broker: RabbitBroker, route: Route) -> Any:
+        """Attach a FastStream subscriber for ``route`` on its own channel (its own prefetch)."""
+        subscriber = broker.subscriber(
+            _rabbit_queue(route.queue),
+            channel=Channel(prefetch_count=route.prefetch),
+            ack_policy=AckPolicy.MANUAL,
+            no_reply=True,
+        )
+
+        async def on_message(message: RabbitMessage) -> None:
+            await self._handle(route, message)
+
+        subscriber(on_message, decoder=_raw_message)
+        return subscriber
+
+    # -- consuming -----------------------------------------------------------------------------------
+
+    async def _handle(self, route: Route, message: RabbitMessage) -> None:
+        raw = message.raw_message
+        queue = route.queue.name
+        try:
+            decoded: AnyMessage | None = decode(raw.body)
+        except Exception as exc:
+            log.warning("dead-lettering undecodable message queue=%s error=%s", queue, str(exc)[:300])
+            decoded = None
+        handler: Handler | None = None if decoded is None else route.handlers.get(type(decoded))
+        if decoded is None or handler is None:
+            if decoded is not None:
+                log.warning("dead-lettering message with no handler queue=%s kind=%s", queue, decoded.kind)
+            await self._settle(message.reject(requeue=False), queue)
+            return
+        headers: dict[str, Any] = dict(raw.headers or {})
+        key = hashlib.blake2b(raw.body, digest_size=16).digest()
+        delivery = Delivery(
+            routing_key=raw.routing_key or "",
+            redelivered=bool(raw.redelivered),
+            delivery_count=self._delivery_count(route.queue, raw.redelivered, headers, key),
+            death_reason=_death_reason(headers),
+            headers=headers,
+        )
+        try:
+            await handler(decoded, delivery)
+        except Exception:
+            log.exception(
+                "handler failed queue=%s kind=%s attempt=%d", queue, decoded.kind, delivery.delivery_count
+            )
+            await self._settle(self._after_failure(route.queue, message, delivery, key), queue)
+            return
+        self._failures.pop(key, None)
+        await self._settle(message.ack(), queue)
+
+    def _delivery_count(
+        self, spec: QueueSpec, redelivered: bool | None, headers: Mapping[str, Any], key: bytes
+    ) -> int:
+        if not spec.exclusive:
+            return int(headers.get("x-delivery-count") or 0) + 1
+        return max(self._failures.get(key, 0) + 1, 2 if redelivered else 1)
+
+    def _after_failure(self, spec: QueueSpec, message: RabbitMessage, delivery: Delivery, key: bytes) -> Any:
+        """Nack with requeue; on a classic queue, dead-letter once the adapter's own count hits the limit."""
+        if not spec.exclusive:
+            return message.nack(requeue=True)
+        if delivery.delivery_count >= DELIVERY_LIMIT:
+            self._failures.pop(key, None)
+            return message.reject(requeue=False)
+        if len(self._failures) >= _MAX_TRACKED_FAILURES:
+            self._failures.pop(next(iter(self._failures)))
+        self._failures[key] = delivery.delivery_count
+        return message.nack(requeue=True)
+
+    @staticmethod
+    async def _settle(settlement: Any, queue: str) -> None:
+        """Ack/nack/reject; if the channel is gone the broker redelivers the message anyway."""
+        try:
+            await settlement
+        except (AMQPError, ConnectionError, RuntimeError) as exc:
+            log.warning("could not settle message queue=%s error=%r (it will be redelivered)", queue, exc)
+
+    # -- publishing ----------------------------------------------------------------------------------
+
+    async def publish(
+        self,
+        message: AnyMessage,
+        *,
+        routing_key: str | None = None,
+        expiration: float | None = None,
+        mandatory: bool = False,
+    ) -> None:
+        """Publish persistently and wait for the confirm.
+
+        Raises :class:`Unroutable` when ``mandatory`` and no queue is bound, :class:`NotConfirmed` when
+        the broker nacks or does not confirm within ``publish_timeout`` (e.g. during an outage), and
+        :class:`BusClosed` when the bus is not started.
+        """
+        exchange, key = address_of(message, routing_key)
+        await self._send(
+            exchange,
+            key,
+            encode(message),
+            message_id=_message_id(message),
+            kind=message.kind,
+            expiration=None if expiration is None else max(expiration, 0.0),
+            mandatory=mandatory,
+        )
+
+    async def publish_raw(self, exchange: str, routing_key: str, body: bytes) -> None:
+        """Publish bytes as they are (tests use it to send malformed messages)."""
+        await self._send(
+            exchange, routing_key, body, message_id=None, kind=None, expiration=None, mandatory=False
+        )
+
+    async def _send(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str | None,
+        kind: str | None,
+        expiration: float | None,
+        mandatory: bool,
+    ) -> None:
+        broker = self._broker
+        if broker is None:
+            raise BusClosed("the RabbitMQ bus is not started")
+        try:
+            async with asyncio.timeout(self._publish_timeout):
+                await broker.publish(
+                    body,
+                    exchange=exchange,
+                    routing_key=routing_key,
+                    mandatory=mandatory,
+                    persist=True,
+                    timeout=self._publish_timeout,
+                    content_type=CONTENT_TYPE,
+                    message_id=message_id,
+                    message_type=kind,
+                    expiration=expiration,
+                )
+        except PublishError as exc:
+            raise Unroutable(f"no queue bound to {exchange} for {routing_key!r}") from exc
+        except DeliveryError as exc:
+            raise NotConfirmed(f"broker nacked publish to {exchange} key={routing_key!r}") from exc
+        except TimeoutError as exc:
+            raise NotConfirmed(
+                f"no confirm within {self._publish_timeout}s for {exchange} key={routing_key!r}"
+            ) from exc
+        except (AMQPError, ConnectionError, RuntimeError) as exc:
+            raise NotConfirmed(f"publish to {exchange} failed: {exc!r}") from exc
+
+    # -- inspection ----------------------------------------------------------------------------------
+
+    async def dead_letter_count(self) -> int:
+        """How many messages wait in ``seymour.dead-letters`` (a passive declare, never cached)."""
+        return await self.queue_depth(DEAD_LETTERS.name)
+
+    async def queue_depth(self, queue: str) -> int:
+        """How many messages are ready in ``queue`` (passive declare on the underlying channel)."""
+        topology = self._require_topology()
+        channel = await topology.get_underlay_channel()
+        declared = await channel.queue_declare(queue, passive=True)
+        return int(declared.message_count or 0)
+
+    def _require_topology(self) -> AbstractRobustChannel:
+        if self._topology is None:
+            raise BusClosed("the RabbitMQ bus is not started")
+        return self._topology
+
+
+async def _raw_message(message: RabbitMessage) -> RabbitMessage:
+    """FastStream decoder that hands the handler the message itself (the adapter decodes and acks)."""
+    return message
+
+
+__all__ = ["RabbitBus", "queue_arguments"]
