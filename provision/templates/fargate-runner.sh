@@ -1,0 +1,13 @@
+set -eu
+pip install --no-cache-dir "seymour=={{release}}"
+scheme=${SEYMOUR_HOME_URL%%://*}
+rest=${SEYMOUR_HOME_URL#*://}
+connected=0
+for _ in $(seq 1 40); do
+  if seymour region connect {{region}} --home "$scheme://seymour-{{region}}:$SEYMOUR_HOME_PASSWORD@$rest" --local "amqp://seymour:$SEYMOUR_LOCAL_PASSWORD@localhost:5672/"; then connected=1; break; fi
+  sleep 15
+done
+[ "$connected" = 1 ] || { echo "seymour: could not connect {{region}} to home"; exit 1; }
+export SEYMOUR_BROKER_URL="amqp://seymour:$SEYMOUR_LOCAL_PASSWORD@localhost:5672/"
+unset SEYMOUR_HOME_PASSWORD SEYMOUR_HOME_URL
+exec seymour serve runner --region {{region}}
