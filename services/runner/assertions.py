@@ -101,7 +101,7 @@ def evaluate_one(assertion: Assertion, response: ResponseFacts) -> AssertionOutc
     label = _label(assertion)
     observed, problem = _observe(assertion, response)
     if problem is not None:
-        return _outcome(assertion, None, False, f"{label}: {problem}")
+        return _outcome(assertion, None, False, f"{label}: {problem}, expected {_expected(assertion)}")
     comparison = assertion.comparison
     if observed is _MISSING:
         if comparison in ("exists", "not_exists"):
