@@ -1,0 +1,161 @@
+"""End to end in embedded mode: one process, SQLite, in-process bus — the demo check, failing and recovering.
+
+What a user would notice: every region's runs stored with observed values, a failing response-time
+assertion when the target slows past 500 ms, one incident with one webhook notification, one recovery,
+and ``seymour run --wait`` usable as a CI gate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services import runtime
+from services.cli import main as cli_main
+from services.common.settings import Settings
+from tests.support.api import Client
+from tests.support.servers import DemoTarget, Receiver, demo_check, demo_target, eventually, receiver
+
+REGIONS = ["us-east-1", "eu-north-1", "ca-central-1"]
+TOKEN = "e2e-token"
+
+
+def api_port(rt: runtime.Runtime) -> int:
+    for service in rt.services:
+        for lifecycle in service.lifecycles:
+            if service.name == "api":
+                return int(lifecycle.port)  # type: ignore[attr-defined]
+    raise AssertionError("no api service")
+
+
+@pytest.fixture
+async def seymour(tmp_path: Path) -> AsyncIterator[tuple[Client, DemoTarget, Receiver]]:
+    settings = Settings(
+        data_dir=tmp_path,
+        port=0,
+        api_token=TOKEN,
+        broker_url="memory://",
+        heartbeat_interval=0.5,
+        results_batch_ms=10,
+        admin_password="e2e-password-1",
+    )
+    async with demo_target() as target, receiver() as sink:
+        rt = await runtime.start(settings, runtime.SERVICES, runner_regions=REGIONS)
+        try:
+            yield Client(f"http://127.0.0.1:{api_port(rt)}", TOKEN), target, sink
+        finally:
+            await rt.stop()
+
+
+def by_region(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        out.setdefault(run["region"], []).append(run)
+    return out
+
+
+async def test_demo_check_runs_fails_alerts_once_and_recovers(
+    seymour: tuple[Client, DemoTarget, Receiver],
+) -> None:
+    api, target, sink = seymour
+    check = await api.ok("POST", "/api/v1/checks", demo_check(target.url, sink.url, interval=1))
+    check_id = check["id"]
+
+    async def passed_everywhere() -> bool:
+        runs = by_region(await api.runs(check_id, status="passed"))
+        return all(runs.get(region) for region in REGIONS)
+
+    await eventually(passed_everywhere, within=15, what="a passed run from every region")
+    runs = await api.runs(check_id)
+    assert {run["region"] for run in runs} == set(REGIONS)
+    first = next(run for run in runs if run["status"] == "passed")
+    observed = {(a["source"], a["property"]): a["observed"] for a in first["assertions"]}
+    assert observed[("status_code", None)] == 201
+    assert observed[("json_body", "$.title")] == "demo"
+    assert observed[("json_body", "$.completed")] is False
+    assert observed[("json_body", "$.dueDate")] is None
+    assert observed[("header", "connection")] == "close"
+    assert 0 < observed[("response_time", None)] < 500
+    assert first["response"]["status_code"] == 201
+    assert first["timings"]["total_ms"] > 0
+    assert first["timings"]["ttfb_ms"] is not None
+    assert all("Seymour/" in hit["agent"] for hit in target.hits)
+    assert {hit["region"] for hit in target.hits} == set(REGIONS)
+    assert sink.received == []
+
+    target.delay_s = 0.6
+
+    async def incident_open() -> Any:
+        page = await api.ok("GET", "/api/v1/incidents", state="open", check_id=check_id)
+        return page["items"]
+
+    incidents = await eventually(incident_open, within=20, what="an open incident")
+    failed = await api.runs(check_id, status="failed")
+    assert failed, "slow runs are stored as failed"
+    slow = failed[0]
+    response_time = next(a for a in slow["assertions"] if a["source"] == "response_time")
+    assert response_time["passed"] is False
+    assert response_time["observed"] >= 500
+    assert response_time["target"] == 500
+    assert slow["error"]["class"] == "assertion"
+    failing = {item["region"] if isinstance(item, dict) else item for item in incidents[0]["failing_regions"]}
+    assert failing <= set(REGIONS)
+    assert failing
+    await eventually(lambda: sink.events().count("failure") == 1, within=15, what="one failure notification")
+
+    target.delay_s = 0.0
+    await eventually(lambda: "recovery" in sink.events(), within=20, what="a recovery notification")
+    resolved = await api.ok("GET", "/api/v1/incidents", state="resolved", check_id=check_id)
+    assert len(resolved["items"]) == 1
+    assert resolved["items"][0]["resolved_at"] is not None
+    await asyncio.sleep(2.5)  # more passing and failing-free slots: still exactly one of each
+    assert sink.events().count("failure") == 1
+    assert sink.events().count("recovery") == 1
+    assert "seymour-demo" in str(sink.received[0])
+
+    run_ids = [run["run_id"] for run in await api.runs(check_id)]
+    assert len(run_ids) == len(set(run_ids))
+
+
+async def test_seymour_run_wait_is_a_ci_gate(
+    seymour: tuple[Client, DemoTarget, Receiver], capsys: pytest.CaptureFixture[str]
+) -> None:
+    api, target, sink = seymour
+    spec = demo_check(target.url, sink.url, interval=3600, name="gate")
+    await api.ok("POST", "/api/v1/checks", spec)
+    argv = ["run", "gate", "--wait", "--url", api.base, "--token", api.token]
+    assert await asyncio.to_thread(cli_main, argv) == 0
+    out = capsys.readouterr().out
+    for region in REGIONS:
+        assert f"[{region}] PASSED" in out
+    assert "PASS  status_code" in out
+
+    target.status = 503
+    assert await asyncio.to_thread(cli_main, argv) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  status_code" in out
+    assert "503" in out
+    assert (
+        await asyncio.to_thread(cli_main, ["run", "no-such-check", "--url", api.base, "--token", api.token])
+        == 2
+    )
+
+
+async def test_unreachable_targets_are_stored_as_errors(seymour: tuple[Client, DemoTarget, Receiver]) -> None:
+    api, _, _ = seymour
+    spec = {
+        "name": "refused",
+        "request": {"url": "http://127.0.0.1:9/"},
+        "regions": ["us-east-1"],
+        "interval": 3600,
+        "timeout": 2,
+    }
+    check = await api.ok("POST", "/api/v1/checks", spec)
+    result = await api.ok("POST", f"/api/v1/checks/{check['id']}/runs", wait="true")
+    assert result["runs"][0]["status"] == "error"
+    assert result["runs"][0]["error"]["class"] == "connect"
+    assert (await api.ok("GET", "/healthz"))["status"] == "ok"
