@@ -8,7 +8,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 from sqlalchemy import func, select
@@ -59,7 +59,7 @@ class CheckStore:
     sessions: Any
     bus: Publisher
 
-    async def list(self, *, limit: int, offset: int) -> tuple[list[Check], int]:
+    async def page(self, *, limit: int, offset: int) -> tuple[list[Check], int]:
         """Checks by name, a page at a time, and how many there are."""
         async with self.sessions() as session:
             rows = (
@@ -77,7 +77,7 @@ class CheckStore:
     async def get(self, check_id: uuid.UUID) -> Check:
         """One check, or 404."""
         async with self.sessions() as session:
-            row = await session.get(Check, check_id)
+            row: Check | None = await session.get(Check, check_id)
         if row is None:
             raise ApiError(404, f"no check with id {check_id}")
         return row
@@ -85,7 +85,10 @@ class CheckStore:
     async def by_name(self, name: str) -> Check | None:
         """The check called ``name``, if any."""
         async with self.sessions() as session:
-            return (await session.execute(select(Check).where(Check.name == name))).scalar_one_or_none()
+            found: Check | None = (
+                await session.execute(select(Check).where(Check.name == name))
+            ).scalar_one_or_none()
+        return found
 
     async def create(self, spec: CheckSpec) -> Check:
         """Store a new check (409 if the name is taken) and announce it."""
@@ -115,7 +118,7 @@ class CheckStore:
         """Store a new revision of a check and announce it."""
         try:
             async with self.sessions() as session, session.begin():
-                row = await session.get(Check, check_id, with_for_update=True)
+                row: Check | None = await session.get(Check, check_id, with_for_update=True)
                 if row is None:
                     raise ApiError(404, f"no check with id {check_id}")
                 row.name = spec.name
@@ -148,11 +151,9 @@ class CheckStore:
             await session.delete(row)
         await self.bus.publish(CheckChanged(check_id=check_id, change="deleted", revision=revision))
 
-    async def _announce(self, row: Check, change: str) -> None:
+    async def _announce(self, row: Check, change: Literal["created", "updated"]) -> None:
         spec = CheckSpec.model_validate(row.spec)
-        await self.bus.publish(
-            CheckChanged(check_id=row.id, change=change, revision=row.revision, spec=spec)  # type: ignore[arg-type]
-        )
+        await self.bus.publish(CheckChanged(check_id=row.id, change=change, revision=row.revision, spec=spec))
 
     async def run_now(self, row: Check) -> tuple[datetime, list[uuid.UUID]]:
         """Run a check at once from all its regions; returns the slot and the run ids to wait for."""

@@ -66,7 +66,8 @@ async def list_runs(
 async def get_run(sessions: Any, run_id: uuid.UUID) -> Run | None:
     """One run by id."""
     async with sessions() as session:
-        return await session.get(Run, run_id)
+        row: Run | None = await session.get(Run, run_id)
+    return row
 
 
 def incident_view(row: Incident) -> dict[str, Any]:

@@ -67,8 +67,8 @@ async def _roll_up(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> Non
             "latency_hist": dict(current.latency_hist or {}),
         }
         rollups.merge(merged, delta)
-        for key, value in merged.items():
-            setattr(current, key, value)
+        for column, value in merged.items():
+            setattr(current, column, value)
 
 
 async def write_heartbeats(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:

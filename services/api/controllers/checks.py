@@ -40,7 +40,7 @@ class ChecksController(Controller):
         offset: Annotated[int, QueryParameter(ge=0)] = 0,
     ) -> dict[str, Any]:
         """All checks, by name."""
-        rows, total = await _store(request).list(limit=limit, offset=offset)
+        rows, total = await _store(request).page(limit=limit, offset=offset)
         return {"items": [check_view(row) for row in rows], "total": total, "limit": limit, "offset": offset}
 
     @post("/", status_code=201)
