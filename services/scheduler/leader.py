@@ -138,7 +138,9 @@ class AdvisoryLock:
             return False
         try:
             return bool(await asyncio.wait_for(conn.fetchval("SELECT 1"), self._timeout) == 1)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        except Exception as exc:
+            # Whatever the failure (closed by the server, timed out, a query cut short by a freeze and left
+            # half-done), the session can no longer vouch for the lock.
             log.warning("leader lock connection failed error=%s", type(exc).__name__)
             return False
 
@@ -149,7 +151,7 @@ class AdvisoryLock:
             return
         try:
             await asyncio.wait_for(conn.close(), self._timeout)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+        except Exception:
             conn.terminate()
 
 
