@@ -71,7 +71,10 @@ async def collector(rabbit_url: str) -> AsyncIterator[Collector]:
 @pytest.fixture
 async def check_id(pg_url: str) -> uuid.UUID:
     spec = CheckSpec(
-        name="every-second", request=RequestSpec(url="http://127.0.0.1:9/"), regions=["eu-north-1"], interval=1
+        name="every-second",
+        request=RequestSpec(url="http://127.0.0.1:9/"),
+        regions=["eu-north-1"],
+        interval=1,
     )
     identifier = uuid.uuid4()
     conn = await asyncpg.connect(asyncpg_dsn(pg_url))
