@@ -99,7 +99,10 @@ def evaluate(assertions: Sequence[Assertion], response: ResponseFacts) -> list[A
 def evaluate_one(assertion: Assertion, response: ResponseFacts) -> AssertionOutcome:
     """Evaluate one assertion against one response; never raises on odd data, it fails instead."""
     label = _label(assertion)
-    observed, problem = _observe(assertion, response)
+    try:
+        observed, problem = _observe(assertion, response)
+    except Exception as exc:  # a JSONPath extension choking on odd data fails the assertion, not the run
+        observed, problem = None, f"could not evaluate ({type(exc).__name__}: {exc})"
     if problem is not None:
         return _outcome(assertion, None, False, f"{label}: {problem}, expected {_expected(assertion)}")
     comparison = assertion.comparison

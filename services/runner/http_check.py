@@ -196,11 +196,13 @@ class HttpChecker:
         self._limit = limit
         self._ssl_context = ssl_context
         self._session: aiohttp.ClientSession | None = None
+        self._stopped = False
 
     async def start(self) -> None:
-        """Open the session (idempotent)."""
+        """Open the session (idempotent; ``run`` also opens it, for a consumer that starts first)."""
         if self._session is not None:
             return
+        self._stopped = False
         connector = _Connector(
             self._guard,
             limit=self._limit,
@@ -219,14 +221,18 @@ class HttpChecker:
 
     async def stop(self) -> None:
         """Close the session."""
+        self._stopped = True
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
 
     async def run(self, spec: CheckSpec) -> CheckResult:
-        """Send ``spec``'s request, evaluate its assertions. Raises only if the checker is not started."""
+        """Send ``spec``'s request, evaluate its assertions. Raises only once the checker was stopped."""
         if self._session is None:
-            raise RuntimeError("HttpChecker.run() before start()")
+            if self._stopped:
+                raise RuntimeError("HttpChecker.run() after stop()")
+            await self.start()
+            assert self._session is not None
         request = spec.request
         headers = dict(request.headers)
         lowered = {name.lower() for name in headers}

@@ -350,3 +350,12 @@ async def test_head_request_has_no_body(checker: HttpChecker, target: str) -> No
     assert result.status == "passed"
     assert result.response is not None
     assert result.response.body is None
+
+
+async def test_first_run_opens_the_session_and_stop_closes_it(target: str) -> None:
+    checker = HttpChecker(region="local")
+    result = await checker.run(make_spec(f"{target}/status/200"))
+    assert result.status == "passed"
+    await checker.stop()
+    with pytest.raises(RuntimeError, match="after stop"):
+        await checker.run(make_spec(f"{target}/status/200"))
