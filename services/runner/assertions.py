@@ -49,6 +49,7 @@ DEFAULT_ASSERTIONS: Final = (Assertion(source="status_code", comparison="less_th
 
 _NUMBER: Final = re.compile(r"\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*")
 _MISSING: Final = object()
+_PLAIN_PATH: Final = re.compile(r"\$(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
 
 
 @dataclass
@@ -65,10 +66,16 @@ class ResponseFacts:
     @cached_property
     def text(self) -> str:
         """The body decoded with the response's charset (UTF-8 if none or unknown), leniently."""
-        try:
-            return self.body.decode(self.charset or "utf-8", errors="replace")
-        except LookupError:
-            return self.body.decode("utf-8", errors="replace")
+        return _decode(self.body, self.charset)
+
+    def text_prefix(self, chars: int) -> tuple[str, bool]:
+        """The first ``chars`` characters of the text, and whether there is more — without decoding a
+        big body whole unless an assertion already did."""
+        if "text" in self.__dict__ or len(self.body) <= chars:
+            text = self.text
+            return text[:chars], len(text) > chars
+        head = _decode(self.body[: chars * 4], self.charset)
+        return head[:chars], True
 
     @cached_property
     def document(self) -> tuple[Any, str | None]:
@@ -84,6 +91,13 @@ class ResponseFacts:
                 return None, f"body is not JSON ({exc})"
         except ValueError as exc:
             return None, f"body is not JSON ({exc})"
+
+
+def _decode(data: bytes, charset: str | None) -> str:
+    try:
+        return data.decode(charset or "utf-8", errors="replace")
+    except LookupError:
+        return data.decode("utf-8", errors="replace")
 
 
 def needs_json(assertions: Sequence[Assertion]) -> bool:
@@ -153,7 +167,16 @@ def _observe(assertion: Assertion, response: ResponseFacts) -> tuple[Any, str | 
     document, problem = response.document
     if problem is not None:
         return None, problem
-    matches = [match.value for match in _jsonpath(assertion.property or "$").find(document)]
+    path = assertion.property or "$"
+    keys = _plain_keys(path)
+    if keys is not None:  # $.a.b: a dict walk gives the same answer as jsonpath_ng, ~10x faster
+        value = document
+        for key in keys:
+            if not isinstance(value, dict) or key not in value:
+                return _MISSING, None
+            value = value[key]
+        return value, None
+    matches = [match.value for match in _jsonpath(path).find(document)]
     if not matches:
         return _MISSING, None
     return (matches[0] if len(matches) == 1 else matches), None
@@ -284,6 +307,14 @@ def _jsonpath(path: str) -> Any:
     from jsonpath_ng.ext.parser import parse
 
     return parse(path)
+
+
+@lru_cache(maxsize=4096)
+def _plain_keys(path: str) -> tuple[str, ...] | None:
+    """The keys of a path made only of ``.name`` steps (``$.a.b`` → ``("a", "b")``), else ``None``."""
+    if not _PLAIN_PATH.fullmatch(path):
+        return None
+    return tuple(path.split(".")[1:])
 
 
 @lru_cache(maxsize=4096)

@@ -331,12 +331,11 @@ def _sample(facts: ResponseFacts) -> ResponseSample:
     headers = {
         name: value[:SAMPLE_HEADER_CHARS] for name, value in list(facts.headers.items())[:SAMPLE_MAX_HEADERS]
     }
-    text = facts.text
-    cut = len(text) > SAMPLE_BODY_CHARS
+    text, cut = facts.text_prefix(SAMPLE_BODY_CHARS)
     return ResponseSample(
         status_code=facts.status_code,
         headers=headers,
-        body=text[:SAMPLE_BODY_CHARS] if text else None,
+        body=text or None,
         truncated=facts.truncated or cut,
         size=len(facts.body),
     )

@@ -342,3 +342,31 @@ def test_no_assertions_default_to_status_below_400() -> None:
 def test_needs_json() -> None:
     assert needs_json([Assertion(source="json_body", property="$.a", comparison="exists")])
     assert not needs_json([Assertion(source="text_body", comparison="is_empty")])
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["$.a", "$.a.b", "$.a.b.c", "$.list.a", "$.missing.x", "$.n.x", "$.s.length", "$.nul.x"],
+    ids=lambda path: path,
+)
+def test_plain_paths_agree_with_jsonpath_ng(path: str) -> None:
+    from jsonpath_ng.ext.parser import parse
+
+    document = {"a": {"b": {"c": 1}}, "list": [{"a": 1}], "n": 3, "s": "abc", "nul": None}
+    response = ResponseFacts(200, 1.0, {}, json.dumps(document).encode())
+    outcome = evaluate_one(Assertion(source="json_body", property=path, comparison="exists"), response)
+    matches = [match.value for match in parse(path).find(document)]
+    assert outcome.passed is bool(matches)
+    assert outcome.observed == (matches[0] if matches else None)
+
+
+@pytest.mark.parametrize(
+    ("body", "sample_chars", "text", "more"),
+    [
+        pytest.param(b"short", 10, "short", False, id="whole"),
+        pytest.param(b"x" * 100, 10, "x" * 10, True, id="cut"),
+        pytest.param("é".encode() * 100, 10, "é" * 10, True, id="multibyte-cut"),
+    ],
+)
+def test_text_prefix(body: bytes, sample_chars: int, text: str, more: bool) -> None:
+    assert ResponseFacts(200, 1.0, {}, body).text_prefix(sample_chars) == (text, more)
