@@ -301,8 +301,8 @@ class HttpChecker:
 async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> tuple[bytes, bool]:
     """The body up to ``cap`` bytes, and whether there was more."""
     length = response.content_length
-    if length is not None and length <= cap:
-        return await response.read(), False
+    if length is not None and length <= cap and "Content-Encoding" not in response.headers:
+        return await response.read(), False  # the cap applies to the decoded body: only when not compressed
     chunks: list[bytes] = []
     size = 0
     while size <= cap:

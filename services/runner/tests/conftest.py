@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gzip
 import json
 import socket
 import ssl
@@ -56,6 +57,11 @@ async def _big(request: web.Request) -> web.StreamResponse:
     return web.Response(body=body, content_type="application/json")
 
 
+async def _gzip_bomb(request: web.Request) -> web.Response:
+    body = gzip.compress(b"x" * int(request.match_info["size"]))
+    return web.Response(body=body, headers={"Content-Encoding": "gzip", "Content-Type": "text/plain"})
+
+
 async def _status(request: web.Request) -> web.Response:
     return web.json_response({"status": "down"}, status=int(request.match_info["code"]))
 
@@ -74,6 +80,7 @@ def target_app() -> web.Application:
     app.router.add_get("/redirect/{n}", _redirect)
     app.router.add_get("/redirect-to", _redirect_to)
     app.router.add_get("/big/{size}", _big)
+    app.router.add_get("/gzip/{size}", _gzip_bomb)
     app.router.add_get("/status/{code}", _status)
     app.router.add_route("*", "/echo", _echo)
     return app

@@ -83,6 +83,8 @@ async def test_silent_port_times_out(checker: HttpChecker, silent_port: int) -> 
 
 
 async def test_unresolvable_name_is_a_dns_error(checker: HttpChecker, resolver: MapResolver) -> None:
+    # The checker fixture injects MapResolver: this machine's resolv.conf forwards to a nameserver off
+    # the machine, and tests never send anything beyond 127.0.0.0/8, not even a DNS query for .invalid.
     result = await checker.run(make_spec("http://seymour-test.invalid/"))
     assert result.status == "error"
     assert result.error is not None
@@ -359,3 +361,14 @@ async def test_first_run_opens_the_session_and_stop_closes_it(target: str) -> No
     await checker.stop()
     with pytest.raises(RuntimeError, match="after stop"):
         await checker.run(make_spec(f"{target}/status/200"))
+
+
+async def test_cap_applies_to_the_decompressed_body(checker: HttpChecker, target: str) -> None:
+    check = make_spec(
+        f"{target}/gzip/{3 * 1024 * 1024}", [{"source": "text_body", "comparison": "contains", "target": "x"}]
+    )
+    result = await checker.run(check)
+    assert result.status == "passed"
+    assert result.response is not None
+    assert result.response.truncated
+    assert result.response.size == 1024 * 1024
