@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from contracts.v1 import AssertionOutcome, CheckCompleted, ResponseSample
+from contracts.topology import ROUTER_DUE
+from contracts.v1 import AssertionOutcome, CheckCompleted, CheckDue, ResponseSample
 from contracts.v1.base import utcnow
 from services.alerts.delivery import DeliveryConfig
 from services.alerts.incidents import list_incidents
@@ -22,6 +23,7 @@ from services.alerts.main import AlertsOptions, build
 from services.alerts.metrics import render_stored_metrics
 from services.alerts.tests.conftest import all_channels, store_check
 from services.alerts.tests.receivers import MailBox, Receiver
+from services.common.bus import Delivery, Route
 from services.common.bus_memory import MemoryBus
 from services.common.db.engine import make_engine, make_sessionmaker
 from services.common.db.models import AlertState, Incident, Notification
@@ -33,13 +35,16 @@ T0 = utcnow().replace(second=0, microsecond=0) - timedelta(minutes=30)
 PATHS = ["/slack", "/discord", "/webhook", "/pagerduty", "/teams"]
 
 
-def result(check_id: uuid.UUID, slot: int, region: str, passed: bool) -> CheckCompleted:
+def result(
+    check_id: uuid.UUID, slot: int, region: str, passed: bool, trigger: str = "scheduled"
+) -> CheckCompleted:
     at = T0 + timedelta(minutes=slot)
     return CheckCompleted(
         run_id=uuid.uuid4(),
         check_id=check_id,
         slot=at,
         region=region,
+        trigger=trigger,  # type: ignore[arg-type]
         status="passed" if passed else "failed",
         started_at=at,
         completed_at=at + timedelta(milliseconds=80),
@@ -107,14 +112,14 @@ def evaluated_upto(running: Running, check_id: uuid.UUID, slot: int) -> Callable
     return condition
 
 
-def notifications_settled(running: Running, count: int) -> Callable[[], Awaitable[bool]]:
+def notifications_settled(running: Running, count: int, pending: int = 0) -> Callable[[], Awaitable[bool]]:
     async def condition() -> bool:
         async with running.sessions() as session:
             rows = (
                 await session.execute(select(Notification.status, func.count()).group_by(Notification.status))
             ).all()
         by_status = dict(rows)  # type: ignore[arg-type]
-        return by_status.get("sent", 0) == count and not by_status.get("pending")
+        return by_status.get("sent", 0) == count and by_status.get("pending", 0) == pending
 
     return condition
 
@@ -179,7 +184,7 @@ async def test_kill_and_restart_mid_incident_sends_nothing_twice_and_loses_nothi
     try:
         await publish_slots(first.bus, check_id, range(5), passed=False)
         await wait_for(evaluated_upto(first, check_id, 4))
-        await wait_for(notifications_settled(first, 5))
+        await wait_for(notifications_settled(first, 5, pending=1))
 
         async def slack_retried() -> bool:
             return receiver.hits["/slack"] >= 3
@@ -187,8 +192,10 @@ async def test_kill_and_restart_mid_incident_sends_nothing_twice_and_loses_nothi
         await wait_for(slack_retried)
     finally:
         await first.stop()
-    async with make_sessionmaker(make_engine(db_url))() as session:
+    engine = make_engine(db_url)
+    async with make_sessionmaker(engine)() as session:
         pending = (await session.scalars(select(Notification).where(Notification.status == "pending"))).all()
+    await engine.dispose()
     assert [(n.channel_type, n.transition) for n in pending] == [("slack", "failure")]
     assert pending[0].attempts >= 2
 
@@ -209,3 +216,41 @@ async def test_kill_and_restart_mid_incident_sends_nothing_twice_and_loses_nothi
     assert_one_failure_and_one_recovery(receiver, box)
     assert len(incidents) == 1
     assert incidents[0].state == "resolved"
+
+
+async def test_confirmation_run_is_requested_and_its_failure_opens(
+    sqlite_url: str, receiver: Receiver, mailbox: tuple[MailBox, int]
+) -> None:
+    _box, port = mailbox
+    check_id = await store_check(sqlite_url, all_channels(receiver.url, confirm_from_another_region=True))
+    running = await start(sqlite_url, port, DeliveryConfig(poll_interval=0.05))
+    requested: list[CheckDue] = []
+
+    async def capture(message: CheckDue, delivery: Delivery) -> None:
+        requested.append(message)
+
+    running.bus.subscribe(Route(ROUTER_DUE, {CheckDue: capture}))
+    try:
+        for slot in range(2):
+            for region in REGIONS:
+                await running.bus.publish(result(check_id, slot, region, passed=region != "us-east-1"))
+
+        async def asked() -> bool:
+            return len(requested) == 1
+
+        await wait_for(asked)
+        (due,) = requested
+        assert (due.trigger, due.regions, due.slot) == (
+            "confirmation",
+            ["ap-south-1"],
+            T0 + timedelta(minutes=1),
+        )
+        assert receiver.accepted == []
+        await running.bus.publish(result(check_id, 1, "ap-south-1", passed=False, trigger="confirmation"))
+        await wait_for(notifications_settled(running, 6))
+        incidents = await list_incidents(running.sessions, state="open")
+    finally:
+        await running.stop()
+    (incident,) = incidents
+    assert [r["region"] for r in incident["failing_regions"]] == ["ap-south-1", "us-east-1"]
+    assert incident["note"] == "confirmed from ap-south-1"
