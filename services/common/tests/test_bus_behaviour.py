@@ -18,6 +18,8 @@ from contracts.topology import (
     RESULTS_STORE,
     ROUTER_DEAD_RUNS,
     RUNNER_HEARTBEAT,
+    QueueSpec,
+    router_heartbeats,
     runner_queue,
 )
 from contracts.v1 import (
@@ -164,12 +166,15 @@ async def test_handler_that_raised_once_gets_the_message_again(new_bus: BusFacto
     assert await bus.dead_letter_count() == 0
 
 
+@pytest.mark.parametrize(
+    "queue", [RESULTS_STORE, router_heartbeats("t")], ids=["durable-queue", "exclusive-queue"]
+)
 async def test_poison_message_is_dead_lettered_after_the_limit_and_the_consumer_goes_on(
-    new_bus: BusFactory,
+    new_bus: BusFactory, queue: QueueSpec
 ) -> None:
     bus = new_bus()
     recorder = Recorder(fail_when=lambda message: message.runner_id == "poison")
-    bus.subscribe(Route(RESULTS_STORE, {RunnerHeartbeat: recorder}, prefetch=4))
+    bus.subscribe(Route(queue, {RunnerHeartbeat: recorder}, prefetch=4))
     await bus.start()
 
     await bus.publish(heartbeat("poison"))
@@ -212,6 +217,26 @@ async def test_malformed_message_is_dead_lettered_at_once_and_the_consumer_goes_
     await until(lambda: len(recorder.got) == 1, what="the next message")
     assert recorder.attempts == [recorder.got[0][0]]
     assert await bus.dead_letter_count() == 1
+
+
+async def test_a_route_subscribed_after_start_consumes_too(new_bus: BusFactory) -> None:
+    bus = new_bus()
+    await bus.start()
+    recorder = Recorder()
+    bus.subscribe(Route(RESULTS_STORE, {RunnerHeartbeat: recorder}, prefetch=4))
+
+    message = heartbeat()
+    deadline = time.monotonic() + 10
+    while True:  # the late consumer declares its queue in the background: publish once it is bound
+        try:
+            await bus.publish(message, mandatory=True)
+            break
+        except Unroutable:
+            assert time.monotonic() < deadline, "the late route never declared its queue"
+            await asyncio.sleep(0.02)
+
+    await until(lambda: len(recorder.got) == 1, what="the message on the late route")
+    assert recorder.got[0][0] == message
 
 
 @pytest.mark.parametrize(
