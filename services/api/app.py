@@ -1,4 +1,4 @@
-"""``create_app``: the Litestar application — REST API, health, and (when present) the UI."""
+"""``create_app``: the Litestar application — REST API, health, and the UI."""
 
 from __future__ import annotations
 
@@ -14,7 +14,12 @@ from services import __version__
 from services.api.auth import token_guard
 from services.api.controllers.checks import ChecksController
 from services.api.controllers.runs import IncidentsController, RegionsController, RunsController
+from services.api.controllers.summary import CheckSummaryController
+from services.api.controllers.tokens import TokensController
+from services.api.controllers.users import UsersController
 from services.api.errors import error_handler
+from services.api.ui import route_handlers as ui_route_handlers
+from services.api.ui import template_config
 from services.common.bus import Publisher
 from services.common.settings import Settings
 
@@ -33,14 +38,23 @@ def create_app(
     extra_handlers: Sequence[Any] = (),
     on_startup: Sequence[Any] = (),
 ) -> Litestar:
-    """The api app. ``extra_handlers`` lets the UI add its pages without this module knowing them."""
+    """The api app: REST under ``/api/v1`` (Bearer tokens), the UI (sessions), ``/healthz``, ``/schema``."""
     api = Router(
         path="/",
-        route_handlers=[ChecksController, RunsController, RegionsController, IncidentsController],
+        route_handlers=[
+            ChecksController,
+            CheckSummaryController,
+            RunsController,
+            RegionsController,
+            IncidentsController,
+            UsersController,
+            TokensController,
+        ],
         guards=[token_guard],
     )
     app = Litestar(
-        route_handlers=[healthz, api, *extra_handlers],
+        route_handlers=[healthz, api, *ui_route_handlers(), *extra_handlers],
+        template_config=template_config(),
         exception_handlers={HTTPException: error_handler},
         openapi_config=OpenAPIConfig(
             title="Seymour",

@@ -11,16 +11,7 @@ from services.common.service import Service
 from services.common.settings import Settings
 
 
-def ui_handlers() -> list[Any]:
-    """The UI's route handlers, if the UI package is installed (it is part of the same distribution)."""
-    try:
-        from services.api.ui import route_handlers
-    except ImportError:
-        return []
-    return list(route_handlers())
-
-
 def build(settings: Settings, bus: Bus, sessions: Any) -> Service:
     """The api: an HTTP server; it consumes nothing."""
-    app = create_app(settings, sessions=sessions, bus=bus, extra_handlers=ui_handlers())
+    app = create_app(settings, sessions=sessions, bus=bus)
     return Service("api", lifecycles=[ApiServer(app, settings.host, settings.port)])

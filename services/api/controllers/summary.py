@@ -1,0 +1,71 @@
+"""``/api/v1/checks/{id}/summary|chart|incidents``: what the check detail page shows, as JSON."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from litestar import Controller, Request, get
+from litestar.params import FromPath, FromQuery, QueryParameter
+
+from services.api.checks import CheckStore
+from services.api.queries import incident_view, list_incidents
+from services.api.ui import stats
+
+Window = Literal["1h", "24h", "7d", "30d"]
+
+
+class CheckSummaryController(Controller):
+    """Per-check summaries, chart series and incidents."""
+
+    path = "/api/v1/checks"
+
+    @get("/{check_id:uuid}/summary")
+    async def check_summary(
+        self,
+        request: Request[Any, Any, Any],
+        check_id: FromPath[uuid.UUID],
+        window: FromQuery[Window] = "24h",
+    ) -> dict[str, Any]:
+        """Availability, assertion pass rate, failures, p50/p95 over a window: overall and per region."""
+        state = request.app.state
+        row = await CheckStore(state.sessions, state.bus).get(check_id)
+        return await stats.summary(
+            state.sessions,
+            check_id,
+            window=window,
+            interval=row.spec.get("interval", 60),
+            regions=row.spec.get("regions", []),
+        )
+
+    @get("/{check_id:uuid}/chart")
+    async def check_chart(
+        self,
+        request: Request[Any, Any, Any],
+        check_id: FromPath[uuid.UUID],
+        window: FromQuery[Window] = "24h",
+    ) -> dict[str, Any]:
+        """Response time per region: per run for short windows, hourly means for long ones."""
+        state = request.app.state
+        row = await CheckStore(state.sessions, state.bus).get(check_id)
+        return await stats.chart(
+            state.sessions,
+            check_id,
+            window=window,
+            interval=row.spec.get("interval", 60),
+            regions=row.spec.get("regions", []),
+        )
+
+    @get("/{check_id:uuid}/incidents")
+    async def check_incidents(
+        self,
+        request: Request[Any, Any, Any],
+        check_id: FromPath[uuid.UUID],
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
+        offset: Annotated[int, QueryParameter(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        """A check's incidents, newest first."""
+        state = request.app.state
+        await CheckStore(state.sessions, state.bus).get(check_id)
+        rows = await list_incidents(state.sessions, state=None, check_id=check_id, limit=limit, offset=offset)
+        return {"items": [incident_view(row) for row in rows], "limit": limit, "offset": offset}

@@ -1,0 +1,59 @@
+"""``/api/v1/users``: the people who can log in to the UI."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar import Controller, Request, delete, get, post, put
+from litestar.params import FromPath, JSONBody
+from pydantic import BaseModel, Field
+
+from services.api.ui.accounts import create_user, delete_user, list_users, set_password, user_view
+
+
+class UserCreate(BaseModel):
+    """A new user."""
+
+    username: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=8)
+    is_admin: bool = False
+
+
+class PasswordChange(BaseModel):
+    """A new password."""
+
+    password: str = Field(min_length=8)
+
+
+class UsersController(Controller):
+    """Users: list, create, remove, change password."""
+
+    path = "/api/v1/users"
+
+    @get("/")
+    async def list_users(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        """Every user, by name."""
+        return {"items": [user_view(row) for row in await list_users(request.app.state.sessions)]}
+
+    @post("/", status_code=201)
+    async def create_user(
+        self, request: Request[Any, Any, Any], data: JSONBody[UserCreate]
+    ) -> dict[str, Any]:
+        """Create a user; 409 if the name is taken."""
+        row = await create_user(
+            request.app.state.sessions, data.username, data.password, is_admin=data.is_admin
+        )
+        return user_view(row)
+
+    @delete("/{user_id:uuid}", status_code=204)
+    async def delete_user(self, request: Request[Any, Any, Any], user_id: FromPath[uuid.UUID]) -> None:
+        """Remove a user, their sessions and tokens; 409 for the last admin."""
+        await delete_user(request.app.state.sessions, user_id)
+
+    @put("/{user_id:uuid}/password", status_code=204)
+    async def change_password(
+        self, request: Request[Any, Any, Any], user_id: FromPath[uuid.UUID], data: JSONBody[PasswordChange]
+    ) -> None:
+        """Set a user's password (their open sessions end)."""
+        await set_password(request.app.state.sessions, user_id, data.password)

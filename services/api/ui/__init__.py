@@ -1,0 +1,51 @@
+"""The web UI: server-rendered pages with htmx, behind a login; ``route_handlers()`` is all it exports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Router
+from litestar.exceptions import HTTPException
+from litestar.response import Template
+from litestar.static_files import create_static_files_router
+
+from services.api.ui.login import login, login_form, logout
+from services.api.ui.pages import CheckPages
+from services.api.ui.security import CsrfRejected, LoginRequired, csrf_rejected, login_redirect, session_guard
+from services.api.ui.settings_pages import SettingsPages
+from services.api.ui.templating import STATIC, template_config
+
+__all__ = ["route_handlers", "template_config"]
+
+
+def error_page(request: Request[Any, Any, Any], exc: Exception) -> Template:
+    """Errors on pages as a page (the REST API keeps its JSON error bodies)."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    detail = exc.detail if isinstance(exc, HTTPException) else "Something went wrong."
+    user = getattr(request.state, "user", None)
+    return Template(
+        template_name="pages/error.html",
+        context={"status": status, "detail": detail, "user": user, "csrf": user.csrf_token if user else ""},
+        status_code=status,
+    )
+
+
+def route_handlers() -> list[Any]:
+    """Static files, login/logout, and every page behind the session guard."""
+    return [
+        create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False),
+        login_form,
+        login,
+        logout,
+        Router(
+            path="/",
+            route_handlers=[CheckPages, SettingsPages],
+            guards=[session_guard],
+            exception_handlers={
+                LoginRequired: login_redirect,
+                CsrfRejected: csrf_rejected,
+                HTTPException: error_page,
+            },
+            include_in_schema=False,
+        ),
+    ]

@@ -1,0 +1,254 @@
+"""People and their browser sessions: argon2 password hashes, session ids kept only as SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+
+from contracts.v1.base import utcnow
+from services.api.errors import ApiError
+from services.common.db.models import ApiToken, User, WebSession
+
+SESSION_LIFETIME: Final = timedelta(days=14)
+MIN_PASSWORD: Final = 8
+USERNAME: Final = re.compile(r"^[A-Za-z0-9_.@-]{1,100}$")
+
+_hasher = PasswordHasher()
+#: Verified against when the username is unknown, so a login takes as long either way.
+_DUMMY_HASH: Final = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of ``password``."""
+    digest: str = _hasher.hash(password)
+    return digest
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """Whether ``password`` matches ``password_hash``."""
+    try:
+        return bool(_hasher.verify(password_hash, password))
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _sha256(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def check_username(username: str) -> str:
+    """The username stripped; 422 naming the field if it is not acceptable."""
+    username = username.strip()
+    if not USERNAME.match(username):
+        raise ApiError(
+            422,
+            "invalid username",
+            [{"field": "username", "message": "1-100 letters, digits, '.', '_', '-' or '@'"}],
+        )
+    return username
+
+
+def check_password(password: str) -> str:
+    """``password`` if it is long enough; 422 otherwise."""
+    if len(password) < MIN_PASSWORD:
+        raise ApiError(
+            422,
+            "password too short",
+            [{"field": "password", "message": f"at least {MIN_PASSWORD} characters"}],
+        )
+    return password
+
+
+def user_view(row: User) -> dict[str, Any]:
+    """A user as the API shows it (never the hash)."""
+    return {
+        "id": str(row.id),
+        "username": row.username,
+        "is_admin": row.is_admin,
+        "created_at": row.created_at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+async def create_user(sessions: Any, username: str, password: str, *, is_admin: bool = False) -> User:
+    """Store a new user; 422 on a bad name or password, 409 if the name is taken."""
+    row = User(
+        id=uuid.uuid4(),
+        username=check_username(username),
+        password_hash=hash_password(check_password(password)),
+        is_admin=is_admin,
+        created_at=utcnow(),
+    )
+    try:
+        async with sessions() as session, session.begin():
+            session.add(row)
+    except IntegrityError:
+        raise ApiError(
+            409, f"a user named '{row.username}' already exists", [{"field": "username", "message": "taken"}]
+        ) from None
+    return row
+
+
+async def list_users(sessions: Any) -> list[User]:
+    """Every user, by name."""
+    async with sessions() as session:
+        return list((await session.execute(select(User).order_by(User.username))).scalars().all())
+
+
+async def count_users(sessions: Any) -> int:
+    """How many users exist."""
+    async with sessions() as session:
+        return int((await session.execute(select(func.count()).select_from(User))).scalar_one())
+
+
+async def find_user(sessions: Any, *, user_id: uuid.UUID | None = None, username: str | None = None) -> User:
+    """One user by id or name, or 404."""
+    query = select(User)
+    query = query.where(User.id == user_id) if user_id is not None else query.where(User.username == username)
+    async with sessions() as session:
+        row: User | None = (await session.execute(query)).scalar_one_or_none()
+    if row is None:
+        raise ApiError(404, f"no user {user_id or username}")
+    return row
+
+
+async def delete_user(sessions: Any, user_id: uuid.UUID) -> None:
+    """Remove a user with their sessions and tokens; refuses (409) to remove the last admin."""
+    async with sessions() as session, session.begin():
+        row = await session.get(User, user_id)
+        if row is None:
+            raise ApiError(404, f"no user {user_id}")
+        if row.is_admin:
+            admins = (
+                await session.execute(select(func.count()).select_from(User).where(User.is_admin.is_(True)))
+            ).scalar_one()
+            if admins <= 1:
+                raise ApiError(409, "cannot remove the last admin")
+        await session.execute(delete(WebSession).where(WebSession.user_id == user_id))
+        await session.execute(delete(ApiToken).where(ApiToken.user_id == user_id))
+        await session.delete(row)
+
+
+async def set_password(sessions: Any, user_id: uuid.UUID, password: str) -> None:
+    """Change a user's password and end their other sessions."""
+    digest = hash_password(check_password(password))
+    async with sessions() as session, session.begin():
+        row = await session.get(User, user_id)
+        if row is None:
+            raise ApiError(404, f"no user {user_id}")
+        row.password_hash = digest
+        await session.execute(delete(WebSession).where(WebSession.user_id == user_id))
+
+
+async def authenticate(sessions: Any, username: str, password: str) -> User | None:
+    """The user if ``password`` is theirs, else ``None`` (same work either way)."""
+    async with sessions() as session:
+        row = (
+            await session.execute(select(User).where(User.username == username.strip()))
+        ).scalar_one_or_none()
+    if row is None:
+        verify_password(_DUMMY_HASH, password)
+        return None
+    return row if verify_password(row.password_hash, password) else None
+
+
+@dataclass(frozen=True)
+class SessionUser:
+    """Who a browser session belongs to, and the CSRF token its forms must carry."""
+
+    user_id: uuid.UUID
+    username: str
+    is_admin: bool
+    csrf_token: str
+
+
+async def open_session(sessions: Any, user: User) -> str:
+    """Start a session; returns the id for the cookie (only its hash is stored)."""
+    session_id = secrets.token_urlsafe(32)
+    now = utcnow()
+    async with sessions() as session, session.begin():
+        await session.execute(delete(WebSession).where(WebSession.expires_at < now))
+        session.add(
+            WebSession(
+                id_hash=_sha256(session_id),
+                user_id=user.id,
+                csrf_token=secrets.token_urlsafe(32),
+                created_at=now,
+                expires_at=now + SESSION_LIFETIME,
+            )
+        )
+    return session_id
+
+
+async def load_session(sessions: Any, session_id: str, *, now: datetime | None = None) -> SessionUser | None:
+    """The live session behind a cookie value, or ``None``."""
+    now = now or utcnow()
+    async with sessions() as session:
+        row = (
+            await session.execute(
+                select(WebSession.csrf_token, WebSession.expires_at, User.id, User.username, User.is_admin)
+                .join(User, User.id == WebSession.user_id)
+                .where(WebSession.id_hash == _sha256(session_id))
+            )
+        ).one_or_none()
+    if row is None or row.expires_at <= now:
+        return None
+    return SessionUser(row.id, row.username, row.is_admin, row.csrf_token)
+
+
+async def close_session(sessions: Any, session_id: str) -> None:
+    """End a session (logout)."""
+    async with sessions() as session, session.begin():
+        await session.execute(delete(WebSession).where(WebSession.id_hash == _sha256(session_id)))
+
+
+def token_view(row: ApiToken) -> dict[str, Any]:
+    """An API token as shown after creation (only its prefix; the value is never shown again)."""
+
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat().replace("+00:00", "Z") if value else None
+
+    return {
+        "id": str(row.id),
+        "name": row.name,
+        "prefix": row.prefix,
+        "user_id": str(row.user_id) if row.user_id else None,
+        "created_at": iso(row.created_at),
+        "last_used_at": iso(row.last_used_at),
+        "revoked_at": iso(row.revoked_at),
+    }
+
+
+async def list_tokens(sessions: Any) -> list[ApiToken]:
+    """Every token, newest first (revoked ones too, so people see what was revoked)."""
+    async with sessions() as session:
+        query = select(ApiToken).order_by(ApiToken.created_at.desc(), ApiToken.id)
+        return list((await session.execute(query)).scalars().all())
+
+
+async def revoke_token(sessions: Any, token_id: uuid.UUID) -> ApiToken:
+    """Revoke a token (it stops working at once); 404 if unknown."""
+    async with sessions() as session, session.begin():
+        row: ApiToken | None = await session.get(ApiToken, token_id)
+        if row is None:
+            raise ApiError(404, f"no token {token_id}")
+        if row.revoked_at is None:
+            row.revoked_at = utcnow()
+    return row
+
+
+def check_token_name(name: str) -> str:
+    """A token's label, stripped; 422 if blank or too long."""
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise ApiError(422, "invalid token name", [{"field": "name", "message": "1-100 characters"}])
+    return name

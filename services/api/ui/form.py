@@ -1,0 +1,441 @@
+"""The check form: HTML form fields ↔ ``CheckSpec`` JSON, and validation errors placed beside their field.
+
+Repeated rows (headers, assertions, channels) carry a random row key (``assertion-<key>-source``), so
+rows can be added and removed in the browser in any order; ``<kind>_row`` lists the keys in order.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from contracts.v1.checks import COMPARISONS_BY_SOURCE, METHODS, ORDERING, REGEX, SOURCES_WITH_PROPERTY, UNARY
+from services.api.checks import parse_spec
+from services.api.errors import ApiError
+
+SOURCES: Final = {
+    "status_code": "Status code",
+    "response_time": "Response time",
+    "header": "Header",
+    "json_body": "JSON body",
+    "text_body": "Text body",
+}
+COMPARISON_LABELS: Final = {
+    "equals": "equals",
+    "not_equals": "does not equal",
+    "greater_than": "greater than",
+    "less_than": "less than",
+    "greater_or_equal": "greater than or equal",
+    "less_or_equal": "less than or equal",
+    "contains": "contains",
+    "not_contains": "does not contain",
+    "matches": "matches regex",
+    "not_matches": "does not match regex",
+    "is_empty": "is empty",
+    "is_not_empty": "is not empty",
+    "is_null": "is null",
+    "is_not_null": "is not null",
+    "exists": "exists",
+    "not_exists": "does not exist",
+}
+INTERVALS: Final = (
+    (10, "10 seconds"),
+    (30, "30 seconds"),
+    (60, "1 minute"),
+    (300, "5 minutes"),
+    (600, "10 minutes"),
+    (900, "15 minutes"),
+    (1800, "30 minutes"),
+    (3600, "1 hour"),
+    (21600, "6 hours"),
+    (43200, "12 hours"),
+    (86400, "1 day"),
+    (604800, "1 week"),
+)
+CHANNELS: Final = {
+    "webhook": "Webhook",
+    "slack": "Slack",
+    "discord": "Discord",
+    "teams": "Microsoft Teams",
+    "email": "Email",
+    "pagerduty": "PagerDuty",
+}
+URL_CHANNELS: Final = frozenset({"webhook", "slack", "discord", "teams"})
+BODY_MODES: Final = {"none": "No body", "json": "JSON", "text": "Raw text"}
+
+
+def row_key() -> str:
+    """A fresh key for a new form row."""
+    return secrets.token_hex(4)
+
+
+def comparisons_for(source: str) -> list[tuple[str, str]]:
+    """The comparisons offered for ``source``, with labels (exactly those the spec accepts)."""
+    return [(name, COMPARISON_LABELS[name]) for name in COMPARISONS_BY_SOURCE.get(source, ())]
+
+
+@dataclass
+class AssertionRow:
+    """One assertion row as the form shows it."""
+
+    key: str
+    source: str = "status_code"
+    prop: str = ""
+    comparison: str = "equals"
+    target: str = ""
+
+    @property
+    def has_property(self) -> bool:
+        """Whether this source takes a property (header name or JSONPath)."""
+        return self.source in SOURCES_WITH_PROPERTY
+
+    @property
+    def has_target(self) -> bool:
+        """Whether the comparison takes a target."""
+        return self.comparison not in UNARY
+
+    @property
+    def comparisons(self) -> list[tuple[str, str]]:
+        """The comparisons valid for this row's source."""
+        return comparisons_for(self.source)
+
+    def normalised(self) -> AssertionRow:
+        """The row with a comparison valid for its source (the first one if the source changed)."""
+        valid = COMPARISONS_BY_SOURCE.get(self.source)
+        if valid is None:
+            self.source = "status_code"
+            valid = COMPARISONS_BY_SOURCE["status_code"]
+        if self.comparison not in valid:
+            self.comparison = valid[0]
+        return self
+
+
+@dataclass
+class HeaderRow:
+    """One request header row."""
+
+    key: str
+    name: str = ""
+    value: str = ""
+
+
+@dataclass
+class ChannelRow:
+    """One alert channel row."""
+
+    key: str
+    channel: str = "webhook"
+    destination: str = ""
+    secret: str = ""
+    on_failure: bool = True
+    on_recovery: bool = True
+    on_extra: str = ""
+
+
+@dataclass
+class CheckForm:
+    """Everything the check form shows, as text, so invalid input comes back exactly as typed."""
+
+    name: str = ""
+    method: str = "GET"
+    url: str = ""
+    headers: list[HeaderRow] = field(default_factory=list)
+    body_mode: str = "none"
+    body: str = ""
+    assertions: list[AssertionRow] = field(default_factory=list)
+    regions: list[str] = field(default_factory=list)
+    interval: str = "60"
+    interval_custom: str = ""
+    timeout: str = "10"
+    channels: list[ChannelRow] = field(default_factory=list)
+    enabled: bool = True
+
+    @classmethod
+    def blank(cls, default_regions: list[str]) -> CheckForm:
+        """A new check: one status assertion and the regions that have a live runner preselected."""
+        return cls(
+            assertions=[AssertionRow(row_key(), "status_code", "", "equals", "200")],
+            headers=[HeaderRow(row_key())],
+            regions=default_regions,
+        )
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> CheckForm:
+        """The form for an existing (redacted) spec."""
+        request = spec.get("request") or {}
+        body = request.get("body")
+        if body is None:
+            mode, text = "none", ""
+        elif isinstance(body, str):
+            mode, text = "text", body
+        else:
+            mode, text = "json", json.dumps(body, indent=2, ensure_ascii=False)
+        interval = int(spec.get("interval", 60))
+        presets = {seconds for seconds, _ in INTERVALS}
+        channels = []
+        for channel in spec.get("alerts") or []:
+            kind = channel.get("channel", "webhook")
+            if kind == "email":
+                destination = ", ".join(channel.get("to") or [])
+            elif kind == "pagerduty":
+                destination = channel.get("routing_key") or ""
+            else:
+                destination = channel.get("url") or ""
+            on = list(channel.get("on") or [])
+            channels.append(
+                ChannelRow(
+                    row_key(),
+                    kind,
+                    destination,
+                    channel.get("secret") or "",
+                    "failure" in on,
+                    "recovery" in on,
+                    ",".join(item for item in on if item not in ("failure", "recovery")),
+                )
+            )
+        return cls(
+            name=spec.get("name", ""),
+            method=request.get("method", "GET"),
+            url=request.get("url", ""),
+            headers=[HeaderRow(row_key(), n, v) for n, v in (request.get("headers") or {}).items()],
+            body_mode=mode,
+            body=text,
+            assertions=[
+                AssertionRow(
+                    row_key(),
+                    item["source"],
+                    item.get("property") or "",
+                    item["comparison"],
+                    target_text(item.get("target"), item["source"], item["comparison"]),
+                )
+                for item in spec.get("assertions") or []
+            ],
+            regions=list(spec.get("regions") or []),
+            interval=str(interval) if interval in presets else "custom",
+            interval_custom="" if interval in presets else str(interval),
+            timeout=_number_text(spec.get("timeout", 10)),
+            channels=channels,
+            enabled=bool(spec.get("enabled", True)),
+        )
+
+    @classmethod
+    def from_post(cls, data: Any) -> CheckForm:
+        """The form as posted (``data`` is a multi-dict: ``get`` and ``getall``)."""
+
+        def one(name: str, default: str = "") -> str:
+            value = data.get(name)
+            return value if isinstance(value, str) else default
+
+        def keys(kind: str) -> list[str]:
+            return [key for key in data.getall(f"{kind}_row", []) if isinstance(key, str) and key]
+
+        return cls(
+            name=one("name"),
+            method=one("method", "GET"),
+            url=one("url"),
+            headers=[HeaderRow(k, one(f"header-{k}-name"), one(f"header-{k}-value")) for k in keys("header")],
+            body_mode=one("body_mode", "none"),
+            body=one("body"),
+            assertions=[
+                AssertionRow(
+                    k,
+                    one(f"assertion-{k}-source", "status_code"),
+                    one(f"assertion-{k}-property"),
+                    one(f"assertion-{k}-comparison", "equals"),
+                    one(f"assertion-{k}-target"),
+                ).normalised()
+                for k in keys("assertion")
+            ],
+            regions=[region for region in data.getall("regions", []) if isinstance(region, str)],
+            interval=one("interval", "60"),
+            interval_custom=one("interval_custom"),
+            timeout=one("timeout", "10"),
+            channels=[
+                ChannelRow(
+                    k,
+                    one(f"channel-{k}-channel", "webhook"),
+                    one(f"channel-{k}-destination"),
+                    one(f"channel-{k}-secret"),
+                    one(f"channel-{k}-on_failure") == "on",
+                    one(f"channel-{k}-on_recovery") == "on",
+                    one(f"channel-{k}-on_extra"),
+                )
+                for k in keys("channel")
+            ],
+            enabled=one("enabled", "on") == "on",
+        )
+
+    def to_spec_data(self, stored: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+        """The spec JSON this form describes (fields the form does not show are kept from ``stored``),
+        and the errors found while reading the text fields (keyed like :meth:`validate`'s)."""
+        errors: dict[str, str] = {}
+        base = dict(stored or {})
+        request = dict(base.get("request") or {})
+        headers: dict[str, str] = {}
+        for row in self.headers:
+            name = row.name.strip()
+            if not name and not row.value.strip():
+                continue
+            if not name:
+                errors[f"header:{row.key}"] = "header name is required"
+                continue
+            if name in headers:
+                errors[f"header:{row.key}"] = f"header '{name}' is repeated"
+            headers[name] = row.value
+        body: Any = None
+        if self.body_mode == "json" and self.body.strip():
+            try:
+                body = json.loads(self.body)
+            except json.JSONDecodeError as exc:
+                errors["body"] = f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+            else:
+                if not isinstance(body, dict | list):
+                    errors["body"] = "a JSON body must be an object {…} or an array […]"
+                    body = None
+        elif self.body_mode == "text" and self.body:
+            body = self.body
+        request.update({"method": self.method, "url": self.url.strip(), "headers": headers, "body": body})
+        interval: Any = self.interval_custom.strip() if self.interval == "custom" else self.interval
+        if not _is_number(interval):
+            errors["interval"] = "enter the interval in seconds, e.g. 120"
+            interval = 60
+        timeout: Any = self.timeout.strip()
+        if not _is_number(timeout):
+            errors["timeout"] = "enter the timeout in seconds, e.g. 10"
+            timeout = 10
+        alerts = []
+        for chan in self.channels:
+            on = [
+                event
+                for event, chosen in (("failure", chan.on_failure), ("recovery", chan.on_recovery))
+                if chosen
+            ]
+            on += [item for item in chan.on_extra.split(",") if item]
+            channel: dict[str, Any] = {"channel": chan.channel, "on": on}
+            destination = chan.destination.strip()
+            if chan.channel == "email":
+                channel["to"] = [part.strip() for part in destination.split(",") if part.strip()]
+            elif chan.channel == "pagerduty":
+                channel["routing_key"] = destination
+            else:
+                channel["url"] = destination
+            if chan.channel == "webhook" and chan.secret:
+                channel["secret"] = chan.secret
+            alerts.append(channel)
+        base.update(
+            {
+                "name": self.name,
+                "request": request,
+                "assertions": [
+                    {
+                        "source": row.source,
+                        "property": row.prop.strip() or None,
+                        "comparison": row.comparison,
+                        "target": parse_target(row.target, row.source, row.comparison),
+                    }
+                    for row in self.assertions
+                ],
+                "regions": self.regions,
+                "interval": float(interval),
+                "timeout": float(timeout),
+                "alerts": alerts,
+                "enabled": self.enabled,
+            }
+        )
+        if float(interval).is_integer():
+            base["interval"] = int(float(interval))
+        return base, errors
+
+    def validate(self, stored: dict[str, Any] | None = None) -> tuple[Any, dict[str, str]]:
+        """The ``CheckSpec`` (or ``None``) and every error, keyed by form field: ``name``, ``url``,
+        ``method``, ``headers``, ``body``, ``regions``, ``interval``, ``timeout``, ``assertion:<key>``,
+        ``header:<key>``, ``channel:<key>``, or ``general``."""
+        data, errors = self.to_spec_data(stored)
+        try:
+            spec = parse_spec(data, stored)
+        except ApiError as exc:
+            for item in exc.errors:
+                key = self._form_key(item["field"])
+                errors.setdefault(key, item["message"])
+            return None, errors
+        return (None if errors else spec), errors
+
+    def _form_key(self, spec_field: str) -> str:
+        parts = spec_field.split(".")
+        head = parts[0]
+        if head == "request" and len(parts) > 1:
+            return {"url": "url", "method": "method", "headers": "headers", "body": "body"}.get(
+                parts[1], "general"
+            )
+        if head in ("assertions", "alerts") and len(parts) > 1 and parts[1].isdigit():
+            rows: list[Any] = self.assertions if head == "assertions" else self.channels
+            index = int(parts[1])
+            if index < len(rows):
+                return f"{'assertion' if head == 'assertions' else 'channel'}:{rows[index].key}"
+        if head in ("name", "regions", "interval", "timeout", "assertions"):
+            return head
+        return "general"
+
+
+def parse_target(text: str, source: str, comparison: str) -> Any:
+    """A target as typed → the typed value the spec expects: numbers for status and time, JSON
+    literals (``false``, ``42``, ``null``, ``"42"``) for JSON body values, text otherwise."""
+    if comparison in UNARY:
+        return None
+    stripped = text.strip()
+    if comparison in REGEX or source in ("header", "text_body"):
+        return text
+    if source in ("status_code", "response_time") or comparison in ORDERING:
+        number = _number(stripped)
+        return number if number is not None else stripped
+    if source == "json_body":
+        try:
+            return json.loads(stripped)
+        except json.JSONDecodeError:
+            return text
+    return text
+
+
+def target_text(target: Any, source: str, comparison: str) -> str:
+    """A stored target as the user would type it (inverse of :func:`parse_target`)."""
+    if target is None or comparison in UNARY:
+        return ""
+    if source == "json_body" and comparison not in REGEX:
+        if isinstance(target, str):
+            try:
+                json.loads(target)
+            except json.JSONDecodeError:
+                return target
+            return json.dumps(target)
+        return json.dumps(target)
+    return (
+        _number_text(target)
+        if isinstance(target, int | float) and not isinstance(target, bool)
+        else str(target)
+    )
+
+
+def _number(text: str) -> int | float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return int(value) if value.is_integer() and "." not in text else value
+
+
+def _number_text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        return float(value) > 0
+    except (TypeError, ValueError):
+        return False
+
+
+__all__ = ["BODY_MODES", "CHANNELS", "INTERVALS", "METHODS", "SOURCES", "CheckForm"]

@@ -1,0 +1,353 @@
+"""Check pages: the checks table, the create/edit form, check detail, runs and run detail.
+
+Every state change goes through :class:`services.api.checks.CheckStore`, the same as the REST API.
+A request from htmx gets the fragment it swaps in; a plain browser request gets a page or a redirect.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Final
+
+from litestar import Controller, Request, Response, get, post
+from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.response import Redirect, Template
+
+from contracts.v1.regions import REGIONS
+from services.api.checks import CheckStore, check_view
+from services.api.errors import ApiError
+from services.api.queries import get_run, incident_view, list_incidents, list_runs, regions
+from services.api.ui import form as check_form
+from services.api.ui import stats
+from services.api.ui.form import AssertionRow, ChannelRow, CheckForm, HeaderRow, row_key
+from services.api.ui.security import current_user, is_htmx
+from services.api.ui.views import check_row, run_detail
+
+RUNS_PER_PAGE: Final = 50
+RESULT_FILTERS: Final = {"passed": "passed", "failed": "failed,error", "missed": "missed"}
+
+Req = Request[Any, Any, Any]
+
+
+def render(request: Req, template: str, *, status_code: int = 200, **context: Any) -> Template:
+    """A template with what every page needs: the user and the CSRF token."""
+    user = current_user(request)
+    return Template(
+        template_name=template,
+        context={"user": user, "csrf": user.csrf_token, "request_path": request.url.path, **context},
+        status_code=status_code,
+    )
+
+
+def store_of(request: Req) -> CheckStore:
+    """The check store of this app."""
+    state = request.app.state
+    return CheckStore(state.sessions, state.bus)
+
+
+async def region_cards(request: Req) -> list[dict[str, Any]]:
+    """Every region with its runners' health, regions with a live runner first."""
+    settings = request.app.state.settings
+    items = await regions(
+        request.app.state.sessions,
+        stale_after=settings.runner_stale_after,
+        dead_after=settings.runner_dead_after,
+    )
+    return sorted(
+        items,
+        key=lambda item: (
+            not item["live"],
+            list(REGIONS).index(item["code"]) if item["code"] in REGIONS else len(REGIONS),
+        ),
+    )
+
+
+async def checks_table(request: Req, page: int, per_page: int) -> dict[str, Any]:
+    """The context of the checks table: one page of checks with their last three runs and incidents."""
+    rows, total = await store_of(request).page(limit=per_page, offset=(page - 1) * per_page)
+    ids = [row.id for row in rows]
+    sessions = request.app.state.sessions
+    marks = await stats.latest_runs(sessions, ids)
+    incidents = await stats.open_incidents(sessions, ids)
+    return {
+        "checks": [check_row(row, marks[row.id], incidents.get(row.id)) for row in rows],
+        "total": total,
+        "page": page,
+        "per_page": per_page,
+        "pages": max(1, -(-total // per_page)),
+    }
+
+
+async def form_page(
+    request: Req,
+    form: CheckForm,
+    *,
+    check: dict[str, Any] | None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Template:
+    """The create/edit page for ``form``."""
+    return render(
+        request,
+        "pages/check_form.html",
+        status_code=status_code,
+        form=form,
+        check=check,
+        errors=errors or {},
+        region_cards=await region_cards(request),
+        choices=check_form,
+    )
+
+
+class CheckPages(Controller):
+    """Checks: table, form, detail, runs."""
+
+    path = "/"
+    include_in_schema = False
+
+    @get("/")
+    async def home(
+        self,
+        request: Req,
+        page: Annotated[int, QueryParameter(ge=1)] = 1,
+        per_page: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+    ) -> Template:
+        """The checks table."""
+        return render(request, "pages/checks.html", **await checks_table(request, page, per_page))
+
+    @get("/partials/checks")
+    async def checks_partial(
+        self,
+        request: Req,
+        page: Annotated[int, QueryParameter(ge=1)] = 1,
+        per_page: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+    ) -> Template:
+        """The checks table alone (polled by the home page)."""
+        return render(request, "partials/checks_table.html", **await checks_table(request, page, per_page))
+
+    @get("/checks/new")
+    async def new_check(self, request: Req) -> Template:
+        """An empty check form."""
+        return await form_page(request, CheckForm.blank(default_regions=[]), check=None)
+
+    @post("/checks")
+    async def create_check(self, request: Req) -> Template | Redirect:
+        """Create a check from the form, or show the form again with each error beside its field."""
+        form = CheckForm.from_post(await request.form())
+        spec, errors = form.validate()
+        if spec is not None:
+            try:
+                row = await store_of(request).create(spec)
+            except ApiError as exc:
+                errors = {
+                    "name" if item["field"] == "name" else "general": item["message"] for item in exc.errors
+                }
+                errors = errors or {"general": str(exc.detail)}
+            else:
+                return Redirect(f"/checks/{row.id}", status_code=303)
+        return await form_page(request, form, check=None, errors=errors, status_code=422)
+
+    @get("/checks/{check_id:uuid}/edit")
+    async def edit_check(self, request: Req, check_id: FromPath[uuid.UUID]) -> Template:
+        """The form of an existing check (secrets masked; left masked, they stay unchanged)."""
+        view = check_view(await store_of(request).get(check_id))
+        return await form_page(request, CheckForm.from_spec(view), check=view)
+
+    @post("/checks/{check_id:uuid}")
+    async def update_check(self, request: Req, check_id: FromPath[uuid.UUID]) -> Template | Redirect:
+        """Save a new revision from the form."""
+        store = store_of(request)
+        current = await store.get(check_id)
+        form = CheckForm.from_post(await request.form())
+        spec, errors = form.validate(current.spec)
+        if spec is not None:
+            try:
+                await store.update(check_id, spec)
+            except ApiError as exc:
+                errors = {
+                    "name" if item["field"] == "name" else "general": item["message"] for item in exc.errors
+                }
+                errors = errors or {"general": str(exc.detail)}
+            else:
+                return Redirect(f"/checks/{check_id}", status_code=303)
+        return await form_page(request, form, check=check_view(current), errors=errors, status_code=422)
+
+    @get("/checks/form/assertion-row")
+    async def assertion_row(self, request: Req, key: FromQuery[str | None] = None) -> Template:
+        """One assertion row: new, or re-drawn after its source or comparison changed."""
+        params = request.query_params
+        if key:
+            row = AssertionRow(
+                key,
+                params.get(f"assertion-{key}-source") or "status_code",
+                params.get(f"assertion-{key}-property") or "",
+                params.get(f"assertion-{key}-comparison") or "equals",
+                params.get(f"assertion-{key}-target") or "",
+            ).normalised()
+        else:
+            row = AssertionRow(row_key())
+        return render(request, "partials/assertion_row.html", row=row, errors={}, choices=check_form)
+
+    @get("/checks/form/header-row")
+    async def header_row(self, request: Req) -> Template:
+        """A new, empty header row."""
+        return render(request, "partials/header_row.html", row=HeaderRow(row_key()), errors={})
+
+    @get("/checks/form/channel-row")
+    async def channel_row(self, request: Req, key: FromQuery[str | None] = None) -> Template:
+        """One alert channel row: new, or re-drawn after its type changed."""
+        params = request.query_params
+        if key:
+            row = ChannelRow(
+                key,
+                params.get(f"channel-{key}-channel") or "webhook",
+                params.get(f"channel-{key}-destination") or "",
+                params.get(f"channel-{key}-secret") or "",
+                params.get(f"channel-{key}-on_failure") == "on",
+                params.get(f"channel-{key}-on_recovery") == "on",
+                params.get(f"channel-{key}-on_extra") or "",
+            )
+        else:
+            row = ChannelRow(row_key())
+        return render(request, "partials/channel_row.html", row=row, errors={}, choices=check_form)
+
+    @get("/checks/{check_id:uuid}")
+    async def check_page(
+        self, request: Req, check_id: FromPath[uuid.UUID], window: FromQuery[str] = stats.DEFAULT_WINDOW
+    ) -> Template:
+        """A check: summary over a window, chart, last runs, incidents."""
+        row = await store_of(request).get(check_id)
+        view = check_view(row)
+        sessions = request.app.state.sessions
+        if window not in stats.WINDOWS:
+            window = stats.DEFAULT_WINDOW
+        summary = await stats.summary(
+            sessions, check_id, window=window, interval=view["interval"], regions=view["regions"]
+        )
+        incidents = await list_incidents(sessions, state=None, check_id=check_id, limit=5, offset=0)
+        latest = await list_runs(sessions, check_id, limit=3)
+        return render(
+            request,
+            "pages/check_detail.html",
+            check=view,
+            summary=summary,
+            window=window,
+            windows=list(stats.WINDOWS),
+            incidents=[incident_view(item) for item in incidents],
+            latest=[run_detail(run) for run in latest],
+        )
+
+    @get("/checks/{check_id:uuid}/partials/latest")
+    async def latest_partial(self, request: Req, check_id: FromPath[uuid.UUID]) -> Template:
+        """The last three runs of a check (polled by the detail page)."""
+        latest = await list_runs(request.app.state.sessions, check_id, limit=3)
+        return render(
+            request,
+            "partials/latest_runs.html",
+            check={"id": str(check_id)},
+            latest=[run_detail(run) for run in latest],
+        )
+
+    @get("/checks/{check_id:uuid}/chart.json")
+    async def chart_data(
+        self, request: Req, check_id: FromPath[uuid.UUID], window: FromQuery[str] = stats.DEFAULT_WINDOW
+    ) -> dict[str, Any]:
+        """Response time per region, for the chart."""
+        view = check_view(await store_of(request).get(check_id))
+        return await stats.chart(
+            request.app.state.sessions,
+            check_id,
+            window=window,
+            interval=view["interval"],
+            regions=view["regions"],
+        )
+
+    @get("/checks/{check_id:uuid}/runs")
+    async def runs_page(
+        self,
+        request: Req,
+        check_id: FromPath[uuid.UUID],
+        page: Annotated[int, QueryParameter(ge=1)] = 1,
+        region: FromQuery[str | None] = None,
+        result: FromQuery[str | None] = None,
+    ) -> Template:
+        """All runs of a check, newest first, filtered by region and result."""
+        view = check_view(await store_of(request).get(check_id))
+        status = RESULT_FILTERS.get(result or "")
+        rows = await list_runs(
+            request.app.state.sessions,
+            check_id,
+            limit=RUNS_PER_PAGE + 1,
+            offset=(page - 1) * RUNS_PER_PAGE,
+            region=region or None,
+            status=status,
+        )
+        context: dict[str, Any] = {
+            "check": view,
+            "runs": [run_detail(run) for run in rows[:RUNS_PER_PAGE]],
+            "page": page,
+            "has_next": len(rows) > RUNS_PER_PAGE,
+            "region": region or "",
+            "result": result if status else "",
+            "results": list(RESULT_FILTERS),
+        }
+        template = "partials/runs_table.html" if is_htmx(request) else "pages/runs.html"
+        return render(request, template, **context)
+
+    @get("/runs/{run_id:uuid}")
+    async def run_page(self, request: Req, run_id: FromPath[uuid.UUID]) -> Template:
+        """One run: assertions, timings, response and request."""
+        run = await get_run(request.app.state.sessions, run_id)
+        if run is None:
+            raise ApiError(404, f"no run with id {run_id}")
+        store = store_of(request)
+        try:
+            check: dict[str, Any] | None = check_view(await store.get(run.check_id))
+        except ApiError:
+            check = None
+        return render(request, "pages/run_detail.html", run=run_detail(run), check=check)
+
+    @post("/checks/{check_id:uuid}/run")
+    async def run_now(
+        self, request: Req, check_id: FromPath[uuid.UUID], view: FromQuery[str] = "table"
+    ) -> Template | Redirect | Response[str]:
+        """Run a check now from all its regions; the page's polling shows the results as they land."""
+        store = store_of(request)
+        row = await store.get(check_id)
+        _, run_ids = await store.run_now(row)
+        if not is_htmx(request):
+            return Redirect(f"/checks/{check_id}", status_code=303)
+        message = f"Running from {len(run_ids)} region{'s' if len(run_ids) != 1 else ''}…"
+        return Response(
+            message, media_type="text/html", headers={"HX-Trigger": "runs-changed"}, status_code=200
+        )
+
+    @post("/checks/{check_id:uuid}/pause")
+    async def pause(self, request: Req, check_id: FromPath[uuid.UUID]) -> Template | Redirect:
+        """Stop scheduling a check."""
+        return await self._set_enabled(request, check_id, False)
+
+    @post("/checks/{check_id:uuid}/resume")
+    async def resume(self, request: Req, check_id: FromPath[uuid.UUID]) -> Template | Redirect:
+        """Schedule a paused check again."""
+        return await self._set_enabled(request, check_id, True)
+
+    async def _set_enabled(self, request: Req, check_id: uuid.UUID, enabled: bool) -> Template | Redirect:
+        store = store_of(request)
+        row = await store.set_enabled(check_id, enabled)
+        if not is_htmx(request):
+            return Redirect(f"/checks/{check_id}", status_code=303)
+        sessions = request.app.state.sessions
+        marks = await stats.latest_runs(sessions, [row.id])
+        incidents = await stats.open_incidents(sessions, [row.id])
+        return render(
+            request, "partials/check_row.html", check=check_row(row, marks[row.id], incidents.get(row.id))
+        )
+
+    @post("/checks/{check_id:uuid}/delete")
+    async def delete(self, request: Req, check_id: FromPath[uuid.UUID]) -> Response[str] | Redirect:
+        """Delete a check (its row disappears from the table)."""
+        await store_of(request).delete(check_id)
+        if is_htmx(request):
+            return Response("", media_type="text/html")
+        return Redirect("/", status_code=303)

@@ -1,0 +1,284 @@
+"""Summaries and chart series of a check, and the latest runs of many checks, from indexed reads.
+
+Short windows read raw runs through ``ix_runs_check_completed`` (exact percentiles); long ones read the
+hourly ``run_rollups`` (at most 24 × 30 rows per region for 30 days), so no page ever loads all runs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy import select, union_all
+
+from contracts.v1.base import utcnow
+from contracts.v1.regions import display_name
+from services.api.errors import ApiError
+from services.common.db.models import Incident, Run, RunRollup
+from services.results import rollups
+
+WINDOWS: Final[dict[str, timedelta]] = {
+    "1h": timedelta(hours=1),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}
+DEFAULT_WINDOW: Final = "24h"
+#: Above this many expected runs in a window, read hourly rollups instead of raw runs.
+MAX_RAW_RUNS: Final = 6000
+#: SQLite allows 500 terms in one compound SELECT; stay well below.
+UNION_CHUNK: Final = 200
+
+
+def window_of(name: str) -> timedelta:
+    """The length of a named window; 422 for an unknown one."""
+    try:
+        return WINDOWS[name]
+    except KeyError:
+        raise ApiError(
+            422,
+            f"unknown window '{name}'",
+            [{"field": "window", "message": f"one of {', '.join(WINDOWS)}"}],
+        ) from None
+
+
+def uses_raw_runs(window: timedelta, interval: float, region_count: int) -> bool:
+    """Whether a window is small enough (in expected runs) to read raw runs."""
+    expected = window.total_seconds() / max(interval, 1.0) * max(region_count, 1)
+    return expected <= MAX_RAW_RUNS
+
+
+def _pct(part: int, whole: int) -> float | None:
+    return round(100.0 * part / whole, 2) if whole else None
+
+
+def _stats(counts: dict[str, Any], p50: float | None, p95: float | None) -> dict[str, Any]:
+    """Counts → what the UI shows. Availability: share of attempted runs that got any HTTP response;
+    pass rate: share of attempted runs whose every assertion held (missed runs were never attempted)."""
+    attempted = counts["total"] - counts["missed"]
+    return {
+        "total": counts["total"],
+        "responded": counts["responded"],
+        "passed": counts["passed"],
+        "failed": counts["failed"],
+        "errors": counts["errors"],
+        "missed": counts["missed"],
+        "failures": counts["failed"] + counts["errors"],
+        "availability": _pct(counts["responded"], attempted),
+        "pass_rate": _pct(counts["passed"], attempted),
+        "p50_ms": round(p50, 1) if p50 is not None else None,
+        "p95_ms": round(p95, 1) if p95 is not None else None,
+    }
+
+
+async def summary(
+    sessions: Any,
+    check_id: uuid.UUID,
+    *,
+    window: str,
+    interval: float,
+    regions: Sequence[str],
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Availability, pass rate, failures, p50 and p95 over ``window``: overall and per region."""
+    length = window_of(window)
+    since = (now or utcnow()) - length
+    raw = uses_raw_runs(length, interval, len(regions))
+    per_region: dict[str, dict[str, Any]] = {}
+    latencies: dict[str, list[float]] = {}
+    async with sessions() as session:
+        if raw:
+            rows = await session.execute(
+                select(Run.region, Run.status, Run.total_ms, Run.status_code).where(
+                    Run.check_id == check_id, Run.completed_at >= since
+                )
+            )
+            for region, status, total_ms, status_code in rows:
+                counts = per_region.setdefault(region, rollups.empty())
+                rollups.add_run(counts, status, total_ms, status_code is not None)
+                if total_ms is not None and status != "missed":
+                    latencies.setdefault(region, []).append(total_ms)
+        else:
+            rollup_rows = await session.execute(
+                select(RunRollup).where(
+                    RunRollup.check_id == check_id, RunRollup.bucket >= rollups.hour_of(since)
+                )
+            )
+            for (row,) in rollup_rows:
+                counts = per_region.setdefault(row.region, rollups.empty())
+                rollups.merge(
+                    counts,
+                    {
+                        "total": row.total,
+                        "responded": row.responded,
+                        "passed": row.passed,
+                        "failed": row.failed,
+                        "errors": row.errors,
+                        "missed": row.missed,
+                        "sum_ms": row.sum_ms,
+                        "latency_hist": row.latency_hist,
+                    },
+                )
+    overall = rollups.empty()
+    region_stats = []
+    for region in [*regions, *sorted(set(per_region) - set(regions))]:
+        counts = per_region.get(region, rollups.empty())
+        rollups.merge(overall, counts)
+        region_stats.append(
+            {
+                "region": region,
+                "name": display_name(region),
+                **_percentiles(counts, latencies.get(region), raw),
+            }
+        )
+    all_latencies = [ms for values in latencies.values() for ms in values]
+    return {
+        "window": window,
+        "since": since.isoformat().replace("+00:00", "Z"),
+        "source": "runs" if raw else "rollups",
+        "overall": _percentiles(overall, all_latencies, raw),
+        "regions": region_stats,
+    }
+
+
+def _percentiles(counts: dict[str, Any], values: list[float] | None, raw: bool) -> dict[str, Any]:
+    if raw:
+        values = values or []
+        return _stats(counts, rollups.exact_percentile(values, 0.5), rollups.exact_percentile(values, 0.95))
+    hist = counts["latency_hist"]
+    return _stats(counts, rollups.percentile(hist, 0.5), rollups.percentile(hist, 0.95))
+
+
+async def chart(
+    sessions: Any,
+    check_id: uuid.UUID,
+    *,
+    window: str,
+    interval: float,
+    regions: Sequence[str],
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Response time per region over ``window``: one point per run (``failed`` = 1 when the run did not
+    pass) when the window is small, else one point per hour (mean latency, ``failed`` = failures)."""
+    length = window_of(window)
+    since = (now or utcnow()) - length
+    raw = uses_raw_runs(length, interval, len(regions))
+    series: dict[str, dict[str, list[Any]]] = {
+        region: {"t": [], "ms": [], "failed": []} for region in regions
+    }
+    async with sessions() as session:
+        if raw:
+            rows = await session.execute(
+                select(Run.region, Run.completed_at, Run.total_ms, Run.status)
+                .where(Run.check_id == check_id, Run.completed_at >= since)
+                .order_by(Run.completed_at, Run.run_id)
+            )
+            for region, completed_at, total_ms, status in rows:
+                points = series.setdefault(region, {"t": [], "ms": [], "failed": []})
+                points["t"].append(round(completed_at.timestamp(), 3))
+                points["ms"].append(round(total_ms, 2) if total_ms is not None else None)
+                points["failed"].append(0 if status == "passed" else 1)
+        else:
+            rollup_rows = await session.execute(
+                select(
+                    RunRollup.region,
+                    RunRollup.bucket,
+                    RunRollup.sum_ms,
+                    RunRollup.latency_hist,
+                    RunRollup.failed,
+                    RunRollup.errors,
+                    RunRollup.missed,
+                )
+                .where(RunRollup.check_id == check_id, RunRollup.bucket >= rollups.hour_of(since))
+                .order_by(RunRollup.bucket)
+            )
+            for region, bucket, sum_ms, hist, failed, errors, missed in rollup_rows:
+                points = series.setdefault(region, {"t": [], "ms": [], "failed": []})
+                measured = sum((hist or {}).values())
+                points["t"].append(bucket.timestamp())
+                points["ms"].append(round(sum_ms / measured, 2) if measured else None)
+                points["failed"].append(failed + errors + missed)
+    return {
+        "window": window,
+        "resolution": "run" if raw else "hour",
+        "series": [
+            {"region": region, "name": display_name(region), **points} for region, points in series.items()
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class RunMark:
+    """Enough of a run to draw its coloured mark and its line in a short table."""
+
+    run_id: uuid.UUID
+    check_id: uuid.UUID
+    region: str
+    status: str
+    total_ms: float | None
+    status_code: int | None
+    completed_at: datetime
+    assertions_passed: int
+    assertions_total: int
+    error_class: str | None
+
+    @property
+    def region_name(self) -> str:
+        """The region's display name."""
+        return display_name(self.region)
+
+
+_MARK_COLUMNS: Final = (
+    Run.run_id,
+    Run.check_id,
+    Run.region,
+    Run.status,
+    Run.total_ms,
+    Run.status_code,
+    Run.completed_at,
+    Run.assertions_passed,
+    Run.assertions_total,
+    Run.error_class,
+)
+
+
+async def latest_runs(
+    sessions: Any, check_ids: Iterable[uuid.UUID], *, per_check: int = 3
+) -> dict[uuid.UUID, list[RunMark]]:
+    """The newest ``per_check`` runs of each check, newest first: one index range read per check,
+    issued as one UNION ALL per chunk of checks."""
+    ids = list(check_ids)
+    out: dict[uuid.UUID, list[RunMark]] = {check_id: [] for check_id in ids}
+    async with sessions() as session:
+        for start in range(0, len(ids), UNION_CHUNK):
+            parts = [
+                select(*_MARK_COLUMNS)
+                .where(Run.check_id == check_id)
+                .order_by(Run.completed_at.desc(), Run.run_id.desc())
+                .limit(per_check)
+                .subquery()
+                for check_id in ids[start : start + UNION_CHUNK]
+            ]
+            if not parts:
+                continue
+            statement = union_all(*[select(*part.c) for part in parts])
+            for row in await session.execute(statement):
+                out[row.check_id].append(RunMark(*row))
+    for marks in out.values():
+        marks.sort(key=lambda mark: (mark.completed_at, mark.run_id), reverse=True)
+    return out
+
+
+async def open_incidents(sessions: Any, check_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Incident]:
+    """The open incident of each of ``check_ids`` that has one."""
+    ids = list(check_ids)
+    if not ids:
+        return {}
+    async with sessions() as session:
+        rows = await session.execute(
+            select(Incident).where(Incident.state == "open", Incident.check_id.in_(ids))
+        )
+        return {row.check_id: row for (row,) in rows}

@@ -1,0 +1,138 @@
+"""View models: rows and run details shaped for the templates (all text still escaped by Jinja)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Final
+
+from contracts.v1.regions import display_name
+from services.api.checks import check_view
+from services.api.queries import run_view
+from services.api.ui.stats import RunMark
+from services.common.db.models import Check, Incident, Run
+
+PHASES: Final = (
+    ("dns_ms", "DNS"),
+    ("connect_ms", "Connect"),
+    ("tls_ms", "TLS"),
+    ("ttfb_ms", "Waiting (TTFB)"),
+    ("download_ms", "Download"),
+)
+
+
+def check_state(row: Check, marks: list[RunMark], incident: Incident | None) -> str:
+    """paused / failing / passing / pending (no runs yet), as the checks table shows it."""
+    if not row.enabled:
+        return "paused"
+    if incident is not None:
+        return "failing"
+    if not marks:
+        return "pending"
+    latest_per_region: dict[str, str] = {}
+    for mark in marks:
+        latest_per_region.setdefault(mark.region, mark.status)
+    return "failing" if any(status != "passed" for status in latest_per_region.values()) else "passing"
+
+
+def check_row(row: Check, marks: list[RunMark], incident: Incident | None) -> dict[str, Any]:
+    """One line of the checks table."""
+    view = check_view(row)
+    return {
+        "id": view["id"],
+        "name": view["name"],
+        "method": view["request"]["method"],
+        "url": view["request"]["url"],
+        "enabled": row.enabled,
+        "state": check_state(row, marks, incident),
+        "incident": incident,
+        "marks": list(reversed(marks[:3])),
+        "interval": view["interval"],
+        "regions": [(code, display_name(code)) for code in view["regions"]],
+    }
+
+
+def mark_title(mark: RunMark) -> str:
+    """Tooltip of a result mark: region, status and time."""
+    parts = [mark.region_name, mark.status]
+    if mark.status_code is not None:
+        parts.append(f"HTTP {mark.status_code}")
+    if mark.total_ms is not None:
+        parts.append(f"{mark.total_ms:.0f} ms")
+    if mark.error_class and mark.status != "failed":
+        parts.append(mark.error_class)
+    return " · ".join(parts)
+
+
+def waterfall(timings: dict[str, Any]) -> list[dict[str, Any]]:
+    """The request phases as bars: offset and width in % of the total time."""
+    phases = [(label, key, timings.get(key)) for key, label in PHASES]
+    known = sum(value for _, _, value in phases if isinstance(value, int | float))
+    total = max(float(timings.get("total_ms") or 0.0), known, 0.001)
+    out = []
+    offset = 0.0
+    for label, key, value in phases:
+        if not isinstance(value, int | float):
+            out.append({"label": label, "key": key, "ms": None, "offset": offset, "width": 0.0})
+            continue
+        width = 100.0 * value / total
+        out.append({"label": label, "key": key, "ms": value, "offset": offset, "width": max(width, 0.4)})
+        offset = min(100.0, offset + width)
+    return out
+
+
+def pretty_body(body: str | None) -> tuple[str, bool]:
+    """The body pretty-printed when it is JSON, and whether it was."""
+    if not body:
+        return "", False
+    try:
+        return json.dumps(json.loads(body), indent=2, ensure_ascii=False), True
+    except (json.JSONDecodeError, TypeError):
+        return body, False
+
+
+def run_detail(run: Run) -> dict[str, Any]:
+    """A run as its detail page shows it: failed assertions first, phases, response and request."""
+    view = run_view(run)
+    assertions = sorted(view["assertions"], key=lambda item: bool(item.get("passed")))
+    response = view["response"] or {}
+    body, is_json = pretty_body(response.get("body"))
+    request = view["request"] or {}
+    request_body = request.get("body")
+    if request_body is not None and not isinstance(request_body, str):
+        request_body = json.dumps(request_body, indent=2, ensure_ascii=False)
+    return {
+        **view,
+        "assertions": assertions,
+        "failed_count": sum(1 for item in assertions if not item.get("passed")),
+        "waterfall": waterfall(view["timings"]),
+        "total_ms": view["timings"].get("total_ms"),
+        "status_code": response.get("status_code"),
+        "response_headers": sorted((response.get("headers") or {}).items()),
+        "body": body,
+        "body_is_json": is_json,
+        "body_truncated": bool(response.get("truncated")),
+        "body_size": response.get("size"),
+        "request_method": request.get("method"),
+        "request_url": request.get("url"),
+        "request_headers": sorted((request.get("headers") or {}).items()),
+        "request_body": request_body,
+    }
+
+
+def observed_text(value: Any) -> str:
+    """An observed or target value as the user reads it (JSON for structured values)."""
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def when(value: datetime | str | None) -> str:
+    """A timestamp as ``2024-05-01 12:00:03 UTC``."""
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
