@@ -94,9 +94,14 @@ class AddressGuard:
         # Most specific first; for the same network, "allowed" (True) sorts first.
         rules.sort(key=lambda rule: (-rule[0].prefixlen, not rule[1]))
         self._rules = tuple(rules)
+        # ``ipaddress`` is slow (~20 µs a decision) and a runner meets the same addresses all day.
+        self._cached = functools.lru_cache(maxsize=4096)(self._decide)
 
     def blocking_network(self, address: str) -> IPNetwork | None:
-        """The blocked network ``address`` falls in, or ``None`` when it may be connected."""
+        """The blocked network ``address`` falls in, or ``None`` when it may be connected (cached)."""
+        return self._cached(address)
+
+    def _decide(self, address: str) -> IPNetwork | None:
         try:
             ip: IPAddress = ipaddress.ip_address(address.split("%", 1)[0])
         except ValueError:
