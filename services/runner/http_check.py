@@ -17,6 +17,9 @@ Body size: the body is read up to ``max_response_bytes``; a longer body is cut t
 document: then the run is ``error``/``too_large``. Status, header, response-time and text assertions
 still evaluate (text on the truncated text).
 
+The body is always read (up to the cap): that is the ``download_ms`` phase and the stored sample. It
+is decoded as text or parsed as JSON only when an assertion needs it (the sample decodes a prefix).
+
 Redirects: followed when ``follow_redirects``; a chain of up to ``max_redirects`` redirects is fine, one
 more is ``http_error`` (so ``max_redirects: 0`` with ``follow_redirects`` makes any redirect an error).
 Cookies are never kept between runs, nor within a chain.
