@@ -279,7 +279,7 @@ async def test_known_delay_shows_in_ttfb(checker: HttpChecker, target: str) -> N
     timings = result.timings
     assert timings.ttfb_ms is not None
     assert timings.total_ms is not None
-    assert 49 <= timings.ttfb_ms < 120
+    assert 49 <= timings.ttfb_ms < 150  # loopback: the 50 ms sleep plus scheduling noise
     assert timings.ttfb_ms <= timings.total_ms < timings.ttfb_ms + 60
     assert timings.connect_ms is not None
     assert timings.connect_ms < 50
