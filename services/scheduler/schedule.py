@@ -33,6 +33,10 @@ from services.common.db.models import Check
 from services.scheduler.jobs import SlotExecutor, SlotTrigger
 
 log = logging.getLogger(__name__)
+#: APScheduler logs every job added or removed at INFO: 10k lines per start at 10k checks. Our own logs
+#: say what matters (changes at INFO, reconcile summaries), so its logger is kept at WARNING.
+_apscheduler_log = logging.getLogger(f"{__name__}.apscheduler")
+_apscheduler_log.setLevel(logging.WARNING)
 
 #: How often the schedule is compared with the ``checks`` table (a cheap id/revision scan), in case a
 #: ``CheckChanged`` was lost, e.g. while the broker connection was down.
@@ -99,6 +103,7 @@ class CheckSchedule:
         self._resync_interval = resync_interval
         self._scheduler = AsyncIOScheduler(
             timezone=UTC,
+            logger=_apscheduler_log,
             executors={"default": SlotExecutor()},
             job_defaults={"coalesce": True, "max_instances": 1},
         )
@@ -128,6 +133,7 @@ class CheckSchedule:
             self._resync_task = None
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+            await asyncio.sleep(0)  # AsyncIOScheduler shuts down in a callback on the loop: let it run
 
     async def on_elected(self, epoch: int) -> None:
         """A new leadership starts from the database's view of the checks."""
@@ -303,9 +309,8 @@ class CheckSchedule:
             epoch=self._leadership.epoch,
         )
         try:
-            await asyncio.wait_for(
-                self._bus.publish(message, mandatory=True), publish_timeout(scheduled.spec.interval)
-            )
+            async with asyncio.timeout(publish_timeout(scheduled.spec.interval)):
+                await self._bus.publish(message, mandatory=True)
         except Exception as exc:
             self.counters.publish_failures += 1
             log.warning(
