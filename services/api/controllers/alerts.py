@@ -1,0 +1,142 @@
+"""Alerting in the API: incidents with their notifications, failed deliveries, test notifications,
+global alert settings, and the Prometheus metrics."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from litestar import Controller, MediaType, Request, get, post, put
+from litestar.params import FromPath, FromQuery, QueryParameter
+from pydantic import TypeAdapter, ValidationError
+
+from contracts.v1 import AlertPolicy, MaintenanceWindow
+from contracts.v1.base import utcnow
+from services.alerts import incidents, metrics
+from services.alerts.delivery import send_test_notification
+from services.api.errors import ApiError, field_errors
+
+_WINDOWS: TypeAdapter[list[MaintenanceWindow]] = TypeAdapter(list[MaintenanceWindow])
+
+
+class IncidentsController(Controller):
+    """Incidents, open and resolved, with every notification attempt."""
+
+    path = "/api/v1/incidents"
+
+    @get("/")
+    async def list_incidents(
+        self,
+        request: Request[Any, Any, Any],
+        incident_state: Annotated[Literal["open", "resolved"] | None, QueryParameter(name="state")] = None,
+        check_id: FromQuery[uuid.UUID | None] = None,
+        notifications: FromQuery[bool] = False,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
+        offset: Annotated[int, QueryParameter(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        """Incidents, newest first; filter by state and check; ``notifications=true`` adds attempts."""
+        items = await incidents.list_incidents(
+            request.app.state.sessions,
+            state=incident_state,
+            check_id=check_id,
+            limit=limit,
+            offset=offset,
+            with_notifications=notifications,
+        )
+        return {"items": items, "limit": limit, "offset": offset}
+
+    @get("/{incident_id:uuid}")
+    async def get_incident(
+        self, request: Request[Any, Any, Any], incident_id: FromPath[uuid.UUID]
+    ) -> dict[str, Any]:
+        """One incident with every notification attempt."""
+        found = await incidents.get_incident(request.app.state.sessions, incident_id)
+        if found is None:
+            raise ApiError(404, f"no incident with id {incident_id}")
+        return found
+
+
+class NotificationsController(Controller):
+    """Deliveries that were given up on, and test notifications."""
+
+    path = "/api/v1"
+
+    @get("/notifications/failed")
+    async def failed_notifications(
+        self,
+        request: Request[Any, Any, Any],
+        check_id: FromQuery[uuid.UUID | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        """Notifications that could not be delivered, newest first."""
+        items = await incidents.list_failed_notifications(
+            request.app.state.sessions, check_id=check_id, limit=limit
+        )
+        return {"items": items}
+
+    @post("/checks/{check_id:uuid}/alerts/{index:int}/test", status_code=200)
+    async def test_notification(
+        self, request: Request[Any, Any, Any], check_id: FromPath[uuid.UUID], index: FromPath[int]
+    ) -> dict[str, Any]:
+        """Send a test message to one of a check's alert channels now, and say how it went."""
+        state = request.app.state
+        try:
+            return await send_test_notification(state.sessions, state.settings, check_id, index)
+        except LookupError as exc:
+            raise ApiError(404, str(exc)) from None
+
+
+class AlertSettingsController(Controller):
+    """The global alert policy and maintenance windows (a check's own settings take precedence)."""
+
+    path = "/api/v1/settings/alerts"
+
+    @get("/")
+    async def get_alert_settings(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        """The global policy (defaults when unset) and global maintenance windows."""
+        return await _alert_settings(request.app.state.sessions)
+
+    @put("/")
+    async def put_alert_settings(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        """Replace the global policy and/or maintenance windows; 422 names each invalid field."""
+        try:
+            body = await request.json()
+        except Exception:
+            raise ApiError(
+                400, "the body is not valid JSON", [{"field": "body", "message": "not JSON"}]
+            ) from None
+        if not isinstance(body, dict):
+            raise ApiError(422, "expected an object", [{"field": "body", "message": "expected an object"}])
+        errors: list[dict[str, str]] = []
+        policy = windows = None
+        try:
+            if "alert_policy" in body:
+                policy = AlertPolicy.model_validate(body["alert_policy"])
+        except ValidationError as exc:
+            errors += field_errors(exc, "alert_policy.")
+        try:
+            if "maintenance" in body:
+                windows = _WINDOWS.validate_python(body["maintenance"])
+        except ValidationError as exc:
+            errors += field_errors(exc, "maintenance.")
+        if errors:
+            raise ApiError(422, "invalid alert settings: " + ", ".join(e["field"] for e in errors), errors)
+        await incidents.save_global(
+            request.app.state.sessions, policy=policy, maintenance=windows, now=utcnow()
+        )
+        return await _alert_settings(request.app.state.sessions)
+
+
+async def _alert_settings(sessions: Any) -> dict[str, Any]:
+    async with sessions() as session:
+        policy, windows = await incidents.load_global(session)
+    return {
+        "alert_policy": (policy or AlertPolicy()).model_dump(mode="json"),
+        "maintenance": [window.model_dump(mode="json") for window in windows],
+    }
+
+
+@get("/metrics", media_type=MediaType.TEXT)
+async def prometheus_metrics(request: Request[Any, Any, Any]) -> str:
+    """Prometheus text: this process's counters plus incident and notification counts from the db."""
+    return metrics.render_metrics() + await metrics.render_stored_metrics(request.app.state.sessions)
