@@ -1,0 +1,139 @@
+"""A home (router, results, alerts on the shared broker + PostgreSQL) and a region (a runner on the region
+node), linked by ``seymour region connect``; helpers to publish slots and read what home stored."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import func, select
+
+from contracts.v1 import CheckDue, CheckSpec, utcnow
+from services import runtime
+from services.cli.region import connect
+from services.common.db.models import Check, Incident, Run, Runner
+from services.common.region_topology import HOME_BUFFER_PATTERN, HOME_BUFFER_POLICY, BrokerAddress
+from services.common.settings import Settings
+from tests.federation.conftest import home_vhost, set_home_policy
+from tests.federation.node import RabbitNode
+from tests.support.servers import DemoTarget, serve
+
+REGION = "eu-north-1"
+OTHER = "us-west-2"
+
+
+async def wait_for(
+    condition: Callable[[], Awaitable[bool]], *, timeout: float, what: str, every: float = 0.1
+) -> float:
+    """Poll ``condition`` until true; returns the seconds it took. Fails the test after ``timeout``."""
+    start = time.monotonic()
+    while not await condition():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(every)
+    return time.monotonic() - start
+
+
+@dataclass
+class World:
+    home: runtime.Runtime
+    region: runtime.Runtime
+    target: DemoTarget
+    spec: CheckSpec
+    check_id: uuid.UUID
+    region_url: str
+    region_api: BrokerAddress
+
+    async def publish_slot(self, slot_offset: float = 0.0) -> CheckDue:
+        """One scheduled slot of the check, as the scheduler would publish it."""
+        due = CheckDue(
+            check_id=self.check_id,
+            slot=utcnow() + timedelta(seconds=slot_offset),
+            revision=1,
+            spec=self.spec,
+            epoch=1,
+        )
+        await self.home.bus.publish(due)
+        return due
+
+    async def runs(self) -> list[Run]:
+        async with self.home.sessions() as session:
+            query = select(Run).where(Run.check_id == self.check_id)
+            return list((await session.execute(query)).scalars().all())
+
+    async def incidents(self) -> int:
+        async with self.home.sessions() as session:
+            query = select(func.count()).select_from(Incident).where(Incident.check_id == self.check_id)
+            return int(await session.scalar(query) or 0)
+
+    async def heartbeat_seen(self) -> bool:
+        async with self.home.sessions() as session:
+            return (await session.scalar(select(Runner).where(Runner.region == REGION))) is not None
+
+
+@asynccontextmanager
+async def federated_world(
+    *,
+    node: RabbitNode,
+    home_url: str,
+    home_url_from_region: str,
+    pg_url: str,
+    region_vhost: str,
+    regions: list[str],
+    interval: int = 10,
+    run_expiry: float = 3.0,
+) -> AsyncIterator[World]:
+    """Connect the region, start home and the regional runner; stop everything afterwards."""
+    target = DemoTarget()
+    app = web.Application()
+    app.router.add_post("/api/cards", target.handle)
+    set_home_policy(
+        home_vhost(home_url),
+        HOME_BUFFER_POLICY,
+        HOME_BUFFER_PATTERN,
+        '{"dead-letter-exchange": "seymour.runs.dlx"}',
+    )
+    region_url = node.amqp_url(region_vhost)
+    region_api = BrokerAddress.parse(region_url, node.api_url)
+    await connect(
+        REGION, BrokerAddress.parse(home_url_from_region), region_api, reconnect_delay=1.0, wait=20.0
+    )
+    async with serve(app) as base:
+        target.url = f"{base}/api/cards"
+        spec = CheckSpec(
+            name=f"fed-{uuid.uuid4().hex[:6]}",
+            request={"method": "POST", "url": target.url, "body": {"title": "t", "listId": 1}},
+            regions=regions,
+            interval=interval,
+        )
+        common: dict[str, Any] = {"runner_stale_after": 3.0, "heartbeat_interval": 0.5}
+        home_settings = Settings(
+            broker_url=home_url,
+            database_url=pg_url,
+            run_expiry_min=run_expiry,
+            run_expiry_max=run_expiry,
+            results_batch_ms=20.0,
+            **common,
+        )
+        region_settings = Settings(broker_url=region_url, region=REGION, runner_id="fed-runner-1", **common)
+        home = await runtime.start(home_settings, ["router", "results", "alerts"])
+        region = None
+        try:
+            check_id = uuid.uuid4()
+            async with home.sessions() as session, session.begin():
+                session.add(Check(id=check_id, name=spec.name, spec=spec.model_dump(mode="json"), revision=1))
+            region = await runtime.start(region_settings, ["runner"])
+            world = World(home, region, target, spec, check_id, region_url, region_api)
+            await wait_for(world.heartbeat_seen, timeout=20, what="a regional heartbeat stored at home")
+            yield world
+        finally:
+            if region is not None:
+                await region.stop()
+            await home.stop()
