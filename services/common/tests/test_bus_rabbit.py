@@ -22,6 +22,7 @@ from contracts.topology import (
     EXCHANGES,
     RESULTS_EXCHANGE,
     RESULTS_STORE,
+    ROUTER_DEAD_RUNS,
     RUNNER_HEARTBEAT,
     RUNNER_QUEUE_EXPIRES_MS,
     RUNS_DEAD_LETTER_EXCHANGE,
@@ -29,7 +30,7 @@ from contracts.topology import (
     router_heartbeats,
     runner_queue,
 )
-from contracts.v1 import RunnerHeartbeat, decode, encode
+from contracts.v1 import RunCheck, RunnerHeartbeat, decode, encode
 from services.common.bus import Delivery, Route
 from services.common.bus_rabbit import RabbitBus
 from services.common.errors import NotConfirmed
@@ -185,6 +186,29 @@ async def test_publish_returns_only_once_confirmed_and_a_nack_raises(
     assert await bus.queue_depth(spec.name) == 1
 
 
+async def test_a_run_expires_even_when_its_region_has_no_consumer_at_all(
+    new_bus: Callable[..., RabbitBus],
+) -> None:
+    dead: list[tuple[RunCheck, Delivery]] = []
+
+    async def record(message: RunCheck, delivery: Delivery) -> None:
+        dead.append((message, delivery))
+
+    bus = new_bus()
+    bus.subscribe(Route(ROUTER_DEAD_RUNS, {RunCheck: record}))
+    await bus.start()
+    await bus.declare_queue(runner_queue(REGION))
+
+    run = run_check()
+    await bus.publish(run, expiration=0.2, mandatory=True)
+
+    await until(lambda: len(dead) == 1, within=10, what="the unconsumed run to expire")
+    assert dead[0][0] == run
+    assert dead[0][1].death_reason == "expired"
+    assert dead[0][1].headers["x-first-death-queue"] == runner_queue(REGION).name
+    assert await bus.queue_depth(runner_queue(REGION).name) == 0
+
+
 async def test_unacked_messages_come_back_after_the_consumer_restarts(
     new_bus: Callable[..., RabbitBus],
 ) -> None:
@@ -202,7 +226,9 @@ async def test_unacked_messages_come_back_after_the_consumer_restarts(
     for message in sent:
         await first.publish(message)
     await until(lambda: len(held) == len(sent), what="every message in flight")
+    stopping = time.monotonic()
     await first.stop()
+    assert time.monotonic() - stopping < 0.5 + 3.0  # stuck handlers do not hold stop() past its bound
 
     got: list[tuple[RunnerHeartbeat, Delivery]] = []
 
