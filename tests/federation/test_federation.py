@@ -54,7 +54,7 @@ async def test_runs_cross_only_to_their_region_and_results_reach_home(
         async def all_stored() -> bool:
             return len(await world.runs()) == 2 * SLOTS
 
-        await wait_for(all_stored, timeout=30, what="every run of both regions stored at home")
+        await wait_for(all_stored, within=30, what="every run of both regions stored at home")
         runs = await world.runs()
         by_region = Counter((run.region, run.status) for run in runs)
         assert by_region == {(REGION, "passed"): SLOTS, (OTHER, "missed"): SLOTS}
@@ -64,10 +64,15 @@ async def test_runs_cross_only_to_their_region_and_results_reach_home(
         assert {hit["region"] for hit in world.target.hits} == {REGION}
         vhost = home_vhost(rabbit_url)
         federation_keys = {
-            key for source, dest, key in home_bindings(vhost) if source == "seymour.runs" and "federation" in dest
+            key
+            for source, dest, key in home_bindings(vhost)
+            if source == "seymour.runs" and "federation" in dest
         }
         assert federation_keys == {REGION}
-        assert any(dest == home_buffer_queue(REGION, home_vhost=vhost, region_vhost=region_vhost) for _, dest, _ in home_bindings(vhost))
+        assert any(
+            dest == home_buffer_queue(REGION, home_vhost=vhost, region_vhost=region_vhost)
+            for _, dest, _ in home_bindings(vhost)
+        )
         async with ManagementApi(world.region_api) as api:
             region, side = await region_side(api)
         assert region == REGION

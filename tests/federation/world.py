@@ -30,13 +30,13 @@ OTHER = "us-west-2"
 
 
 async def wait_for(
-    condition: Callable[[], Awaitable[bool]], *, timeout: float, what: str, every: float = 0.1
+    condition: Callable[[], Awaitable[bool]], *, within: float, what: str, every: float = 0.1
 ) -> float:
-    """Poll ``condition`` until true; returns the seconds it took. Fails the test after ``timeout``."""
+    """Poll ``condition`` until true; returns the seconds it took. Fails the test after ``within`` seconds."""
     start = time.monotonic()
     while not await condition():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        if time.monotonic() - start > within:
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(every)
     return time.monotonic() - start
 
@@ -131,7 +131,7 @@ async def federated_world(
                 session.add(Check(id=check_id, name=spec.name, spec=spec.model_dump(mode="json"), revision=1))
             region = await runtime.start(region_settings, ["runner"])
             world = World(home, region, target, spec, check_id, region_url, region_api)
-            await wait_for(world.heartbeat_seen, timeout=20, what="a regional heartbeat stored at home")
+            await wait_for(world.heartbeat_seen, within=20, what="a regional heartbeat stored at home")
             yield world
         finally:
             if region is not None:

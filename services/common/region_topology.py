@@ -1,0 +1,296 @@
+"""Region topology as code: what a regional broker declares so runs reach it from home and results go back.
+
+::
+
+    home broker                                    regional broker (cluster name seymour-<region>)
+    [seymour.runs] ─<region>─► federation: seymour.runs -> seymour-<region>  ◄── federation link
+        (home buffer: message-ttl + expires; home policy HOME_BUFFER_POLICY dead-letters runs that
+         expire there to [seymour.runs.dlx] → router.dead-runs → RunMissed)
+                                                    [seymour.runs] ─<region>─► runner.<region> ─► runner
+    [seymour.results]  ◄── shovel ── region.results-outbox   ◄─#─ [seymour.results]  ◄─ runner
+    [seymour.runs.dlx] ◄── shovel ── region.dead-runs-outbox ◄─#─ [seymour.runs.dlx] ◄─ runs expired
+                                                                                       in runner.<region>
+
+Both links are opened from the region outward, ``ack-mode: on-confirm`` (a message leaves one broker only
+once the other confirmed it), and reconnect every ``reconnect_delay`` seconds, so a WAN outage only
+buffers: runs on home (bounded by their own expiry and by the upstream's ``message-ttl``, the queue itself
+by ``expires`` so a region gone for good does not make home grow forever), results in the region's
+outbox. Links redeliver: every consumer downstream is idempotent on ``run_id``.
+
+The federation upstream binds on home only the keys the regional ``seymour.runs`` has bindings for — the
+region's own code — so runs for other regions never cross. The regional broker's cluster name is set
+to ``seymour-<region>`` because RabbitMQ names the home buffer queue after it: that makes the name
+predictable (``seymour region status`` looks it up) and unique per region.
+
+Names here are not (yet) in :mod:`contracts.topology`; they are ``Final`` so they can move there as is.
+Everything is applied through the management HTTP API (PUT is idempotent; re-running ``connect`` with
+the same arguments changes nothing, with new ones updates the links in place).
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from contracts.topology import (
+    EXCHANGES,
+    RESULTS_EXCHANGE,
+    RUNNER_QUEUE_EXPIRES_MS,
+    RUNS_DEAD_LETTER_EXCHANGE,
+    RUNS_EXCHANGE,
+    runner_queue,
+)
+from services.common.bus_rabbit import queue_arguments
+
+#: Name of the federation upstream (the home broker) on the regional broker.
+UPSTREAM: Final = "seymour-home"
+#: Regional policy that makes the regional ``seymour.runs`` federated from :data:`UPSTREAM`.
+RUNS_FEDERATION_POLICY: Final = "seymour-runs-from-home"
+#: Regional queue bound to ``seymour.results`` with ``#``: everything runners publish, shovelled home.
+RESULTS_OUTBOX: Final = "region.results-outbox"
+#: Regional queue bound to ``seymour.runs.dlx``: runs that expired unrun in the region, shovelled home.
+DEAD_RUNS_OUTBOX: Final = "region.dead-runs-outbox"
+RESULTS_SHOVEL: Final = "seymour-results-to-home"
+DEAD_RUNS_SHOVEL: Final = "seymour-dead-runs-to-home"
+#: Home policy: runs that expire while buffered on home (WAN down) are dead-lettered, not dropped.
+HOME_BUFFER_POLICY: Final = "seymour-federation-buffers"
+HOME_BUFFER_PATTERN: Final = r"^federation: seymour\.runs -> "
+#: Regional brokers are named ``seymour-<region>`` (see the module docstring).
+CLUSTER_NAME_PREFIX: Final = "seymour-"
+
+#: Backstop for runs buffered on home; each run's own expiry (``run_expiry_max``) is far shorter.
+RUN_BUFFER_TTL_MS: Final = 3600 * 1000
+#: The home buffer queue is deleted after this long without its link (a region gone for good);
+#: runs for that region are then unroutable and recorded as ``no_runner`` at once.
+RUN_BUFFER_EXPIRES_MS: Final = RUNNER_QUEUE_EXPIRES_MS
+#: Results wait in the regional outbox at most this long for home to come back.
+OUTBOX_TTL_MS: Final = 7 * 24 * 3600 * 1000
+DEFAULT_RECONNECT_DELAY: Final = 5.0
+DEFAULT_MANAGEMENT_PORT: Final = 15672
+
+_REGION_CODE = re.compile(r"^[a-z0-9][a-z0-9-]{0,38}$")
+
+Method = Literal["PUT", "POST", "DELETE"]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One management API request; ``path`` segments are already quoted."""
+
+    method: Method
+    path: str
+    body: dict[str, Any] = field(default_factory=dict)
+    what: str = ""
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    """Where a broker is: its AMQP URL, the management API next to it, the vhost and credentials."""
+
+    amqp_url: str
+    api_url: str
+    username: str
+    password: str
+    vhost: str
+
+    @classmethod
+    def parse(cls, amqp_url: str, api_url: str | None = None) -> BrokerAddress:
+        """Split ``amqp://user:pass@host:port/vhost``; the API defaults to ``http://host:15672``.
+
+        Raises ``ValueError`` for anything that is not an ``amqp``/``amqps`` URL.
+        """
+        parts = urllib.parse.urlsplit(amqp_url)
+        if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+            raise ValueError(f"not an AMQP URL: {redact(amqp_url)}")
+        path = parts.path[1:] if parts.path.startswith("/") else parts.path
+        vhost = urllib.parse.unquote(path) if path else "/"
+        if api_url is None:
+            scheme = "https" if parts.scheme == "amqps" else "http"
+            host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+            api_url = f"{scheme}://{host}:{DEFAULT_MANAGEMENT_PORT}"
+        return cls(
+            amqp_url=amqp_url,
+            api_url=api_url.rstrip("/"),
+            username=urllib.parse.unquote(parts.username or "guest"),
+            password=urllib.parse.unquote(parts.password or "guest"),
+            vhost=vhost,
+        )
+
+    @property
+    def quoted_vhost(self) -> str:
+        return q(self.vhost)
+
+
+def q(segment: str) -> str:
+    """A path segment for the management API (``/`` becomes ``%2F``)."""
+    return urllib.parse.quote(segment, safe="")
+
+
+def redact(url: str) -> str:
+    """``url`` with its password replaced, for logs and output."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def check_region(region: str) -> str:
+    """``region`` if it is a plausible region code (it becomes part of queue and broker names)."""
+    if not _REGION_CODE.match(region):
+        raise ValueError(f"not a region code: {region!r} (lower-case letters, digits and '-')")
+    return region
+
+
+def cluster_name(region: str) -> str:
+    """The regional broker's cluster name, which RabbitMQ puts in the home buffer queue's name."""
+    return f"{CLUSTER_NAME_PREFIX}{region}"
+
+
+def home_buffer_queue(region: str, *, home_vhost: str = "/", region_vhost: str = "/") -> str:
+    """The queue on home that buffers ``region``'s runs (declared by the federation link; RabbitMQ adds
+    the regional vhost and exchange to the name when the two vhosts differ)."""
+    suffix = "" if region_vhost == home_vhost else f":{region_vhost}:{RUNS_EXCHANGE}"
+    return f"federation: {RUNS_EXCHANGE} -> {cluster_name(region)}{suffix}"
+
+
+def local_uri(vhost: str) -> str:
+    """A shovel source URI for a vhost of the broker the shovel runs on (direct connection)."""
+    return "amqp://" if vhost == "/" else f"amqp:///{q(vhost)}"
+
+
+@dataclass(frozen=True)
+class RegionLink:
+    """One region's links to home."""
+
+    region: str
+    home: BrokerAddress
+    local: BrokerAddress
+    reconnect_delay: float = DEFAULT_RECONNECT_DELAY
+
+    def upstream(self) -> dict[str, Any]:
+        """The federation upstream definition (the home broker, as seen from the region)."""
+        return {
+            "uri": self.home.amqp_url,
+            "exchange": RUNS_EXCHANGE,
+            "ack-mode": "on-confirm",
+            "trust-user-id": False,
+            "max-hops": 1,
+            "prefetch-count": 1000,
+            "reconnect-delay": self.reconnect_delay,
+            "message-ttl": RUN_BUFFER_TTL_MS,
+            "expires": RUN_BUFFER_EXPIRES_MS,
+        }
+
+    def shovel(self, source_queue: str, destination_exchange: str) -> dict[str, Any]:
+        """A dynamic shovel from a regional queue to a home exchange, keeping each routing key."""
+        return {
+            "src-protocol": "amqp091",
+            "src-uri": local_uri(self.local.vhost),
+            "src-queue": source_queue,
+            "src-prefetch-count": 1000,
+            "src-delete-after": "never",
+            "dest-protocol": "amqp091",
+            "dest-uri": self.home.amqp_url,
+            "dest-exchange": destination_exchange,
+            "dest-add-forward-headers": False,
+            "ack-mode": "on-confirm",
+            "reconnect-delay": self.reconnect_delay,
+        }
+
+    def plan(self) -> list[Step]:
+        """Every request that makes the regional broker a region of home, in order. Idempotent."""
+        v = self.local.quoted_vhost
+        runner = runner_queue(self.region)
+        outbox_args = {"x-queue-type": "quorum", "x-message-ttl": OUTBOX_TTL_MS}
+        steps = [Step("PUT", "/api/cluster-name", {"name": cluster_name(self.region)}, "cluster name")]
+        steps += [
+            Step("PUT", f"/api/exchanges/{v}/{q(x.name)}", {"type": x.kind, "durable": True}, "exchange")
+            for x in EXCHANGES
+        ]
+        queues = (
+            (runner.name, queue_arguments(runner), runner.exchange, runner.binding_keys),
+            (RESULTS_OUTBOX, outbox_args, RESULTS_EXCHANGE, ("#",)),
+            (DEAD_RUNS_OUTBOX, outbox_args, RUNS_DEAD_LETTER_EXCHANGE, ("#",)),
+        )
+        for name, arguments, exchange, keys in queues:
+            steps.append(
+                Step("PUT", f"/api/queues/{v}/{q(name)}", {"durable": True, "arguments": arguments}, "queue")
+            )
+            steps += [
+                Step(
+                    "POST", f"/api/bindings/{v}/e/{q(exchange)}/q/{q(name)}", {"routing_key": key}, "binding"
+                )
+                for key in keys
+            ]
+        steps += [
+            Step(
+                "PUT",
+                f"/api/parameters/federation-upstream/{v}/{q(UPSTREAM)}",
+                {"value": self.upstream()},
+                "federation upstream",
+            ),
+            Step(
+                "PUT",
+                f"/api/policies/{v}/{q(RUNS_FEDERATION_POLICY)}",
+                {
+                    "pattern": f"^{re.escape(RUNS_EXCHANGE)}$",
+                    "definition": {"federation-upstream": UPSTREAM},
+                    "apply-to": "exchanges",
+                    "priority": 10,
+                },
+                "federation policy",
+            ),
+            Step(
+                "PUT",
+                f"/api/parameters/shovel/{v}/{q(RESULTS_SHOVEL)}",
+                {"value": self.shovel(RESULTS_OUTBOX, RESULTS_EXCHANGE)},
+                "results shovel",
+            ),
+            Step(
+                "PUT",
+                f"/api/parameters/shovel/{v}/{q(DEAD_RUNS_SHOVEL)}",
+                {"value": self.shovel(DEAD_RUNS_OUTBOX, RUNS_DEAD_LETTER_EXCHANGE)},
+                "dead-runs shovel",
+            ),
+        ]
+        return steps
+
+
+def home_plan(home: BrokerAddress) -> list[Step]:
+    """The one thing home needs per vhost (not per region): runs expiring in a buffer are dead-lettered."""
+    return [
+        Step(
+            "PUT",
+            f"/api/policies/{home.quoted_vhost}/{q(HOME_BUFFER_POLICY)}",
+            {
+                "pattern": HOME_BUFFER_PATTERN,
+                "definition": {"dead-letter-exchange": RUNS_DEAD_LETTER_EXCHANGE},
+                "apply-to": "queues",
+                "priority": 10,
+            },
+            "home buffer policy",
+        )
+    ]
+
+
+__all__ = [
+    "DEAD_RUNS_OUTBOX",
+    "DEAD_RUNS_SHOVEL",
+    "HOME_BUFFER_PATTERN",
+    "HOME_BUFFER_POLICY",
+    "RESULTS_OUTBOX",
+    "RESULTS_SHOVEL",
+    "RUNS_FEDERATION_POLICY",
+    "UPSTREAM",
+    "BrokerAddress",
+    "RegionLink",
+    "Step",
+    "check_region",
+    "cluster_name",
+    "home_buffer_queue",
+    "home_plan",
+    "redact",
+]
