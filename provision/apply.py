@@ -52,7 +52,7 @@ def provision_runner(ctx: Ctx) -> None:
             managed=[iam.ECS_TASK_EXECUTION_POLICY],
             tags=tags,
         )
-    vpc, subnets = ec2.default_vpc(ctx)
+    vpc = ec2.default_vpc(ctx)
     group = ec2.ensure_security_group(
         ctx,
         cfg.name("runner", region),
@@ -92,6 +92,7 @@ def provision_runner(ctx: Ctx) -> None:
         execution_role_arn=f"arn:aws:iam::{account}:role{cfg.iam_path}{role}",
         tags=tags,
     )
+    subnets = ec2.default_subnets(ctx, vpc)
     ecs.ensure_service(
         ctx, name, name, task_definition=task, subnets=subnets, security_group=group, tags=tags
     )
@@ -119,7 +120,7 @@ def provision_home(ctx: Ctx) -> None:
         )
     iam.ensure_role(ctx, role, service="ec2.amazonaws.com", policy=policy, tags=tags)
     iam.ensure_instance_profile(ctx, role, role=role, tags=tags)
-    vpc, _ = ec2.default_vpc(ctx)
+    vpc = ec2.default_vpc(ctx)
     home_name = cfg.name("home", region)
     # Home calls out to anything (packages, alert webhooks, SMTP on any port): all egress.
     # Inbound: AMQPS from the regions (spot runners have no fixed address) and the UI from --ui-cidr.
@@ -185,6 +186,7 @@ def teardown(ctx: Ctx) -> None:
     if ctx.applying and instances:
         client.terminate_instances(InstanceIds=instances)
         ec2.wait_terminated(client, instances)
+        ec2.untag_terminated(ctx, instances)
     for address in client.describe_addresses(Filters=ec2.deployment_filters(ctx))["Addresses"]:
         ctx.record("delete", "elastic-ip", f"{address.get('PublicIp')}")
         if ctx.applying:

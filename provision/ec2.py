@@ -87,17 +87,20 @@ def deployment_filters(ctx: Ctx, **tags: str) -> list[FilterTypeDef]:
     return filters
 
 
-def default_vpc(ctx: Ctx) -> tuple[str, list[str]]:
-    """The region's default VPC and its default subnets."""
-    ec2 = ctx.aws.ec2(ctx.region)
-    vpcs = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]
+def default_vpc(ctx: Ctx) -> str:
+    """The region's default VPC."""
+    vpcs = ctx.aws.ec2(ctx.region).describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]
     if not vpcs:
         raise ProvisionError(f"no default VPC in {ctx.region}: create one with `aws ec2 create-default-vpc`")
-    vpc = vpcs[0]["VpcId"]
-    subnets = ec2.describe_subnets(
+    return vpcs[0]["VpcId"]
+
+
+def default_subnets(ctx: Ctx, vpc: str) -> list[str]:
+    """The default VPC's default subnets (one per availability zone, with public addresses)."""
+    subnets = ctx.aws.ec2(ctx.region).describe_subnets(
         Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "default-for-az", "Values": ["true"]}]
     )["Subnets"]
-    return vpc, sorted(s["SubnetId"] for s in subnets)
+    return sorted(s["SubnetId"] for s in subnets)
 
 
 def ensure_security_group(
@@ -358,3 +361,20 @@ def wait_terminated(ec2: EC2Client, ids: Sequence[str]) -> None:
         ec2.get_waiter("instance_terminated").wait(
             InstanceIds=list(ids), WaiterConfig={"Delay": 5, "MaxAttempts": 120}
         )
+
+
+def untag_terminated(ctx: Ctx, ids: Sequence[str]) -> None:
+    """Terminated instances stay listed for up to an hour; without their tags nothing finds them as ours."""
+    ec2 = ctx.aws.ec2(ctx.region)
+    keys = sorted(
+        {t["Key"] for i in find_all(ctx, ids) for t in i.get("Tags", []) if t["Key"].startswith("seymour:")}
+    )
+    try:
+        ec2.delete_tags(Resources=list(ids), Tags=[{"Key": key} for key in keys])
+    except ClientError as error:
+        log.info("could not untag terminated instances region=%s error=%s", ctx.region, error)
+
+
+def find_all(ctx: Ctx, ids: Sequence[str]) -> list[dict[str, Any]]:
+    reservations = ctx.aws.ec2(ctx.region).describe_instances(InstanceIds=list(ids))["Reservations"]
+    return [dict(instance) for r in reservations for instance in r.get("Instances", [])]

@@ -206,6 +206,7 @@ def delete(ctx: Ctx, cluster: str, family: str) -> None:
         for arn in ecs.list_services(cluster=cluster)["serviceArns"]:
             ctx.record("delete", "ecs-service", arn.rsplit("/", 1)[-1])
             if ctx.applying:
+                _untag(ctx, arn)
                 ecs.delete_service(cluster=cluster, service=arn, force=True)
         for task in ecs.list_tasks(cluster=cluster)["taskArns"]:
             ctx.record("delete", "ecs-task", task.rsplit("/", 1)[-1])
@@ -224,4 +225,15 @@ def delete(ctx: Ctx, cluster: str, family: str) -> None:
     if _cluster_exists(ctx, cluster):
         ctx.record("delete", "ecs-cluster", cluster)
         if ctx.applying:
+            described = ecs.describe_clusters(clusters=[cluster])["clusters"]
+            for arn in (c["clusterArn"] for c in described if "clusterArn" in c):
+                _untag(ctx, arn)
             ecs.delete_cluster(cluster=cluster)
+
+
+def _untag(ctx: Ctx, arn: str) -> None:
+    """Deleted services and clusters linger as INACTIVE with their tags: take the tags off first."""
+    ecs = ctx.aws.ecs(ctx.region)
+    keys = [t["key"] for t in ecs.list_tags_for_resource(resourceArn=arn).get("tags", []) if "key" in t]
+    if keys:
+        ecs.untag_resource(resourceArn=arn, tagKeys=keys)
