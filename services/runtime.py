@@ -77,7 +77,8 @@ async def start(
     for name in names:
         if name == "runner" and runner_regions:
             for region in runner_regions:
-                regional = settings.model_copy(update={"region": region})
+                runner_id = f"{settings.runner_id}-{region}" if settings.runner_id else None
+                regional = settings.model_copy(update={"region": region, "runner_id": runner_id})
                 runtime.services.append(build_service("runner", regional, bus, sessions))
         else:
             runtime.services.append(build_service(name, settings, bus, sessions))

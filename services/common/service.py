@@ -26,14 +26,18 @@ class Lifecycle(Protocol):
 
 @dataclass
 class Service:
-    """A built service: consumers to subscribe, and lifecycles started before and stopped after them."""
+    """A built service: consumers to subscribe, and lifecycles (timers, flushers, servers).
+
+    The runtime starts the bus (consumers and publishing) first and the lifecycles after it, so a
+    lifecycle may publish from its ``start``; on the way down consumers stop first, then lifecycles.
+    """
 
     name: str
     routes: list[Route] = field(default_factory=list)
     lifecycles: list[Lifecycle] = field(default_factory=list)
 
     async def start(self) -> None:
-        """Start the lifecycles (the caller subscribes ``routes`` on its bus)."""
+        """Start the lifecycles (the caller has subscribed ``routes`` and started its bus)."""
         for lifecycle in self.lifecycles:
             await lifecycle.start()
 
