@@ -97,6 +97,30 @@ class MemoryBus:
         self._running = True
         for route in self._routes:
             self._start_route(route)
+        self._tasks.append(asyncio.create_task(self._expire_forever(), name="memory-bus-expiry"))
+
+    async def _expire_forever(self, every: float = 0.25) -> None:
+        """Dead-letter expired messages that no consumer takes, as RabbitMQ does with per-message TTLs."""
+        while True:
+            await asyncio.sleep(every)
+            self.expire_now()
+
+    def expire_now(self) -> int:
+        """Move every expired message waiting in any queue to its dead-letter exchange; returns how many."""
+        now = time.monotonic()
+        moved = 0
+        for queue in list(self._queues.values()):
+            waiting = queue.items._queue  # type: ignore[attr-defined]
+            if not any(e.expires_at is not None and now > e.expires_at for e in waiting):
+                continue
+            keep = [e for e in waiting if e.expires_at is None or now <= e.expires_at]
+            gone = [e for e in waiting if e.expires_at is not None and now > e.expires_at]
+            waiting.clear()
+            waiting.extend(keep)
+            for envelope in gone:
+                self._dead_letter(queue, envelope, "expired")
+            moved += len(gone)
+        return moved
 
     def _start_route(self, route: Route) -> None:
         queue = self._queues[route.queue.name]

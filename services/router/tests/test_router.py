@@ -118,3 +118,12 @@ async def test_slots_from_a_deposed_scheduler_are_dropped(router_bus: Any) -> No
     await asyncio.sleep(0.05)
     assert len(runs.items) == 6
     assert {run.trigger for run in runs.items[3:]} == {"manual"}
+
+
+async def test_a_run_nobody_consumes_still_expires_into_a_missed_run(router_bus: Any) -> None:
+    bus, missed = router_bus
+    await bus.declare_queue(runner_queue("eu-north-1"))
+    await bus.publish(due(spec=SPEC.model_copy(update={"regions": ["eu-north-1"]})))
+    await wait_for(lambda: len(missed.items) == 1, within=3)
+    assert missed.items[0].region == "eu-north-1"
+    assert missed.items[0].reason == "no_runner"
