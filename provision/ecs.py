@@ -34,7 +34,7 @@ def task_containers(ctx: Ctx, *, param_arn: str, runner_script: str) -> list[dic
             "command": [
                 "sh",
                 "-c",
-                "rabbitmq-plugins enable --offline rabbitmq_federation rabbitmq_shovel"
+                "rabbitmq-plugins enable --offline rabbitmq_management rabbitmq_federation rabbitmq_shovel"
                 " && exec docker-entrypoint.sh rabbitmq-server",
             ],
             "environment": [{"name": "RABBITMQ_DEFAULT_USER", "value": "seymour"}],

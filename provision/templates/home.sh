@@ -59,7 +59,7 @@ ssl_options.keyfile = /etc/rabbitmq/tls/key.pem
 ssl_options.verify = verify_none
 ssl_options.fail_if_no_peer_cert = false
 CONF
-echo '[rabbitmq_federation,rabbitmq_shovel].' >/etc/seymour/rabbitmq/enabled_plugins
+echo '[rabbitmq_management,rabbitmq_federation,rabbitmq_shovel].' >/etc/seymour/rabbitmq/enabled_plugins
 cat >/etc/seymour/broker.env <<ENV
 RABBITMQ_DEFAULT_USER=seymour
 RABBITMQ_DEFAULT_PASS=$BROKER_PASSWORD
@@ -104,7 +104,7 @@ Requires=docker.service
 [Service]
 ExecStartPre=-/usr/bin/docker rm -f seymour-broker
 ExecStart=/usr/bin/docker run --name seymour-broker --hostname seymour-broker \
-  --env-file /etc/seymour/broker.env -p 127.0.0.1:5672:5672 -p 5671:5671 \
+  --env-file /etc/seymour/broker.env -p 127.0.0.1:5672:5672 -p 127.0.0.1:15672:15672 -p 5671:5671 \
   -v /etc/seymour/rabbitmq/enabled_plugins:/etc/rabbitmq/enabled_plugins:ro \
   -v /etc/seymour/rabbitmq/rabbitmq.conf:/etc/rabbitmq/conf.d/20-seymour.conf:ro \
   -v /etc/seymour/rabbitmq/cert.pem:/etc/rabbitmq/tls/cert.pem:ro \

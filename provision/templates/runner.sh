@@ -42,7 +42,7 @@ cat >/etc/seymour/broker.env <<ENV
 RABBITMQ_DEFAULT_USER=seymour
 RABBITMQ_DEFAULT_PASS=$LOCAL_PASSWORD
 ENV
-echo '[rabbitmq_federation,rabbitmq_shovel].' >/etc/seymour/rabbitmq/enabled_plugins
+echo '[rabbitmq_management,rabbitmq_federation,rabbitmq_shovel].' >/etc/seymour/rabbitmq/enabled_plugins
 cat >/etc/seymour/runner.env <<ENV
 SEYMOUR_REGION=$REGION
 SEYMOUR_BROKER_URL=amqp://seymour:$LOCAL_PASSWORD@localhost:5672/
@@ -63,7 +63,7 @@ Requires=docker.service
 [Service]
 ExecStartPre=-/usr/bin/docker rm -f seymour-broker
 ExecStart=/usr/bin/docker run --name seymour-broker --hostname seymour-broker \
-  --env-file /etc/seymour/broker.env -p 127.0.0.1:5672:5672 \
+  --env-file /etc/seymour/broker.env -p 127.0.0.1:5672:5672 -p 127.0.0.1:15672:15672 \
   -v /etc/seymour/rabbitmq/enabled_plugins:/etc/rabbitmq/enabled_plugins:ro \
   -v seymour-broker-data:/var/lib/rabbitmq {{rabbitmq_image}}
 ExecStartPost=/usr/bin/timeout 120 /bin/sh -c 'until docker exec seymour-broker rabbitmq-diagnostics -q ping; do sleep 2; done'
