@@ -25,7 +25,13 @@ def error_page(request: Request[Any, Any, Any], exc: Exception) -> Template:
     user = getattr(request.state, "user", None)
     return Template(
         template_name="pages/error.html",
-        context={"status": status, "detail": detail, "user": user, "csrf": user.csrf_token if user else ""},
+        context={
+            "status": status,
+            "detail": detail,
+            "user": user,
+            "csrf": user.csrf_token if user else "",
+            "request_path": request.url.path,
+        },
         status_code=status,
     )
 

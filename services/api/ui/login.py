@@ -14,8 +14,12 @@ from services.api.ui.security import (
     CSRF_FIELD,
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
+    CsrfRejected,
+    LoginRequired,
+    csrf_rejected,
     expired_cookie,
     login_csrf_cookie,
+    login_redirect,
     new_csrf,
     safe_next,
     same_token,
@@ -90,7 +94,12 @@ async def login(request: Req) -> Template | Redirect:
     )
 
 
-@post("/logout", guards=[session_guard], include_in_schema=False)
+@post(
+    "/logout",
+    guards=[session_guard],
+    exception_handlers={LoginRequired: login_redirect, CsrfRejected: csrf_rejected},
+    include_in_schema=False,
+)
 async def logout(request: Req) -> Redirect:
     """End the session."""
     session_id = request.cookies.get(SESSION_COOKIE)

@@ -130,7 +130,7 @@ class CheckPages(Controller):
         """An empty check form."""
         return await form_page(request, CheckForm.blank(default_regions=[]), check=None)
 
-    @post("/checks")
+    @post("/checks", status_code=200)
     async def create_check(self, request: Req) -> Template | Redirect:
         """Create a check from the form, or show the form again with each error beside its field."""
         form = CheckForm.from_post(await request.form())
@@ -153,7 +153,7 @@ class CheckPages(Controller):
         view = check_view(await store_of(request).get(check_id))
         return await form_page(request, CheckForm.from_spec(view), check=view)
 
-    @post("/checks/{check_id:uuid}")
+    @post("/checks/{check_id:uuid}", status_code=200)
     async def update_check(self, request: Req, check_id: FromPath[uuid.UUID]) -> Template | Redirect:
         """Save a new revision from the form."""
         store = store_of(request)
@@ -307,7 +307,7 @@ class CheckPages(Controller):
             check = None
         return render(request, "pages/run_detail.html", run=run_detail(run), check=check)
 
-    @post("/checks/{check_id:uuid}/run")
+    @post("/checks/{check_id:uuid}/run", status_code=200)
     async def run_now(
         self, request: Req, check_id: FromPath[uuid.UUID], view: FromQuery[str] = "table"
     ) -> Template | Redirect | Response[str]:
@@ -322,12 +322,12 @@ class CheckPages(Controller):
             message, media_type="text/html", headers={"HX-Trigger": "runs-changed"}, status_code=200
         )
 
-    @post("/checks/{check_id:uuid}/pause")
+    @post("/checks/{check_id:uuid}/pause", status_code=200)
     async def pause(self, request: Req, check_id: FromPath[uuid.UUID]) -> Template | Redirect:
         """Stop scheduling a check."""
         return await self._set_enabled(request, check_id, False)
 
-    @post("/checks/{check_id:uuid}/resume")
+    @post("/checks/{check_id:uuid}/resume", status_code=200)
     async def resume(self, request: Req, check_id: FromPath[uuid.UUID]) -> Template | Redirect:
         """Schedule a paused check again."""
         return await self._set_enabled(request, check_id, True)
@@ -344,7 +344,7 @@ class CheckPages(Controller):
             request, "partials/check_row.html", check=check_row(row, marks[row.id], incidents.get(row.id))
         )
 
-    @post("/checks/{check_id:uuid}/delete")
+    @post("/checks/{check_id:uuid}/delete", status_code=200)
     async def delete(self, request: Req, check_id: FromPath[uuid.UUID]) -> Response[str] | Redirect:
         """Delete a check (its row disappears from the table)."""
         await store_of(request).delete(check_id)

@@ -76,7 +76,7 @@ class SettingsPages(Controller):
         }
         return await self._page(request, message=messages.get(done or ""))
 
-    @post("/users")
+    @post("/users", status_code=200)
     async def add_user(self, request: Req) -> Template | Redirect:
         """Create a user (admins only)."""
         if not current_user(request).is_admin:
@@ -96,7 +96,7 @@ class SettingsPages(Controller):
             return await self._page(request, errors=errors, status_code=422)
         return Redirect("/settings", query_params={"done": "user-created"}, status_code=303)
 
-    @post("/users/{user_id:uuid}/delete")
+    @post("/users/{user_id:uuid}/delete", status_code=200)
     async def remove_user(self, request: Req, user_id: FromPath[uuid.UUID]) -> Template | Redirect:
         """Remove a user (admins only; never yourself, never the last admin)."""
         user = current_user(request)
@@ -110,7 +110,7 @@ class SettingsPages(Controller):
             return await self._page(request, errors={"users": str(exc.detail)}, status_code=exc.status_code)
         return Redirect("/settings", query_params={"done": "user-removed"}, status_code=303)
 
-    @post("/users/{user_id:uuid}/password")
+    @post("/users/{user_id:uuid}/password", status_code=200)
     async def change_password(self, request: Req, user_id: FromPath[uuid.UUID]) -> Template | Redirect:
         """Change a password (your own, or anyone's as an admin)."""
         user = current_user(request)
@@ -126,7 +126,7 @@ class SettingsPages(Controller):
             return Redirect("/login", status_code=303)
         return Redirect("/settings", query_params={"done": "password-changed"}, status_code=303)
 
-    @post("/tokens")
+    @post("/tokens", status_code=200)
     async def add_token(self, request: Req) -> Template:
         """Create an API token and show it, once."""
         data = await request.form()
@@ -137,7 +137,7 @@ class SettingsPages(Controller):
         _, token = await create_token(request.app.state.sessions, name, current_user(request).user_id)
         return await self._page(request, new_token=token, message=f"Token '{name}' created.")
 
-    @post("/tokens/{token_id:uuid}/revoke")
+    @post("/tokens/{token_id:uuid}/revoke", status_code=200)
     async def revoke(self, request: Req, token_id: FromPath[uuid.UUID]) -> Redirect:
         """Revoke an API token."""
         await revoke_token(request.app.state.sessions, token_id)
