@@ -166,7 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         jobs = [(region, "home" if region == cfg.home_region else "runner", work) for region in regions]
 
     results = run_all(aws, cfg, jobs, dry_run=dry_run, reporter=reporter, max_workers=args.jobs)
-    reporter.summary(f"{args.command} — deployment {cfg.deployment}, home {cfg.home_region}", results)
+    title = f"{args.command} — deployment {cfg.deployment}, home {cfg.home_region}"
+    reporter.summary(title, results, planning=args.command == "plan")
     if args.command == "plan":
         changes = sum(1 for r in results for s in r.steps if s.verb in CHANGES)
         print(f"plan: {changes} change(s); nothing was changed")

@@ -76,11 +76,13 @@ class Reporter:
         detail = f"  ({step.detail})" if step.detail else ""
         self.line(label, f"{_SIGN[step.verb]} {step.kind} {step.name}: {verb}{detail}")
 
-    def summary(self, title: str, results: list[RegionResult]) -> None:
+    def summary(self, title: str, results: list[RegionResult], *, planning: bool = False) -> None:
         with self._lock:
             print(f"\n{title}", file=self._out)
             for result in results:
                 counts = ", ".join(f"{n} {verb}" for verb, n in sorted(result.counts().items()))
                 outcome = f"failed: {result.error}" if result.error else result.status
+                if planning and outcome == "changed":
+                    outcome = "would change"
                 print(f"  {result.region:<16} {result.role:<7} {outcome}  [{counts}]", file=self._out)
             self._out.flush()

@@ -113,6 +113,9 @@ def test_plan_prints_every_resource_and_changes_nothing(cli: Any) -> None:
         "ssm-parameter /seymour/plan/broker/home-url",
     ):
         assert re.search(rf"^{HOME} \(home\)\s+\+ {kind}.*would create", run.out, flags=re.M), kind
+    assert re.findall(r"^  (\S+)\s+(?:home|runner)\s+(would change)", run.out, flags=re.M) == [
+        (region, "would change") for region in (HOME, *REGIONS)
+    ]
     assert "nothing was changed" in run.out
 
 
