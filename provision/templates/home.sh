@@ -163,7 +163,7 @@ systemctl daemon-reload
 systemctl enable --now seymour-broker.service
 # Schema first (idempotent), then the services.
 (set -a; . /etc/seymour/home.env; set +a
- /opt/seymour/bin/python -c 'import os; from services.common.db.engine import upgrade_sync; upgrade_sync(os.environ["SEYMOUR_DATABASE_URL"])')
+ /opt/seymour/bin/seymour migrate)
 systemctl enable --now seymour-sync-regions.timer
 for service in {{services}}; do systemctl enable --now "seymour@$service.service"; done
 echo "seymour: home started (release $RELEASE, database $HOME_DB)"
