@@ -46,7 +46,7 @@ def test_script_is_valid_shell_with_every_placeholder_filled(name: str) -> None:
         ("home-instance-db", "DB_HOST=127.0.0.1"),
         ("home-rds", '--db-instance-identifier "$DB_INSTANCE_ID"'),
         ("home-rds", "DB_INSTANCE_ID='seymour-demo-home'"),
-        ("home-rds", "upgrade_sync"),
+        ("home-rds", "/opt/seymour/bin/seymour migrate"),
         ("fargate-runner", 'pip install --no-cache-dir "seymour==2.0.1"'),
         ("fargate-runner", "exec seymour serve runner --region eu-north-1"),
         (
