@@ -6,6 +6,7 @@ so a runner never meets an assertion it cannot evaluate.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime, time
 from typing import Annotated, Any, Final, Literal
@@ -167,8 +168,13 @@ def _require_number(target: Any, source: str) -> None:
     raise ValueError(f"target must be a number for this comparison on '{source}', got {target!r}")
 
 
+@functools.lru_cache(maxsize=4096)
 def _check_jsonpath(path: str) -> None:
-    """Parse a JSONPath once at config time so a typo is a 422, not a failing run."""
+    """Parse a JSONPath at config time so a typo is a 422, not a failing run.
+
+    Cached: every message that carries a spec is validated again on arrival, and a parse costs far
+    more than the rest of the message (~0.7 ms against ~30 µs).
+    """
     from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
     from jsonpath_ng.ext import parse
 

@@ -48,6 +48,10 @@ BOUNDS_MS: Final = (
 )
 
 
+#: The plain counters of a rollup (besides its histogram).
+COUNTERS: Final = ("total", "responded", "passed", "failed", "errors", "missed", "sum_ms")
+
+
 def bucket_of(ms: float) -> str:
     """The histogram key (upper bound, as a string for JSON) of a latency."""
     index = bisect.bisect_left(BOUNDS_MS, ms)
@@ -89,7 +93,7 @@ def add_run(rollup: dict[str, Any], status: str, total_ms: float | None, respond
 
 def merge(into: dict[str, Any], other: Mapping[str, Any]) -> None:
     """Add ``other``'s counts to ``into`` (in place)."""
-    for key in ("total", "responded", "passed", "failed", "errors", "missed", "sum_ms"):
+    for key in COUNTERS:
         into[key] += other.get(key) or 0
     hist = into["latency_hist"]
     for bucket, count in (other.get("latency_hist") or {}).items():

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,37 +38,41 @@ async def write_runs(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> l
 
 
 async def _roll_up(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Add a batch to its hourly rollups in three statements, however many rollups it touches.
+
+    Seed missing rollups (insert-or-ignore), lock and read them all (``FOR UPDATE`` on PostgreSQL, in key
+    order so two writers never deadlock), merge in Python, write them back by primary key. A round trip
+    per rollup would make a batch over many checks as slow as one row per statement.
+    """
     deltas: dict[tuple[uuid.UUID, str, datetime], dict[str, Any]] = defaultdict(rollups.empty)
     for row in rows:
         key = (row["check_id"], row["region"], rollups.hour_of(row["completed_at"]))
         rollups.add_run(deltas[key], row["status"], row["total_ms"], row["status_code"] is not None)
     if not deltas:
         return
-    seed = [{"check_id": c, "region": r, "bucket": b, **rollups.empty()} for (c, r, b) in deltas]
+    keys = sorted(deltas, key=lambda k: (str(k[0]), k[1], k[2]))
+    seed = [{"check_id": c, "region": r, "bucket": b, **rollups.empty()} for (c, r, b) in keys]
     await session.execute(
         _insert(session, RunRollup).on_conflict_do_nothing(index_elements=["check_id", "region", "bucket"]),
         seed,
     )
-    for (check_id, region, bucket), delta in deltas.items():
-        query = select(RunRollup).where(
-            RunRollup.check_id == check_id, RunRollup.region == region, RunRollup.bucket == bucket
+    query = (
+        select(RunRollup)
+        .where(tuple_(RunRollup.check_id, RunRollup.region, RunRollup.bucket).in_(keys))
+        .order_by(RunRollup.check_id, RunRollup.region, RunRollup.bucket)
+        .execution_options(populate_existing=True)
+    )
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        query = query.with_for_update()
+    updates = []
+    for current in (await session.execute(query)).scalars():
+        merged = {column: getattr(current, column) for column in rollups.COUNTERS}
+        merged["latency_hist"] = dict(current.latency_hist or {})
+        rollups.merge(merged, deltas[(current.check_id, current.region, current.bucket)])
+        updates.append(
+            {"check_id": current.check_id, "region": current.region, "bucket": current.bucket, **merged}
         )
-        if session.bind is not None and session.bind.dialect.name == "postgresql":
-            query = query.with_for_update()
-        current = (await session.execute(query)).scalar_one()
-        merged = {
-            "total": current.total,
-            "responded": current.responded,
-            "passed": current.passed,
-            "failed": current.failed,
-            "errors": current.errors,
-            "missed": current.missed,
-            "sum_ms": current.sum_ms,
-            "latency_hist": dict(current.latency_hist or {}),
-        }
-        rollups.merge(merged, delta)
-        for column, value in merged.items():
-            setattr(current, column, value)
+    await session.execute(update(RunRollup), updates)
 
 
 async def write_heartbeats(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:

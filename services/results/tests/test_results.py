@@ -22,7 +22,7 @@ from contracts.v1 import (
 )
 from services.common.bus_memory import MemoryBus
 from services.common.db.engine import make_engine, make_sessionmaker
-from services.common.db.models import Run, RunRollup, Runner
+from services.common.db.models import Run, Runner, RunRollup
 from services.common.settings import Settings
 from services.results import rollups
 from services.results.batcher import Batcher
@@ -31,16 +31,27 @@ from services.results.main import build
 SLOT = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 
 
-def completed(run_id: uuid.UUID, check_id: uuid.UUID, region: str = "eu-north-1", ms: float = 12.5,
-              status: str = "passed") -> CheckCompleted:
+def completed(
+    run_id: uuid.UUID,
+    check_id: uuid.UUID,
+    region: str = "eu-north-1",
+    ms: float = 12.5,
+    status: str = "passed",
+) -> CheckCompleted:
     return CheckCompleted(
-        run_id=run_id, check_id=check_id, slot=SLOT, region=region, status=status,  # type: ignore[arg-type]
-        started_at=SLOT, completed_at=SLOT + timedelta(milliseconds=ms),
+        run_id=run_id,
+        check_id=check_id,
+        slot=SLOT,
+        region=region,
+        status=status,  # type: ignore[arg-type]
+        started_at=SLOT,
+        completed_at=SLOT + timedelta(milliseconds=ms),
         response=ResponseSample(status_code=201, headers={"connection": "close"}, body='{"id": 1}'),
         timings=Timings(dns_ms=0.4, connect_ms=0.3, ttfb_ms=ms - 1, total_ms=ms),
         error=None if status == "passed" else RunError(**{"class": "assertion", "message": "status"}),
-        assertions=[AssertionOutcome(source="status_code", comparison="equals", target=201, observed=201,
-                                     passed=True)],
+        assertions=[
+            AssertionOutcome(source="status_code", comparison="equals", target=201, observed=201, passed=True)
+        ],
     )
 
 
@@ -73,10 +84,14 @@ async def test_runs_stored_once_with_rollups_and_heartbeats(db_url: str) -> None
             await bus.publish(message)
             await bus.publish(message)  # a redelivered duplicate
         missed_id = uuid.uuid4()
-        await bus.publish(RunMissed(run_id=missed_id, check_id=check_id, slot=SLOT, region="us-east-1",
-                                    reason="no_runner"))
-        await bus.publish(RunnerHeartbeat(runner_id="r1", region="eu-north-1", runner_version="0.1.0",
-                                          capacity=10, started_at=SLOT))
+        await bus.publish(
+            RunMissed(run_id=missed_id, check_id=check_id, slot=SLOT, region="us-east-1", reason="no_runner")
+        )
+        await bus.publish(
+            RunnerHeartbeat(
+                runner_id="r1", region="eu-north-1", runner_version="0.1.0", capacity=10, started_at=SLOT
+            )
+        )
 
         async def all_stored() -> bool:
             async with sessions() as session:
@@ -98,7 +113,11 @@ async def test_runs_stored_once_with_rollups_and_heartbeats(db_url: str) -> None
             assert first.response is not None
             assert first.response["headers"] == {"connection": "close"}
             assert first.assertions[0]["observed"] == 201  # type: ignore[index]
-            rows = (await session.execute(select(RunRollup).where(RunRollup.region == "eu-north-1"))).scalars().all()
+            rows = (
+                (await session.execute(select(RunRollup).where(RunRollup.region == "eu-north-1")))
+                .scalars()
+                .all()
+            )
             assert len(rows) == 1
             rollup = rows[0]
             assert (rollup.total, rollup.passed, rollup.failed, rollup.responded) == (30, 20, 10, 30)
@@ -124,7 +143,9 @@ async def test_failed_commit_fails_every_caller_so_the_bus_redelivers() -> None:
     batcher = Batcher(flaky, max_items=10, max_wait_ms=5)
     await batcher.start()
     try:
-        results = await asyncio.gather(*(batcher.submit("run", {"n": n}) for n in range(5)), return_exceptions=True)
+        results = await asyncio.gather(
+            *(batcher.submit("run", {"n": n}) for n in range(5)), return_exceptions=True
+        )
         assert all(isinstance(result, RuntimeError) for result in results)
         await asyncio.gather(*(batcher.submit("run", {"n": n}) for n in range(5)))
         assert calls == [5, 5]
@@ -150,7 +171,11 @@ async def test_batches_group_many_messages() -> None:
 
 @pytest.mark.parametrize(
     ("values", "q", "low", "high"),
-    [([5.0] * 100, 0.5, 3, 5), ([1.0] * 50 + [1000.0] * 50, 0.95, 750, 1000), ([12.0, 14.0, 480.0], 0.5, 10, 15)],
+    [
+        ([5.0] * 100, 0.5, 3, 5),
+        ([1.0] * 50 + [1000.0] * 50, 0.95, 750, 1000),
+        ([12.0, 14.0, 480.0], 0.5, 10, 15),
+    ],
     ids=["flat", "bimodal-p95", "small"],
 )
 def test_histogram_percentiles(values: list[float], q: float, low: float, high: float) -> None:
@@ -172,7 +197,9 @@ async def test_malformed_result_is_dead_lettered_and_service_keeps_storing(sqlit
     await bus.start()
     await service.start()
     try:
-        await bus.publish_raw(RESULTS_EXCHANGE, "check.completed.v1", b'{"kind": "check.completed", "oops": 1}')
+        await bus.publish_raw(
+            RESULTS_EXCHANGE, "check.completed.v1", b'{"kind": "check.completed", "oops": 1}'
+        )
         await bus.publish_raw(RESULTS_EXCHANGE, "check.completed.v1", b"not json at all")
         run_id = uuid.uuid4()
         await bus.publish(completed(run_id, uuid.uuid4()))
@@ -186,4 +213,33 @@ async def test_malformed_result_is_dead_lettered_and_service_keeps_storing(sqlit
     finally:
         await bus.stop()
         await service.stop()
+        await engine.dispose()
+
+
+async def test_rollups_merge_across_batches_and_many_keys(db_url: str) -> None:
+    from services.results.rows import completed_row
+    from services.results.store import write_runs
+
+    engine = make_engine(db_url)
+    sessions = make_sessionmaker(engine)
+    checks = [uuid.uuid4() for _ in range(3)]
+    try:
+        for batch in range(2):
+            rows = [
+                completed_row(completed(uuid.uuid4(), check, region=region, ms=100.0 * (batch + 1)))
+                for check in checks
+                for region in ("us-east-1", "eu-north-1")
+                for _ in range(4)
+            ]
+            async with sessions() as session, session.begin():
+                inserted = await write_runs(session, rows)
+            assert len(inserted) == 24
+        async with sessions() as session:
+            found = (await session.execute(select(RunRollup))).scalars().all()
+        assert len(found) == 6
+        for rollup in found:
+            assert (rollup.total, rollup.passed) == (8, 8)
+            assert rollup.sum_ms == pytest.approx(4 * 100.0 + 4 * 200.0)
+            assert rollup.latency_hist == {"100": 4, "200": 4}
+    finally:
         await engine.dispose()
