@@ -1,0 +1,191 @@
+"""The demo check, end to end in a real browser: log in, create it through the form (with a mistake
+corrected), run it, read a failing run, edit, pause, delete — asserting what a user sees."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from playwright.async_api import expect
+
+from .conftest import ADMIN_PASSWORD, CHROMIUM, HAVE_CHROMIUM, Target, shot
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not HAVE_CHROMIUM, reason=f"{CHROMIUM} is missing: apt-get install -y chromium"),
+]
+
+#: htmx marks new content while it settles; its own attributes work once that is over.
+SETTLING = re.compile(r"htmx-(added|settling|swapping)")
+
+
+async def set_assertion(page: Any, index: int, source: str, prop: str, comparison: str, target: str) -> None:
+    """Fill assertion row ``index`` the way a person does: source, then comparison (each change redraws
+    the row from the server), then the fields."""
+    row = page.locator(".assertion-row").nth(index)
+    if await row.get_attribute("data-source") != source:
+        await row.locator("select[name$='-source']").select_option(source)
+        await expect(row).to_have_attribute("data-source", source)
+        await expect(row).not_to_have_class(SETTLING)
+    if await row.get_attribute("data-comparison") != comparison:
+        await row.locator("select[name$='-comparison']").select_option(comparison)
+        await expect(row).to_have_attribute("data-comparison", comparison)
+        await expect(row).not_to_have_class(SETTLING)
+    if prop:
+        await row.locator("input[name$='-property']").fill(prop)
+    else:
+        await expect(row.locator("input[name$='-property']")).to_have_count(0)
+    if target:
+        await row.locator("input[name$='-target']").fill(target)
+    else:
+        await expect(row.locator("input[name$='-target']")).to_have_count(0)
+
+
+async def test_demo_check_in_the_browser(page: Any, target: Target) -> None:
+    await page.goto("/")
+    await expect(page).to_have_url(re.compile(r"/login\?next=(/|%2F)$"))
+    await shot(page, "login", full_page=False)
+    await page.fill("input[name=username]", "admin")
+    await page.fill("input[name=password]", "wrong password")
+    await page.click("button[type=submit]")
+    await expect(page.get_by_role("alert")).to_have_text("Wrong username or password.")
+    await page.fill("input[name=password]", ADMIN_PASSWORD)
+    await page.click("button[type=submit]")
+    await expect(page.get_by_role("heading", name="Checks", exact=True)).to_be_visible()
+    await expect(page.get_by_text("No checks yet")).to_be_visible()
+
+    # Create the demo check through the form.
+    await page.get_by_role("link", name="Create check").click()
+    await expect(page.get_by_role("heading", name="Create check")).to_be_visible()
+    await page.fill("input[name=name]", "seymour-demo")
+    await page.select_option("select[name=method]", "POST")
+    await page.fill("input[name=url]", f"{target.url}/api/cards")
+    await page.locator(".header-row input[aria-label='Header name']").fill("Content-Type")
+    await page.locator(".header-row input[aria-label='Header value']").fill("application/json")
+    await page.get_by_label("JSON", exact=True).check()
+    body = page.locator("textarea[name=body]")
+    await body.fill('{"title": demo, "listId": 1}')
+    await expect(page.locator(".json-status")).to_contain_text("✗")
+    await body.fill('{"title": "demo", "listId": 1}')
+    await expect(page.locator(".json-status")).to_have_text("✓ valid JSON")
+
+    await set_assertion(page, 0, "response_time", "", "less_than", "500")
+    await expect(page.locator(".assertion-row").nth(0).locator(".unit")).to_have_text("ms")
+    rows = [
+        ("status_code", "", "equals", "201"),
+        ("json_body", "title", "equals", "demo"),  # a mistake: not a JSONPath
+        ("json_body", "$.completed", "equals", "false"),
+        ("json_body", "$.dueDate", "is_null", ""),
+        ("json_body", "$.id", "exists", ""),
+        ("header", "connection", "equals", "close"),
+    ]
+    for index, row in enumerate(rows, start=1):
+        await page.get_by_role("button", name="+ Add assertion").click()
+        await expect(page.locator(".assertion-row")).to_have_count(index + 1)
+        await expect(page.locator(".assertion-row").nth(index)).not_to_have_class(SETTLING)
+        await set_assertion(page, index, *row)
+    header_row = page.locator(".assertion-row").nth(6)
+    options = await header_row.locator("select[name$='-comparison'] option").all_inner_texts()
+    assert "is null" not in options
+
+    for name in ("N. Virginia", "Stockholm", "Montreal"):
+        card = page.locator(".region-card", has_text=name)
+        await expect(card).to_contain_text("live runner")
+        await card.locator("input").check()
+    await expect(page.locator("select[name=interval]")).to_have_value("60")
+    await page.fill("input[name=timeout]", "10")
+    await page.get_by_role("button", name="+ Add alert channel").click()
+    channel = page.locator(".channel-row")
+    await expect(channel).not_to_have_class(SETTLING)
+    await channel.locator("input[aria-label=Destination]").fill(f"{target.url}/hook")
+    await expect(channel.get_by_label("on failure")).to_be_checked()
+    await expect(channel.get_by_label("on recovery")).to_be_checked()
+    await page.get_by_role("button", name="Create check", exact=True).click()
+
+    # The mistake is shown beside its row, with everything typed kept.
+    await expect(page.locator("#form-errors")).to_contain_text("The check was not saved.")
+    bad_row = page.locator(".assertion-row.has-error")
+    await expect(bad_row.locator(".field-error")).to_contain_text("must be a JSONPath starting with '$'")
+    await expect(bad_row.locator("input[name$='-property']")).to_have_value("title")
+    await expect(page.locator("input[name=url]")).to_have_value(f"{target.url}/api/cards")
+    await expect(page.locator(".region-card input:checked")).to_have_count(3)
+    await shot(page, "check-form-error")
+    await bad_row.locator("input[name$='-property']").fill("$.title")
+    await page.get_by_role("button", name="Create check", exact=True).click()
+
+    # Detail page; Run now; the three regions' runs appear within seconds.
+    await expect(page.get_by_role("heading", name="seymour-demo", exact=True)).to_be_visible()
+    check_url = page.url
+    await page.get_by_role("button", name="Run now").click()
+    await expect(page.locator("#run-status")).to_have_text("Running from 3 regions…")
+    await expect(page.locator("#latest-runs .run-line[data-status=passed]")).to_have_count(3, timeout=15_000)
+    await expect(page.locator("#latest-runs")).to_contain_text("7/7")
+
+    # It is in the table with its marks.
+    await page.locator("nav.nav").get_by_role("link", name="Checks").click()
+    row = page.locator("tr[data-check='seymour-demo']")
+    await expect(row).to_be_visible()
+    await expect(row.locator(".badge.state-passing")).to_be_visible()
+    await expect(row.locator(".mark-passed")).to_have_count(3)
+    first_mark = row.locator(".mark").first
+    await expect(first_mark).to_have_attribute("title", re.compile(r"passed · HTTP 201 · \d+ ms"))
+    await shot(page, "checks")
+
+    # The endpoint breaks; a run fails; its detail shows target vs actual.
+    target.failing = True
+    await page.goto(check_url)
+    await page.get_by_role("button", name="Run now").click()
+    await expect(page.locator("#latest-runs .run-line[data-status=failed]")).to_have_count(3, timeout=15_000)
+    await page.goto(check_url)
+    await expect(page.locator("#chart .uplot")).to_be_visible()
+    await expect(page.locator(".stat-value.bad")).to_have_text(re.compile(r"^[1-9][0-9]*$"))
+    await shot(page, "check-detail")
+    await page.get_by_role("link", name="All runs →").click()
+    # The scheduler may have added runs of its own; at least the six manual ones are listed.
+    await expect(page.locator(".run-line").nth(5)).to_be_visible()
+    await expect(page.locator(".run-line[data-status=passed]").first).to_be_visible()
+    await page.select_option("select[name=result]", "failed")
+    await expect(page.locator(".run-line[data-status=passed]")).to_have_count(0)
+    await expect(page.locator(".run-line[data-status=failed]").nth(2)).to_be_visible()
+    await expect(page).to_have_url(re.compile(r"result=failed"))
+    await shot(page, "runs")
+    await page.locator(".run-line").first.get_by_role("link", name="Details").click()
+    failing = page.locator("table.assertions tr.failed").first
+    await expect(failing).to_contain_text("Status code")
+    await expect(failing.locator("td.target")).to_have_text("201")
+    await expect(failing.locator("td.actual")).to_have_text("503")
+    await expect(page.locator("details.body pre").first).to_contain_text('"error": "service unavailable"')
+    await expect(page.locator(".waterfall")).to_contain_text("Connect")
+    await shot(page, "run-detail")
+
+    # Edit: a different interval, saved.
+    await page.goto(check_url)
+    await page.get_by_role("link", name="Edit").click()
+    await expect(page.locator("input[name=name]")).to_have_value("seymour-demo")
+    await expect(page.locator(".assertion-row")).to_have_count(7)
+    await page.select_option("select[name=interval]", "custom")
+    await page.fill("input[name=interval_custom]", "120")
+    await shot(page, "check-form")
+    await page.get_by_role("button", name="Save changes").click()
+    await expect(page.get_by_text("every 2 minutes")).to_be_visible()
+
+    # Settings: users, tokens, regions.
+    await page.get_by_role("link", name="Settings").click()
+    await page.fill("#tokens input[name=name]", "ci")
+    await page.get_by_role("button", name="Create token").click()
+    await expect(page.locator("#new-token")).to_have_text(re.compile(r"^sey_"))
+    await expect(page.locator("#regions")).to_contain_text("Stockholm")
+    await shot(page, "settings")
+
+    # Pause, then delete, from the table.
+    await page.locator("nav.nav").get_by_role("link", name="Checks").click()
+    row = page.locator("tr[data-check='seymour-demo']")
+    await row.get_by_role("button", name="Pause").click()
+    await expect(row.locator(".badge.state-paused")).to_have_text("paused")
+    await expect(row.get_by_role("button", name="Resume")).to_be_visible()
+    page.once("dialog", lambda dialog: dialog.accept())
+    await row.get_by_role("button", name="Delete").click()
+    await expect(page.locator("tr[data-check='seymour-demo']")).to_have_count(0)
+    await page.reload()
+    await expect(page.get_by_text("No checks yet")).to_be_visible()
