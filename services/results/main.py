@@ -6,7 +6,7 @@ from functools import partial
 from typing import Any
 
 from contracts.topology import RESULTS_STORE
-from contracts.v1 import CheckCompleted, RunMissed, RunnerHeartbeat
+from contracts.v1 import CheckCompleted, RunMissed, RunnerHeartbeat, utcnow
 from services.common.bus import Bus, Route
 from services.common.service import Service
 from services.common.settings import Settings
@@ -20,8 +20,11 @@ def build(settings: Settings, bus: Bus, sessions: Any) -> Service:
     """The results writer: one transaction per batch, acks after commit."""
 
     async def flush(items: list[tuple[str, dict[str, Any]]]) -> None:
+        stored_at = utcnow()
         async with sessions() as session, session.begin():
-            await write_runs(session, [row for kind, row in items if kind == "run"])
+            await write_runs(
+                session, [{**row, "stored_at": stored_at} for kind, row in items if kind == "run"]
+            )
             await write_heartbeats(session, [row for kind, row in items if kind == "heartbeat"])
 
     batcher = Batcher(flush, max_items=settings.results_batch_size, max_wait_ms=settings.results_batch_ms)

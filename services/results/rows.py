@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from contracts.v1 import CheckCompleted, RunMissed
-from contracts.v1.base import utcnow
 
 #: Stored response bodies are capped again here (the runner already bounds them) to keep rows small.
 MAX_STORED_BODY = 64 * 1024
@@ -66,8 +65,3 @@ def missed_row(message: RunMissed) -> dict[str, Any]:
         "request": None,
         "runner_id": None,
     }
-
-
-def stored_at() -> Any:
-    """Now (a seam for tests)."""
-    return utcnow()

@@ -83,6 +83,7 @@ class Run(Base):
     assertions: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     request: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     runner_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    stored_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class RunRollup(Base):

@@ -109,6 +109,8 @@ async def test_runs_stored_once_with_rollups_and_heartbeats(db_url: str) -> None
             first = await session.get(Run, ids[0])
             assert first is not None
             assert first.status == "failed"
+            assert first.stored_at is not None
+            assert abs((datetime.now(UTC) - first.stored_at).total_seconds()) < 60
             assert first.total_ms == 10.0
             assert first.response is not None
             assert first.response["headers"] == {"connection": "close"}
