@@ -401,12 +401,13 @@ class MaintenanceWindow(Frozen):
             assert self.end is not None
             return self.start <= instant < self.end
         local = instant.astimezone(ZoneInfo(self.weekly.tz))
-        if DAYS[local.weekday()] != self.weekly.day:
-            return False
+        day = DAYS[local.weekday()]
         now = local.time().replace(tzinfo=None)
-        if self.weekly.start <= self.weekly.end:
-            return self.weekly.start <= now < self.weekly.end
-        return now >= self.weekly.start or now < self.weekly.end
+        start, end = self.weekly.start, self.weekly.end
+        if start <= end:
+            return day == self.weekly.day and start <= now < end
+        following = DAYS[(DAYS.index(self.weekly.day) + 1) % 7]
+        return (day == self.weekly.day and now >= start) or (day == following and now < end)
 
 
 class CheckSpec(Frozen):
