@@ -129,7 +129,9 @@ def test_region_quorum(quorum: Any, regions: int, expected: int) -> None:
         "one-off-end-exclusive",
         "weekly-local-time",
         "weekly-after",
-        "weekly-over-midnight",
+        "over-midnight-sat",
+        "over-midnight-sun",
+        "over-midnight-not-sat-morning",
     ],
 )
 def test_maintenance_windows(window: dict[str, Any], instant: str, inside: bool) -> None:
