@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import select, union_all
+from sqlalchemy import select
+from sqlalchemy.orm import aliased
 
 from contracts.v1.base import utcnow
 from contracts.v1.regions import display_name
 from services.api.errors import ApiError
-from services.common.db.models import Incident, Run, RunRollup
+from services.common.db.models import Check, Incident, Run, RunRollup
 from services.results import rollups
 
 WINDOWS: Final[dict[str, timedelta]] = {
@@ -29,8 +30,6 @@ WINDOWS: Final[dict[str, timedelta]] = {
 DEFAULT_WINDOW: Final = "24h"
 #: Above this many expected runs in a window, read hourly rollups instead of raw runs.
 MAX_RAW_RUNS: Final = 6000
-#: SQLite allows 500 terms in one compound SELECT; stay well below.
-UNION_CHUNK: Final = 200
 
 
 def window_of(name: str) -> timedelta:
@@ -248,25 +247,27 @@ _MARK_COLUMNS: Final = (
 async def latest_runs(
     sessions: Any, check_ids: Iterable[uuid.UUID], *, per_check: int = 3
 ) -> dict[uuid.UUID, list[RunMark]]:
-    """The newest ``per_check`` runs of each check, newest first: one index range read per check,
-    issued as one UNION ALL per chunk of checks."""
+    """The newest ``per_check`` runs of each stored check in ``check_ids``, newest first, in one
+    statement: for each check a correlated ``LIMIT`` subquery reads ``ix_runs_check_completed``
+    backwards, so the cost grows with the number of checks, never with the number of runs."""
     ids = list(check_ids)
     out: dict[uuid.UUID, list[RunMark]] = {check_id: [] for check_id in ids}
+    if not ids:
+        return out
+    newest = aliased(Run)
+    recent = (
+        select(newest.run_id)
+        .where(newest.check_id == Check.id)
+        .order_by(newest.completed_at.desc(), newest.run_id.desc())
+        .limit(per_check)
+        .correlate(Check)
+    )
+    statement = (
+        select(*_MARK_COLUMNS).select_from(Check).join(Run, Run.run_id.in_(recent)).where(Check.id.in_(ids))
+    )
     async with sessions() as session:
-        for start in range(0, len(ids), UNION_CHUNK):
-            parts = [
-                select(*_MARK_COLUMNS)
-                .where(Run.check_id == check_id)
-                .order_by(Run.completed_at.desc(), Run.run_id.desc())
-                .limit(per_check)
-                .subquery()
-                for check_id in ids[start : start + UNION_CHUNK]
-            ]
-            if not parts:
-                continue
-            statement = union_all(*[select(*part.c) for part in parts])
-            for row in await session.execute(statement):
-                out[row.check_id].append(RunMark(*row))
+        for row in await session.execute(statement):
+            out[row.check_id].append(RunMark(*row))
     for marks in out.values():
         marks.sort(key=lambda mark: (mark.completed_at, mark.run_id), reverse=True)
     return out

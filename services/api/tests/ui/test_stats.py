@@ -111,8 +111,15 @@ async def test_summary_over_30_days_reads_rollups(ui: Ui) -> None:
 
 
 async def test_latest_runs_of_many_checks(ui: Ui) -> None:
-    ids = [uuid.uuid4() for _ in range(3)]
     now = utcnow()
+    ids = []
+    for name in ("a", "b", "c"):
+        created = await ui.client.post(
+            "/api/v1/checks",
+            headers=API,
+            json={"name": name, "request": {"url": "https://example.com/"}, "regions": ["us-east-1"]},
+        )
+        ids.append(uuid.UUID(created.json()["id"]))
     await store_runs(
         ui.sessions,
         [
@@ -123,7 +130,7 @@ async def test_latest_runs_of_many_checks(ui: Ui) -> None:
     )
     latest = await stats.latest_runs(ui.sessions, ids)
     assert [len(latest[check_id]) for check_id in ids] == [3, 3, 0]
-    assert latest[ids[0]][0].completed_at == now
+    assert [mark.completed_at for mark in latest[ids[0]]] == [now - timedelta(minutes=m) for m in range(3)]
 
 
 async def test_summary_chart_and_incidents_api(ui: Ui) -> None:
