@@ -12,8 +12,14 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from services import __version__
 from services.api.auth import token_guard
+from services.api.controllers.alerts import (
+    AlertSettingsController,
+    IncidentsController,
+    NotificationsController,
+    prometheus_metrics,
+)
 from services.api.controllers.checks import ChecksController
-from services.api.controllers.runs import IncidentsController, RegionsController, RunsController
+from services.api.controllers.runs import RegionsController, RunsController
 from services.api.controllers.summary import CheckSummaryController
 from services.api.controllers.tokens import TokensController
 from services.api.controllers.users import UsersController
@@ -47,8 +53,11 @@ def create_app(
             RunsController,
             RegionsController,
             IncidentsController,
+            NotificationsController,
+            AlertSettingsController,
             UsersController,
             TokensController,
+            prometheus_metrics,
         ],
         guards=[token_guard],
     )

@@ -1,4 +1,4 @@
-"""Read side of the API: runs, incidents and region health, as the API returns them."""
+"""Read side of the API: runs and region health, as the API returns them (incidents: services.alerts)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from contracts.v1.base import utcnow
 from contracts.v1.regions import REGIONS, display_name
-from services.common.db.models import Incident, Run, Runner
+from services.common.db.models import Run, Runner
 
 
 def run_view(row: Run) -> dict[str, Any]:
@@ -68,36 +68,6 @@ async def get_run(sessions: Any, run_id: uuid.UUID) -> Run | None:
     async with sessions() as session:
         row: Run | None = await session.get(Run, run_id)
     return row
-
-
-def incident_view(row: Incident) -> dict[str, Any]:
-    """An incident as the API returns it."""
-    return {
-        "id": str(row.id),
-        "check_id": str(row.check_id),
-        "state": row.state,
-        "opened_at": _iso(row.opened_at),
-        "resolved_at": _iso(row.resolved_at),
-        "resolve_reason": row.resolve_reason,
-        "failing_regions": row.failing_regions,
-        "failing_assertions": row.failing_assertions,
-        "reminders_sent": row.reminders_sent,
-        "details": row.details,
-    }
-
-
-async def list_incidents(
-    sessions: Any, *, state: str | None, check_id: uuid.UUID | None, limit: int, offset: int
-) -> list[Incident]:
-    """Incidents, newest first."""
-    query = select(Incident)
-    if state:
-        query = query.where(Incident.state == state)
-    if check_id:
-        query = query.where(Incident.check_id == check_id)
-    query = query.order_by(Incident.opened_at.desc(), Incident.id.desc()).limit(limit).offset(offset)
-    async with sessions() as session:
-        return list((await session.execute(query)).scalars().all())
 
 
 def runner_health(last_seen: datetime, *, now: datetime, stale_after: float, dead_after: float) -> str:

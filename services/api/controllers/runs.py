@@ -1,15 +1,15 @@
-"""``/api/v1/runs``, ``/api/v1/regions``, ``/api/v1/incidents``: the read side."""
+"""``/api/v1/runs`` and ``/api/v1/regions``: the read side."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Any
 
 from litestar import Controller, Request, get
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromPath
 
 from services.api.errors import ApiError
-from services.api.queries import get_run, incident_view, list_incidents, regions, run_view
+from services.api.queries import get_run, regions, run_view
 
 
 class RunsController(Controller):
@@ -41,24 +41,3 @@ class RegionsController(Controller):
             dead_after=settings.runner_dead_after,
         )
         return {"items": items}
-
-
-class IncidentsController(Controller):
-    """Incidents, open and resolved."""
-
-    path = "/api/v1/incidents"
-
-    @get("/")
-    async def list_incidents(
-        self,
-        request: Request[Any, Any, Any],
-        incident_state: Annotated[Literal["open", "resolved"] | None, QueryParameter(name="state")] = None,
-        check_id: FromQuery[uuid.UUID | None] = None,
-        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
-        offset: Annotated[int, QueryParameter(ge=0)] = 0,
-    ) -> dict[str, Any]:
-        """Incidents, newest first; filter by state and check."""
-        rows = await list_incidents(
-            request.app.state.sessions, state=incident_state, check_id=check_id, limit=limit, offset=offset
-        )
-        return {"items": [incident_view(row) for row in rows], "limit": limit, "offset": offset}

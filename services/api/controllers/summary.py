@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 from litestar import Controller, Request, get
 from litestar.params import FromPath, FromQuery, QueryParameter
 
+from services.alerts import incidents
 from services.api.checks import CheckStore
-from services.api.queries import incident_view, list_incidents
 from services.api.ui import stats
 
 Window = Literal["1h", "24h", "7d", "30d"]
@@ -67,5 +67,5 @@ class CheckSummaryController(Controller):
         """A check's incidents, newest first."""
         state = request.app.state
         await CheckStore(state.sessions, state.bus).get(check_id)
-        rows = await list_incidents(state.sessions, state=None, check_id=check_id, limit=limit, offset=offset)
-        return {"items": [incident_view(row) for row in rows], "limit": limit, "offset": offset}
+        items = await incidents.list_incidents(state.sessions, check_id=check_id, limit=limit, offset=offset)
+        return {"items": items, "limit": limit, "offset": offset}

@@ -14,9 +14,10 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect, Template
 
 from contracts.v1.regions import REGIONS
+from services.alerts.incidents import list_incidents
 from services.api.checks import CheckStore, check_view
 from services.api.errors import ApiError
-from services.api.queries import get_run, incident_view, list_incidents, list_runs, regions
+from services.api.queries import get_run, list_runs, regions
 from services.api.ui import form as check_form
 from services.api.ui import stats
 from services.api.ui.form import AssertionRow, ChannelRow, CheckForm, HeaderRow, row_key
@@ -224,7 +225,7 @@ class CheckPages(Controller):
         summary = await stats.summary(
             sessions, check_id, window=window, interval=view["interval"], regions=view["regions"]
         )
-        incidents = await list_incidents(sessions, state=None, check_id=check_id, limit=5, offset=0)
+        incidents = await list_incidents(sessions, check_id=check_id, limit=5)
         latest = await list_runs(sessions, check_id, limit=3)
         return render(
             request,
@@ -233,7 +234,7 @@ class CheckPages(Controller):
             summary=summary,
             window=window,
             windows=list(stats.WINDOWS),
-            incidents=[incident_view(item) for item in incidents],
+            incidents=incidents,
             latest=[run_detail(run) for run in latest],
         )
 
