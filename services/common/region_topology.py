@@ -29,6 +29,7 @@ the same arguments changes nothing, with new ones updates the links in place).
 
 from __future__ import annotations
 
+import math
 import re
 import urllib.parse
 from dataclasses import dataclass, field
@@ -170,6 +171,11 @@ class RegionLink:
     local: BrokerAddress
     reconnect_delay: float = DEFAULT_RECONNECT_DELAY
 
+    @property
+    def reconnect_seconds(self) -> int:
+        """Whole seconds: the shovel's supervisor never restarts a worker given a float delay (3.10)."""
+        return max(1, math.ceil(self.reconnect_delay))
+
     def upstream(self) -> dict[str, Any]:
         """The federation upstream definition (the home broker, as seen from the region)."""
         return {
@@ -179,7 +185,7 @@ class RegionLink:
             "trust-user-id": False,
             "max-hops": 1,
             "prefetch-count": 1000,
-            "reconnect-delay": self.reconnect_delay,
+            "reconnect-delay": self.reconnect_seconds,
             "message-ttl": RUN_BUFFER_TTL_MS,
             "expires": RUN_BUFFER_EXPIRES_MS,
         }
@@ -197,14 +203,14 @@ class RegionLink:
             "dest-exchange": destination_exchange,
             "dest-add-forward-headers": False,
             "ack-mode": "on-confirm",
-            "reconnect-delay": self.reconnect_delay,
+            "reconnect-delay": self.reconnect_seconds,
         }
 
     def plan(self) -> list[Step]:
         """Every request that makes the regional broker a region of home, in order. Idempotent."""
         v = self.local.quoted_vhost
         runner = runner_queue(self.region)
-        outbox_args = {"x-queue-type": "quorum", "x-message-ttl": OUTBOX_TTL_MS}
+        outbox_args = {"x-queue-type": "classic", "x-queue-mode": "lazy", "x-message-ttl": OUTBOX_TTL_MS}
         steps = [Step("PUT", "/api/cluster-name", {"name": cluster_name(self.region)}, "cluster name")]
         steps += [
             Step("PUT", f"/api/exchanges/{v}/{q(x.name)}", {"type": x.kind, "durable": True}, "exchange")
