@@ -119,3 +119,22 @@ def scheduler_changes(instance: str) -> QueueSpec:
 def router_heartbeats(instance: str) -> QueueSpec:
     """A router process's private feed of runner heartbeats (to tell 'no runner' from 'expired')."""
     return QueueSpec(f"router.heartbeats.{instance}", RESULTS_EXCHANGE, (RUNNER_HEARTBEAT,), exclusive=True)
+
+
+# -- a region's broker: federation from home, shovels back to home (see services/common/region_topology) --
+
+#: Name of the federation upstream (the home broker) on the regional broker.
+UPSTREAM: Final = "seymour-home"
+#: Regional policy that makes the regional ``seymour.runs`` federated from :data:`UPSTREAM`.
+RUNS_FEDERATION_POLICY: Final = "seymour-runs-from-home"
+#: Regional queue bound to ``seymour.results`` with ``#``: everything runners publish, shovelled home.
+RESULTS_OUTBOX: Final = "region.results-outbox"
+#: Regional queue bound to ``seymour.runs.dlx``: runs that expired unrun in the region, shovelled home.
+DEAD_RUNS_OUTBOX: Final = "region.dead-runs-outbox"
+RESULTS_SHOVEL: Final = "seymour-results-to-home"
+DEAD_RUNS_SHOVEL: Final = "seymour-dead-runs-to-home"
+#: Home policy: runs that expire while buffered on home (WAN down) are dead-lettered, not dropped.
+HOME_BUFFER_POLICY: Final = "seymour-federation-buffers"
+HOME_BUFFER_PATTERN: Final = r"^federation: seymour\.runs -> "
+#: Regional brokers are named ``seymour-<region>`` (see the module docstring).
+CLUSTER_NAME_PREFIX: Final = "seymour-"

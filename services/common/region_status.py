@@ -12,14 +12,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from contracts.topology import RUNS_EXCHANGE
+from contracts.topology import CLUSTER_NAME_PREFIX, DEAD_RUNS_OUTBOX, RESULTS_OUTBOX, RUNS_EXCHANGE
 from services.common.region_management import ManagementApi
-from services.common.region_topology import (
-    CLUSTER_NAME_PREFIX,
-    DEAD_RUNS_OUTBOX,
-    RESULTS_OUTBOX,
-    q,
-)
+from services.common.region_topology import q
 
 _BUFFER = re.compile(rf"^federation: {re.escape(RUNS_EXCHANGE)} -> {re.escape(CLUSTER_NAME_PREFIX)}([^:]+)")
 

@@ -22,9 +22,9 @@ region's own code — so runs for other regions never cross. The regional broker
 to ``seymour-<region>`` because RabbitMQ names the home buffer queue after it: that makes the name
 predictable (``seymour region status`` looks it up) and unique per region.
 
-Names here are not (yet) in :mod:`contracts.topology`; they are ``Final`` so they can move there as is.
-Everything is applied through the management HTTP API (PUT is idempotent; re-running ``connect`` with
-the same arguments changes nothing, with new ones updates the links in place).
+Every name comes from :mod:`contracts.topology`. Everything is applied through the management HTTP
+API (PUT is idempotent; re-running ``connect`` with the same arguments changes nothing, with new ones
+updates the links in place).
 """
 
 from __future__ import annotations
@@ -36,30 +36,23 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from contracts.topology import (
+    CLUSTER_NAME_PREFIX,
+    DEAD_RUNS_OUTBOX,
+    DEAD_RUNS_SHOVEL,
     EXCHANGES,
+    HOME_BUFFER_PATTERN,
+    HOME_BUFFER_POLICY,
     RESULTS_EXCHANGE,
+    RESULTS_OUTBOX,
+    RESULTS_SHOVEL,
     RUNNER_QUEUE_EXPIRES_MS,
     RUNS_DEAD_LETTER_EXCHANGE,
     RUNS_EXCHANGE,
+    RUNS_FEDERATION_POLICY,
+    UPSTREAM,
     runner_queue,
 )
 from services.common.bus_rabbit import queue_arguments
-
-#: Name of the federation upstream (the home broker) on the regional broker.
-UPSTREAM: Final = "seymour-home"
-#: Regional policy that makes the regional ``seymour.runs`` federated from :data:`UPSTREAM`.
-RUNS_FEDERATION_POLICY: Final = "seymour-runs-from-home"
-#: Regional queue bound to ``seymour.results`` with ``#``: everything runners publish, shovelled home.
-RESULTS_OUTBOX: Final = "region.results-outbox"
-#: Regional queue bound to ``seymour.runs.dlx``: runs that expired unrun in the region, shovelled home.
-DEAD_RUNS_OUTBOX: Final = "region.dead-runs-outbox"
-RESULTS_SHOVEL: Final = "seymour-results-to-home"
-DEAD_RUNS_SHOVEL: Final = "seymour-dead-runs-to-home"
-#: Home policy: runs that expire while buffered on home (WAN down) are dead-lettered, not dropped.
-HOME_BUFFER_POLICY: Final = "seymour-federation-buffers"
-HOME_BUFFER_PATTERN: Final = r"^federation: seymour\.runs -> "
-#: Regional brokers are named ``seymour-<region>`` (see the module docstring).
-CLUSTER_NAME_PREFIX: Final = "seymour-"
 
 #: Backstop for runs buffered on home; each run's own expiry (``run_expiry_max``) is far shorter.
 RUN_BUFFER_TTL_MS: Final = 3600 * 1000
@@ -283,14 +276,6 @@ def home_plan(home: BrokerAddress) -> list[Step]:
 
 
 __all__ = [
-    "DEAD_RUNS_OUTBOX",
-    "DEAD_RUNS_SHOVEL",
-    "HOME_BUFFER_PATTERN",
-    "HOME_BUFFER_POLICY",
-    "RESULTS_OUTBOX",
-    "RESULTS_SHOVEL",
-    "RUNS_FEDERATION_POLICY",
-    "UPSTREAM",
     "BrokerAddress",
     "RegionLink",
     "Step",

@@ -103,13 +103,17 @@ async def test_demo_check_across_processes(services: tuple[Fleet, Client, str]) 
         slow = next(a for a in failed[0]["assertions"] if a["source"] == "response_time")
         assert slow["passed"] is False
         assert slow["observed"] >= 500
-        await eventually(lambda: sink.events().count("failure") == 1, within=20, what="one failure notification")
+        await eventually(
+            lambda: sink.events().count("failure") == 1, within=20, what="one failure notification"
+        )
 
         target.delay_s = 0.0
         await eventually(lambda: "recovery" in sink.events(), within=30, what="a recovery notification")
         assert sink.events().count("failure") == 1
         assert sink.events().count("recovery") == 1
-        assert all(running.alive().values()), {k: running.log_tail(k) for k, v in running.alive().items() if not v}
+        assert all(running.alive().values()), {
+            k: running.log_tail(k) for k, v in running.alive().items() if not v
+        }
 
         runs = await api.runs(check_id)
         assert len({r["run_id"] for r in runs}) == len(runs)

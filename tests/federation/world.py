@@ -15,11 +15,12 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import func, select
 
+from contracts.topology import HOME_BUFFER_PATTERN, HOME_BUFFER_POLICY
 from contracts.v1 import CheckDue, CheckSpec, utcnow
 from services import runtime
 from services.cli.region import connect
 from services.common.db.models import Check, Incident, Run, Runner
-from services.common.region_topology import HOME_BUFFER_PATTERN, HOME_BUFFER_POLICY, BrokerAddress
+from services.common.region_topology import BrokerAddress
 from services.common.settings import Settings
 from tests.federation.conftest import home_vhost, set_home_policy
 from tests.federation.node import RabbitNode

@@ -1,4 +1,4 @@
-"""Seymour services as separate OS processes (``python -m services.cli serve <name>``), for distributed tests."""
+"""Seymour services as separate OS processes (``python -m services.cli serve <name>``)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,10 @@ class Fleet:
         log = open(self.logs / f"{label}.log", "ab")  # noqa: SIM115 - closed when the process is reaped
         proc = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "serve", *args],
-            env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**self.env, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.procs[label] = proc
         return proc

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from contracts.topology import QueueSpec, RESULTS_EXCHANGE, RUN_MISSED, runner_queue
+from contracts.topology import RESULTS_EXCHANGE, RUN_MISSED, QueueSpec, runner_queue
 from contracts.v1 import CheckDue, CheckSpec, RunCheck, RunMissed, RunnerHeartbeat, run_id_for, utcnow
 from services.common.bus import Delivery, Route
 from services.common.bus_memory import MemoryBus
@@ -17,13 +17,22 @@ from services.common.settings import Settings
 from services.router.fanout import fan_out, run_ttl
 from services.router.main import build
 
-SPEC = CheckSpec(name="demo", request={"url": "http://127.0.0.1:9/"},  # type: ignore[arg-type]
-                 regions=["us-east-1", "eu-north-1", "ca-central-1"], interval=60)
+SPEC = CheckSpec(
+    name="demo",
+    request={"url": "http://127.0.0.1:9/"},  # type: ignore[arg-type]
+    regions=["us-east-1", "eu-north-1", "ca-central-1"],
+    interval=60,
+)
 
 
 def due(**changes: Any) -> CheckDue:
-    values: dict[str, Any] = {"check_id": uuid.UUID(int=7), "slot": utcnow(),
-                              "revision": 1, "spec": SPEC, "epoch": 1}
+    values: dict[str, Any] = {
+        "check_id": uuid.UUID(int=7),
+        "slot": utcnow(),
+        "revision": 1,
+        "spec": SPEC,
+        "epoch": 1,
+    }
     values.update(changes)
     return CheckDue(**values)
 
@@ -45,7 +54,9 @@ def test_confirmation_runs_go_only_to_the_named_regions() -> None:
     assert [run.region for run in runs] == ["eu-north-1"]
 
 
-@pytest.mark.parametrize(("interval", "expected"), [(1, 5.0), (30, 30.0), (3600, 60.0)], ids=["short", "mid", "long"])
+@pytest.mark.parametrize(
+    ("interval", "expected"), [(1, 5.0), (30, 30.0), (3600, 60.0)], ids=["short", "mid", "long"]
+)
 def test_run_ttl_is_the_interval_clamped(interval: int, expected: float) -> None:
     assert run_ttl(interval, minimum=5, maximum=60) == expected
 
@@ -92,8 +103,11 @@ async def test_runs_reach_region_queues_and_missing_regions_are_missed(router_bu
 async def test_an_unconsumed_run_expires_into_a_missed_run(router_bus: Any) -> None:
     bus, missed = router_bus
     await bus.declare_queue(runner_queue("us-east-1"))
-    await bus.publish(RunnerHeartbeat(runner_id="r", region="us-east-1", runner_version="x", capacity=1,
-                                      started_at=utcnow()))
+    await bus.publish(
+        RunnerHeartbeat(
+            runner_id="r", region="us-east-1", runner_version="x", capacity=1, started_at=utcnow()
+        )
+    )
     await bus.publish(due(spec=SPEC.model_copy(update={"regions": ["us-east-1"]})))
     await asyncio.sleep(0.4)
     # nothing consumed runner.us-east-1; a consumer arriving late finds the run expired
@@ -106,7 +120,7 @@ async def test_an_unconsumed_run_expires_into_a_missed_run(router_bus: Any) -> N
 
 
 async def test_slots_from_a_deposed_scheduler_are_dropped(router_bus: Any) -> None:
-    bus, missed = router_bus
+    bus, _ = router_bus
     runs = Collector()
     for region in SPEC.regions:
         bus.subscribe(Route(runner_queue(region), {RunCheck: runs}))
