@@ -73,7 +73,7 @@ async def seed(url: str, target: str, checks: int, interval: int, delayed: int, 
             path = f"/delay/{DELAY_MS}" if index < delayed else "/fast"
             spec = CheckSpec.model_validate(
                 {
-                    "name": f"bench-{index:05d}",
+                    "name": f"bench-delay-{index:05d}" if index < delayed else f"bench-{index:05d}",
                     "request": {"url": f"{target}{path}"},
                     "assertions": [
                         {"source": "status_code", "comparison": "equals", "target": 200},
@@ -90,11 +90,38 @@ async def seed(url: str, target: str, checks: int, interval: int, delayed: int, 
     await engine.dispose()
 
 
-async def measure(url: str, *, warmup: float, seconds: float, delayed_prefix: str) -> dict[str, Any]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (from /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rabbit_pid() -> int:
+    """The local RabbitMQ node's OS pid (its CPU is part of every run's cost)."""
+    out = subprocess.run(
+        ["rabbitmqctl", "-q", "eval", "list_to_integer(os:getpid())."],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return int(out.stdout.strip())
+
+
+async def measure(
+    url: str, *, warmup: float, seconds: float, delayed_prefix: str, pids: dict[int, str]
+) -> dict[str, Any]:
     """Wait for warm-up and the window, then read what was stored in the window (by ``stored_at``)."""
     window_start = datetime.now(UTC) + timedelta(seconds=warmup)
     window_end = window_start + timedelta(seconds=seconds)
-    await asyncio.sleep(warmup + seconds + 1.0)
+    await asyncio.sleep(warmup)
+    cpu_before = {pid: cpu_seconds(pid) for pid in pids}
+    await asyncio.sleep(seconds)
+    cpu = {label: cpu_seconds(pid) - cpu_before[pid] for pid, label in pids.items()}
+    await asyncio.sleep(1.0)
     engine = make_engine(url)
     sessions = make_sessionmaker(engine)
     async with sessions() as session:
@@ -125,6 +152,7 @@ async def measure(url: str, *, warmup: float, seconds: float, delayed_prefix: st
         "lags": lags,
         "statuses": statuses,
         "timing_errors": timing_errors,
+        "cpu": cpu,
     }
 
 
@@ -167,9 +195,13 @@ def main() -> None:
         "SEYMOUR_HEARTBEAT_INTERVAL": "2",
     }
 
+    labels: dict[int, str] = {}
+
     def start(label: str, *argv: str) -> None:
         log = open(logs / f"{label}.log", "wb")  # noqa: SIM115 - lives as long as the process
-        procs.append(subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT))
+        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+        procs.append(proc)
+        labels[proc.pid] = label
 
     sh("psql", PG_ADMIN, "-qc", f'CREATE DATABASE "{database}"')
     sh("rabbitmqctl", "-q", "add_vhost", vhost)
@@ -189,8 +221,11 @@ def main() -> None:
             start("alerts", *seymour, "alerts", "--no-migrate")
         time.sleep(3.0)
         start("scheduler", *seymour, "scheduler", "--no-migrate")
+        pids = {pid: label for pid, label in labels.items()} | {rabbit_pid(): "rabbitmq"}
         result = asyncio.run(
-            measure(db_url, warmup=args.warmup, seconds=args.seconds, delayed_prefix="bench-000")
+            measure(
+                db_url, warmup=args.warmup, seconds=args.seconds, delayed_prefix="bench-delay-", pids=pids
+            )
         )
     finally:
         for proc in procs:
@@ -234,6 +269,10 @@ def main() -> None:
     )
     print(f"bare aiohttp loop  {baseline:8.1f} req/s (new connection each, same machine, same run)")
     print(f"ratio              {rate / baseline:8.3f} stored runs per bare request")
+    runs = max(result["runs"], 1)
+    per_run = {label: round(seconds * 1000 / runs, 3) for label, seconds in sorted(result["cpu"].items())}
+    print("CPU ms per stored run " + "  ".join(f"{label} {ms:.2f}" for label, ms in per_run.items()))
+    figures["cpu_ms_per_run"] = per_run
     print("json " + json.dumps(figures))
 
 

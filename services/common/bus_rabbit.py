@@ -12,9 +12,11 @@ FastStream (and aio-pika under it) lives only in this module. Decisions, each on
   reason ``expired`` even with no consumer attached (checked on 3.10.8), so runner queues are quorum too.
 * A quorum queue's ``x-delivery-limit`` counts *re*deliveries; it is set to ``DELIVERY_LIMIT - 1`` so a
   poison message reaches its handler exactly ``DELIVERY_LIMIT`` times, as on the in-process bus.
-* Publishes are persistent, wait for the publisher confirm (bounded by ``publish_timeout``: a publish
-  during a broker outage raises ``NotConfirmed`` instead of hanging), and ``mandatory`` publishes that
-  come back raise ``Unroutable`` (the channel is opened with ``on_return_raises``).
+* Publishes go straight to an aio-pika channel opened with publisher confirms (FastStream's publish
+  path cost ~15 % of a runner's CPU for nothing the seam uses). They are persistent, wait for the
+  confirm (bounded by ``publish_timeout``: a publish during a broker outage raises ``NotConfirmed``
+  instead of hanging), and ``mandatory`` publishes that come back raise ``Unroutable`` (the channel
+  is opened with ``on_return_raises``).
 * Consumers ack manually after the handler returns; the prefetch bounds how many handlers run at
   once (aio-pika starts one task per delivery, so they run concurrently). Undecodable bodies and
   messages with no handler are rejected without requeue (dead-lettered at once); a handler that
@@ -30,6 +32,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, cast
 
+import aio_pika
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
 from aiormq.exceptions import AMQPError, DeliveryError, PublishError
 from faststream import AckPolicy
@@ -130,6 +133,8 @@ class RabbitBus:
         self._declared: dict[str, QueueSpec] = {}
         self._broker: RabbitBroker | None = None
         self._topology: AbstractRobustChannel | None = None
+        self._publisher: AbstractRobustChannel | None = None
+        self._exchanges: dict[str, Any] = {}
         self._pending: set[asyncio.Task[None]] = set()
         self._failures: dict[bytes, int] = {}
 
@@ -153,7 +158,9 @@ class RabbitBus:
         )
         connection: AbstractRobustConnection = await broker.connect()
         topology = await connection.channel()
-        self._broker, self._topology = broker, topology
+        publisher = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        self._broker, self._topology, self._publisher = broker, topology, publisher
+        self._exchanges = {}
         try:
             for exchange in EXCHANGES:
                 await topology.declare_exchange(exchange.name, exchange.kind, durable=True)
@@ -163,7 +170,7 @@ class RabbitBus:
                 self._register(broker, route)
             await broker.start()
         except BaseException:
-            self._broker = self._topology = None
+            self._broker = self._topology = self._publisher = None
             await broker.stop()
             raise
         log.info("bus started instance=%s routes=%d", self._instance, len(self._routes))
@@ -174,7 +181,7 @@ class RabbitBus:
         A handler still running after ``stop_timeout`` is cancelled; its message was not acked, so the
         broker delivers it again.
         """
-        broker, self._broker, self._topology = self._broker, None, None
+        broker, self._broker, self._topology, self._publisher = self._broker, None, None, None
         for task in list(self._pending):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -342,23 +349,24 @@ class RabbitBus:
         expiration: float | None,
         mandatory: bool,
     ) -> None:
-        broker = self._broker
-        if broker is None:
+        channel = self._publisher
+        if channel is None:
             raise BusClosed("the RabbitMQ bus is not started")
+        message = aio_pika.Message(
+            body,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            content_type=CONTENT_TYPE,
+            message_id=message_id,
+            type=kind,
+            expiration=expiration,
+            app_id=f"seymour:{self._instance}",
+        )
         try:
             async with asyncio.timeout(self._publish_timeout):
-                await broker.publish(
-                    body,
-                    exchange=exchange,
-                    routing_key=routing_key,
-                    mandatory=mandatory,
-                    persist=True,
-                    timeout=self._publish_timeout,
-                    content_type=CONTENT_TYPE,
-                    message_id=message_id,
-                    message_type=kind,
-                    expiration=expiration,
-                )
+                target = self._exchanges.get(exchange)
+                if target is None:
+                    target = self._exchanges[exchange] = await channel.get_exchange(exchange, ensure=False)
+                await target.publish(message, routing_key, mandatory=mandatory, timeout=self._publish_timeout)
         except PublishError as exc:
             raise Unroutable(f"no queue bound to {exchange} for {routing_key!r}") from exc
         except DeliveryError as exc:
