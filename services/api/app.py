@@ -74,6 +74,7 @@ def create_app(
         ),
         on_startup=list(on_startup),
         debug=False,
+        logging_config=None,
     )
     app.state.settings = settings
     app.state.sessions = sessions
