@@ -36,6 +36,7 @@ from services.alerts.compose import check_url
 from services.alerts.metrics import METRICS, Registry
 from services.common.db.models import Check, Notification
 from services.common.settings import Settings
+from services.common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -123,11 +124,8 @@ class Sender:
 
     async def stop(self) -> None:
         """Stop the loop, cancel sends in flight and hand their rows back (due now) for the next start."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         interrupted = list(self._inflight)
         for task, _ in list(self._inflight.values()):
             task.cancel()

@@ -23,6 +23,7 @@ from services.alerts.metrics import METRICS, Registry
 from services.alerts.outcomes import observation
 from services.common.bus import Publisher
 from services.common.db.models import AlertState, Check, Runner
+from services.common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -266,11 +267,8 @@ class Ticker:
 
     async def stop(self) -> None:
         """Stop ticking (a tick in progress is cancelled; its transaction rolls back)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

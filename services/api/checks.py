@@ -52,6 +52,13 @@ def parse_spec(data: Any, stored: dict[str, Any] | None = None) -> CheckSpec:
         raise invalid(exc) from None
 
 
+def _name_taken(name: str) -> ApiError:
+    """409: names are unique, because ``seymour apply`` finds checks by name."""
+    return ApiError(
+        409, f"a check named '{name}' already exists", [{"field": "name", "message": "already in use"}]
+    )
+
+
 @dataclass
 class CheckStore:
     """Check persistence plus the events that must follow each change."""
@@ -106,11 +113,7 @@ class CheckStore:
             async with self.sessions() as session, session.begin():
                 session.add(row)
         except IntegrityError:
-            raise ApiError(
-                409,
-                f"a check named '{spec.name}' already exists",
-                [{"field": "name", "message": "already in use"}],
-            ) from None
+            raise _name_taken(spec.name) from None
         await self._announce(row, "created")
         return row
 
@@ -127,11 +130,7 @@ class CheckStore:
                 row.revision += 1
                 row.updated_at = utcnow()
         except IntegrityError:
-            raise ApiError(
-                409,
-                f"a check named '{spec.name}' already exists",
-                [{"field": "name", "message": "already in use"}],
-            ) from None
+            raise _name_taken(spec.name) from None
         await self._announce(row, "updated")
         return row
 

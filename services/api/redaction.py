@@ -8,12 +8,11 @@ secrets.
 from __future__ import annotations
 
 import copy
-import re
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-MASK: Final = "********"
-SENSITIVE_HEADER: Final = re.compile(r"authorization|cookie|token|secret|api[-_]?key|password|session", re.I)
+from services.common.redaction import MASK, SENSITIVE
+
 SECRET_CHANNEL_FIELDS: Final = ("secret", "routing_key", "password")
 URL_CHANNELS: Final = ("slack", "discord", "teams", "webhook", "pagerduty")
 
@@ -29,7 +28,7 @@ def redact_spec(spec: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(spec)
     headers = out.get("request", {}).get("headers") or {}
     for name in headers:
-        if SENSITIVE_HEADER.search(name):
+        if SENSITIVE.search(name):
             headers[name] = MASK
     for channel in out.get("alerts") or []:
         if channel.get("channel") in URL_CHANNELS and channel.get("url"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 from typing import Any
@@ -12,6 +11,7 @@ from sqlalchemy import delete, select
 
 from contracts.v1.base import utcnow
 from services.common.db.models import Run, RunRollup
+from services.common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +49,8 @@ class Retention:
 
     async def stop(self) -> None:
         """Stop purging."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _loop(self) -> None:
         while True:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -13,6 +12,7 @@ import services
 from contracts.v1 import RunnerHeartbeat
 from contracts.v1.base import utcnow
 from services.common.bus import Publisher
+from services.common.tasks import cancel_and_wait
 from services.runner.handlers import Load
 
 log = logging.getLogger(__name__)
@@ -68,11 +68,8 @@ class Heartbeat:
 
     async def stop(self) -> None:
         """Stop beating."""
-        if self._task is not None:
-            task, self._task = self._task, None
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
 
     async def _loop(self) -> None:
         while True:

@@ -39,7 +39,6 @@ import ipaddress
 import json
 import logging
 import os
-import re
 import socket
 import ssl
 from collections.abc import Iterable, Mapping
@@ -56,6 +55,7 @@ import services
 from contracts.v1.base import utcnow
 from contracts.v1.checks import CheckSpec
 from contracts.v1.runs import AssertionOutcome, ErrorClass, ResponseSample, RunError, Timings
+from services.common.redaction import MASK, SENSITIVE
 from services.runner.assertions import ResponseFacts, evaluate, needs_json
 from services.runner.http_timing import PhaseTimer, trace_config
 
@@ -71,8 +71,6 @@ SAMPLE_HEADER_CHARS: Final = 2000
 SAMPLE_MAX_HEADERS: Final = 100
 REQUEST_BODY_CHARS: Final = 2000
 ERROR_MESSAGE_CHARS: Final = 500
-MASK: Final = "********"
-SENSITIVE: Final = re.compile(r"authorization|cookie|token|secret|api[-_]?key|password|session", re.I)
 _READ_CHUNK: Final = 64 * 1024
 
 

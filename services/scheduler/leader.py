@@ -21,7 +21,6 @@ On SQLite (embedded mode, one process) this process is trivially the leader; it 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import time
@@ -35,6 +34,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from contracts.v1.base import utcnow
 from services.common.db.engine import is_sqlite
 from services.common.db.models import SchedulerLease
+from services.common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -238,11 +238,8 @@ class LeaderElector:
 
     async def stop(self) -> None:
         """Stop campaigning and give the lock up, so a standby takes over at its next poll."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self._leader:
             log.info("scheduler leadership released holder=%s epoch=%d", self.holder, self._epoch)
         self._leader = False

@@ -30,6 +30,7 @@ from contracts.topology import ROUTER_DUE
 from contracts.v1 import CheckChanged, CheckDue, CheckSpec
 from services.common.bus import Bus
 from services.common.db.models import Check
+from services.common.tasks import cancel_and_wait
 from services.scheduler.jobs import SlotExecutor, SlotTrigger
 
 log = logging.getLogger(__name__)
@@ -126,11 +127,8 @@ class CheckSchedule:
 
     async def stop(self) -> None:
         """Stop resyncing and firing."""
-        if self._resync_task is not None:
-            self._resync_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._resync_task
-            self._resync_task = None
+        await cancel_and_wait(self._resync_task)
+        self._resync_task = None
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
             await asyncio.sleep(0)  # AsyncIOScheduler shuts down in a callback on the loop: let it run
