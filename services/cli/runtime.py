@@ -44,6 +44,9 @@ def configure_logging(settings: Settings) -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    # Libraries that narrate every step at INFO (alembic's plugin set-up, APScheduler's every job added).
+    for noisy in ("alembic.runtime.plugins", "apscheduler", "aiormq", "aio_pika", "httpx"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def _settings(args: argparse.Namespace) -> Settings:
