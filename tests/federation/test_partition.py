@@ -73,7 +73,7 @@ async def test_partition_buffers_results_and_records_expired_runs_once(
             return len(await world.runs()) >= published
 
         drained = await wait_for(
-            every_slot_stored, within=45, what="every slot stored after the link returned"
+            every_slot_stored, within=90, what="every slot stored after the link returned"
         )
         runs = await world.runs()
         statuses = Counter(run.status for run in runs)
