@@ -8,11 +8,14 @@ and ``seymour run --wait`` usable as a CI gate.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from services import runtime
 from services.cli import main as cli_main
@@ -159,3 +162,45 @@ async def test_unreachable_targets_are_stored_as_errors(seymour: tuple[Client, D
     assert result["runs"][0]["status"] == "error"
     assert result["runs"][0]["error"]["class"] == "connect"
     assert (await api.ok("GET", "/healthz"))["status"] == "ok"
+
+
+async def test_apply_and_export_round_trip(
+    seymour: tuple[Client, DemoTarget, Receiver], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api, target, sink = seymour
+    good = demo_check(target.url, sink.url, interval=3600, name="applied")
+    good["alerts"] = [
+        {"channel": "webhook", "url": sink.url + "?token=secret-in-url", "secret": "hmac-secret"}
+    ]
+    bad = {**good, "name": "broken", "interval": 0, "regions": ["mars-1"]}
+    path = tmp_path / "checks.yaml"
+    path.write_text(yaml.safe_dump_all([good, bad], sort_keys=False))
+    common = ["--url", api.base, "--token", api.token]
+
+    assert await asyncio.to_thread(cli_main, ["apply", "-f", str(path), *common]) == 1
+    captured = capsys.readouterr()
+    assert "created applied" in captured.out
+    assert "broken" in captured.err
+    assert "interval" in captured.err
+    assert "regions" in captured.err
+
+    assert await asyncio.to_thread(cli_main, ["export", *common]) == 0
+    exported = yaml.safe_load(capsys.readouterr().out)["checks"]
+    assert [check["name"] for check in exported] == ["applied"]
+    channel = exported[0]["alerts"][0]
+    assert "secret-in-url" not in str(exported)
+    assert channel["secret"] == "********"
+
+    exported[0]["interval"] = 1800
+    path.write_text(yaml.safe_dump({"checks": exported}, sort_keys=False))
+    assert await asyncio.to_thread(cli_main, ["apply", "-f", str(path), *common]) == 0
+    assert "updated applied" in capsys.readouterr().out
+    checks = (await api.ok("GET", "/api/v1/checks"))["items"]
+    assert [(c["name"], c["interval"], c["revision"]) for c in checks] == [("applied", 1800, 2)]
+    # The masked secrets written back kept their stored values: a test notification goes to the real
+    # URL (with its token) and is signed with the real secret.
+    sent = await api.ok("POST", f"/api/v1/checks/{checks[0]['id']}/alerts/0/test")
+    assert sent["ok"] is True, sent
+    assert sink.paths[-1].endswith("?token=secret-in-url")
+    signature = sink.headers[-1]["X-Seymour-Signature"]
+    assert signature == "sha256=" + hmac.new(b"hmac-secret", sink.raw[-1], hashlib.sha256).hexdigest()

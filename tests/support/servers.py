@@ -52,10 +52,14 @@ class Receiver:
 
     received: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
     url: str = ""
 
     async def handle(self, request: web.Request) -> web.Response:
         raw = await request.read()
+        self.raw.append(raw)
+        self.paths.append(request.path_qs)
         self.received.append(json.loads(raw))
         self.headers.append(dict(request.headers))
         return web.json_response({"ok": True})
