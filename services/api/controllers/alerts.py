@@ -3,6 +3,7 @@ global alert settings, and the Prometheus metrics."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -15,6 +16,8 @@ from contracts.v1.base import utcnow
 from services.alerts import incidents, metrics
 from services.alerts.delivery import send_test_notification
 from services.api.errors import ApiError, field_errors
+
+log = logging.getLogger(__name__)
 
 _WINDOWS: TypeAdapter[list[MaintenanceWindow]] = TypeAdapter(list[MaintenanceWindow])
 
@@ -138,5 +141,20 @@ async def _alert_settings(sessions: Any) -> dict[str, Any]:
 
 @get("/metrics", media_type=MediaType.TEXT)
 async def prometheus_metrics(request: Request[Any, Any, Any]) -> str:
-    """Prometheus text: this process's counters plus incident and notification counts from the db."""
-    return metrics.render_metrics() + await metrics.render_stored_metrics(request.app.state.sessions)
+    """Prometheus text: this process's counters, incident and notification counts from the db, and how
+    many messages wait in the dead-letter queue (nothing is dropped silently; it must be visible)."""
+    state = request.app.state
+    text = metrics.render_metrics() + await metrics.render_stored_metrics(state.sessions)
+    counter = getattr(state.bus, "dead_letter_count", None)
+    if counter is not None:
+        try:
+            waiting = await counter()
+        except Exception:  # the broker being away must not take the metrics page down with it
+            log.warning("could not read the dead-letter queue depth")
+        else:
+            text += (
+                "# HELP seymour_dead_letters Messages waiting in the dead-letter queue.\n"
+                "# TYPE seymour_dead_letters gauge\n"
+                f"seymour_dead_letters {waiting}\n"
+            )
+    return text

@@ -26,6 +26,9 @@ class Published:
     async def publish(self, message: Any, **_: Any) -> None:
         self.items.append(message)
 
+    async def dead_letter_count(self) -> int:
+        return 0
+
 
 @dataclass
 class Api:

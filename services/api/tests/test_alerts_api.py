@@ -114,5 +114,6 @@ async def test_metrics_are_prometheus_text_and_need_a_token(api: Api) -> None:
     response = await api.client.get("/metrics")
     assert response.status_code == 200
     assert "seymour_notifications_failed_total" in response.text
+    assert "seymour_dead_letters 0" in response.text
     api.client.headers.pop("Authorization")
     assert (await api.client.get("/metrics")).status_code == 401
