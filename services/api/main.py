@@ -1,8 +1,11 @@
-"""Api composition root: settings → app → server."""
+"""Api composition root: settings → app → server (and the first admin, when one is configured)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+from sqlalchemy.exc import IntegrityError
 
 from services.api.app import create_app
 from services.api.server import ApiServer
@@ -10,8 +13,41 @@ from services.common.bus import Bus
 from services.common.service import Service
 from services.common.settings import Settings
 
+log = logging.getLogger(__name__)
+
+
+class FirstAdmin:
+    """Creates the admin from ``SEYMOUR_ADMIN_PASSWORD`` on first start of a served api.
+
+    Unlike ``seymour up`` it never generates a password: a server's output ends up in log files, and a
+    password must not. Without one, it says how to create a user.
+    """
+
+    def __init__(self, settings: Settings, sessions: Any) -> None:
+        self._settings = settings
+        self._sessions = sessions
+
+    async def start(self) -> None:
+        """Create the admin if configured and missing (two api processes racing is fine)."""
+        from services.api.ui.accounts import count_users
+        from services.api.ui.bootstrap import ensure_admin
+
+        if self._settings.admin_password:
+            try:
+                await ensure_admin(self._settings, self._sessions)
+            except IntegrityError:
+                log.info("admin already created by another api process")
+        elif not self._settings.broker_url.startswith("memory://") and not await count_users(self._sessions):
+            # (``seymour up`` — the in-process bus — generates and prints a first password itself.)
+            log.warning("no user can log in yet: run 'seymour user create' or set SEYMOUR_ADMIN_PASSWORD")
+
+    async def stop(self) -> None:
+        """Nothing to stop."""
+
 
 def build(settings: Settings, bus: Bus, sessions: Any) -> Service:
     """The api: an HTTP server; it consumes nothing."""
     app = create_app(settings, sessions=sessions, bus=bus)
-    return Service("api", lifecycles=[ApiServer(app, settings.host, settings.port)])
+    return Service(
+        "api", lifecycles=[FirstAdmin(settings, sessions), ApiServer(app, settings.host, settings.port)]
+    )

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import aio_pika
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from contracts.topology import DEAD_LETTER_QUEUE, RESULTS_EXCHANGE
 from tests.support.api import Client
@@ -25,7 +27,7 @@ TOKEN = "distributed-token"
 
 
 @pytest.fixture
-def services(tmp_path: Path, pg_url: str, rabbit_url: str) -> Iterator[tuple[Fleet, Client, str]]:
+def services(tmp_path: Path, pg_url: str, rabbit_url: str) -> Iterator[tuple[Fleet, Client, str, str]]:
     port = free_port()
     env = {
         "SEYMOUR_DATABASE_URL": pg_url,
@@ -43,11 +45,11 @@ def services(tmp_path: Path, pg_url: str, rabbit_url: str) -> Iterator[tuple[Fle
         for region in REGIONS:
             running.start(f"runner-{region}", "runner", "--region", region)
         running.start("scheduler", "scheduler", "--no-migrate")
-        yield running, Client(f"http://127.0.0.1:{port}", TOKEN), rabbit_url
+        yield running, Client(f"http://127.0.0.1:{port}", TOKEN), rabbit_url, pg_url
 
 
-async def test_demo_check_across_processes(services: tuple[Fleet, Client, str]) -> None:
-    running, api, broker = services
+async def test_demo_check_across_processes(services: tuple[Fleet, Client, str, str]) -> None:
+    running, api, broker, database = services
 
     async def api_up() -> bool:
         dead = [label for label, alive in running.alive().items() if not alive]
@@ -59,6 +61,11 @@ async def test_demo_check_across_processes(services: tuple[Fleet, Client, str]) 
         return status == 200
 
     await eventually(api_up, within=60, what="the api process to answer")
+    engine = create_async_engine(database)
+    async with engine.connect() as connection:
+        admins = (await connection.execute(text("SELECT username FROM users WHERE is_admin"))).scalars().all()
+    await engine.dispose()
+    assert admins == ["admin"], "the served api creates the first admin from SEYMOUR_ADMIN_PASSWORD"
 
     async def runners_live() -> bool:
         regions = (await api.ok("GET", "/api/v1/regions"))["items"]
