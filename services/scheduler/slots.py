@@ -1,9 +1,12 @@
 """Slot arithmetic: every process computes the same instants for a check, spread over its interval.
 
-A check with interval ``I`` seconds and offset ``O = sha256(check_id) mod I`` is due at every whole
-second ``t`` (counted from the Unix epoch) with ``t mod I == O``. The offset depends only on the check id
-and the interval, so a standby that takes over fires exactly the slots the old leader would have fired,
-and the router's ``run_id`` (check, slot, region) makes a slot fired twice a slot stored once.
+A check with interval ``I`` seconds and offset ``O = sha256(check_id) mod (I × 1000)`` milliseconds is due
+at every whole millisecond ``t`` (counted from the Unix epoch) with ``t mod (I × 1000) == O``. Millisecond
+offsets spread checks inside each second too: with whole seconds, 600 checks every 2 s fire 300 at the
+same instant, and the runner's timings of a burst that size grow by tens of milliseconds. The offset
+depends only on the check id and the interval, so a standby that takes over fires exactly the slots the
+old leader would have fired, and the router's ``run_id`` (check, slot, region) makes a slot fired twice
+a slot stored once.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ from typing import Final
 EPOCH_0: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND: Final = timedelta(microseconds=1)
 _PER_SECOND: Final = 1_000_000
+_PER_MILLISECOND: Final = 1_000
 
 
 def offset_of(check_id: uuid.UUID, interval: int) -> int:
-    """The check's stable offset in whole seconds, in ``[0, interval)``.
+    """The check's stable offset in whole milliseconds, in ``[0, interval × 1000)``.
 
     sha256 rather than ``hash()`` (salted per process) or the raw uuid (uuid1's low bits are a MAC).
     Raises ``ValueError`` for an interval below one second.
@@ -27,7 +31,7 @@ def offset_of(check_id: uuid.UUID, interval: int) -> int:
     if interval < 1:
         raise ValueError(f"interval must be at least 1 s, got {interval}")
     digest = hashlib.sha256(check_id.bytes).digest()
-    return int.from_bytes(digest[:8], "big") % interval
+    return int.from_bytes(digest[:8], "big") % (interval * 1000)
 
 
 def _micros(instant: datetime) -> int:
@@ -43,7 +47,7 @@ def _instant(micros: int) -> datetime:
 def slot_at_or_after(check_id: uuid.UUID, interval: int, instant: datetime) -> datetime:
     """The first slot of the check at or after ``instant`` (aware), as an aware UTC datetime."""
     period = interval * _PER_SECOND
-    offset = offset_of(check_id, interval) * _PER_SECOND
+    offset = offset_of(check_id, interval) * _PER_MILLISECOND
     index = -(-(_micros(instant) - offset) // period)
     return _instant(index * period + offset)
 
@@ -51,7 +55,7 @@ def slot_at_or_after(check_id: uuid.UUID, interval: int, instant: datetime) -> d
 def slot_at_or_before(check_id: uuid.UUID, interval: int, instant: datetime) -> datetime:
     """The last slot of the check at or before ``instant`` (aware), as an aware UTC datetime."""
     period = interval * _PER_SECOND
-    offset = offset_of(check_id, interval) * _PER_SECOND
+    offset = offset_of(check_id, interval) * _PER_MILLISECOND
     index = (_micros(instant) - offset) // period
     return _instant(index * period + offset)
 

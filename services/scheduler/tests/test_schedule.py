@@ -132,7 +132,7 @@ async def test_jobs_are_rebuilt_from_the_database_at_start(harness_factory: Any)
     assert schedule.scheduled(fast) == Scheduled(3, spec("fast", 1))
     next_slow = schedule.next_slot(slow)
     assert next_slow is not None
-    assert int(next_slow.timestamp()) % 300 == offset_of(slow, 300)
+    assert round(next_slow.timestamp() * 1000) % 300_000 == offset_of(slow, 300)
     assert utcnow() <= next_slow <= utcnow() + timedelta(seconds=300)
 
     due = await harness.wait_due(fast, 3.0)

@@ -22,13 +22,13 @@ ONES = uuid.UUID("ffffffff-ffff-ffff-ffff-ffffffffffff")
 @pytest.mark.parametrize(
     ("check_id", "interval", "offset"),
     [
-        (ZERO, 1, 0),
-        (ZERO, 60, 9),
-        (SOME, 60, 36),
-        (SOME, 300, 156),
-        (SOME, 3600, 2256),
-        (ONES, 60, 57),
-        (ONES, 3600, 777),
+        (ZERO, 1, 69),
+        (ZERO, 60, 54069),
+        (SOME, 60, 31056),
+        (SOME, 300, 151056),
+        (SOME, 3600, 3451056),
+        (ONES, 60, 24777),
+        (ONES, 3600, 864777),
     ],
     ids=["1s", "zero-60", "some-60", "some-300", "some-3600", "ones-60", "ones-3600"],
 )
@@ -60,9 +60,13 @@ def test_offsets_are_the_same_in_another_process_with_another_hash_seed() -> Non
 def test_checks_are_spread_over_their_interval(interval: int) -> None:
     rng = random.Random(interval)
     checks = 50 * interval
-    per_second = Counter(offset_of(uuid.UUID(int=rng.getrandbits(128)), interval) for _ in range(checks))
+    offsets = [offset_of(uuid.UUID(int=rng.getrandbits(128)), interval) for _ in range(checks)]
+    per_second = Counter(offset // 1000 for offset in offsets)
     assert set(per_second) == set(range(interval)), "every second of the interval gets some checks"
     assert max(per_second.values()) < 50 * 2, "no second gets twice its share"
+    per_tenth = Counter(offset // 100 for offset in offsets)
+    assert len(per_tenth) > 0.95 * interval * 10, "inside a second, checks are spread too"
+    assert max(per_tenth.values()) < 5 * 5, "no tenth of a second gets five times its share"
 
 
 @pytest.mark.parametrize(
@@ -77,15 +81,16 @@ def test_checks_are_spread_over_their_interval(interval: int) -> None:
     ids=["whole-minute", "one-microsecond-later", "end-of-day", "weekly", "every-second"],
 )
 @pytest.mark.parametrize("check_id", [ZERO, SOME, ONES], ids=["zero", "some", "ones"])
-def test_slots_are_whole_seconds_on_the_checks_offset(
+def test_slots_are_whole_milliseconds_on_the_checks_offset(
     check_id: uuid.UUID, instant: datetime, interval: int
 ) -> None:
     after = slot_at_or_after(check_id, interval, instant)
     before = slot_at_or_before(check_id, interval, instant)
     for slot in (after, before):
         assert slot.tzinfo is not None
-        assert slot.microsecond == 0
-        assert int((slot - EPOCH_0).total_seconds()) % interval == offset_of(check_id, interval)
+        assert slot.microsecond % 1000 == 0
+        millis = (slot - EPOCH_0) // timedelta(milliseconds=1)
+        assert millis % (interval * 1000) == offset_of(check_id, interval)
         assert is_slot(check_id, interval, slot)
     assert before <= instant <= after
     assert after - before in (timedelta(0), timedelta(seconds=interval))
@@ -96,6 +101,7 @@ def test_an_instant_on_a_slot_is_its_own_slot() -> None:
     slot = slot_at_or_after(SOME, 60, datetime(2024, 5, 1, tzinfo=UTC))
     assert slot_at_or_after(SOME, 60, slot) == slot == slot_at_or_before(SOME, 60, slot)
     assert not is_slot(SOME, 60, slot + timedelta(seconds=1))
+    assert not is_slot(SOME, 60, slot + timedelta(milliseconds=1))
 
 
 @pytest.mark.parametrize(
