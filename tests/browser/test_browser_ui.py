@@ -1,5 +1,6 @@
 """The demo check, end to end in a real browser: log in, create it through the form (with a mistake
-corrected), run it, read a failing run, edit, pause, delete — asserting what a user sees."""
+corrected, an alert policy and a maintenance window), run it, send a test notification, read a failing
+run, edit, set the global alert defaults, pause, delete — asserting what a user sees."""
 
 from __future__ import annotations
 
@@ -101,6 +102,28 @@ async def test_demo_check_in_the_browser(page: Any, target: Target) -> None:
     await channel.locator("input[aria-label=Destination]").fill(f"{target.url}/hook")
     await expect(channel.get_by_label("on failure")).to_be_checked()
     await expect(channel.get_by_label("on recovery")).to_be_checked()
+    await expect(channel.get_by_label("on reminder")).not_to_be_checked()
+    await channel.get_by_label("on reminder").check()
+
+    # Alert policy (collapsed, "defaults") and a weekly maintenance window.
+    policy = page.locator("#alert-policy")
+    await expect(policy.locator("[data-policy-summary]")).to_have_text("defaults")
+    await expect(policy.locator("input[name=policy-failure_threshold]")).to_be_hidden()
+    await policy.locator("summary").click()
+    await policy.locator("input[name=policy-failure_threshold]").fill("3")
+    await policy.locator("input[name=policy-remind_every]").fill("30")
+    windows = page.locator("#maintenance-windows")
+    await windows.locator("summary").click()
+    await windows.get_by_role("button", name="+ Add maintenance window").click()
+    window = windows.locator(".maintenance-row")
+    await expect(window).not_to_have_class(SETTLING)
+    await window.locator("select[name$='-kind']").select_option("weekly")
+    await expect(window).to_have_attribute("data-kind", "weekly")
+    await expect(window).not_to_have_class(SETTLING)
+    await window.locator("select[name$='-day']").select_option("sun")
+    await window.locator("input[name$='-from']").fill("02:00")
+    await window.locator("input[name$='-to']").fill("04:00")
+    await window.locator("input[name$='-tz']").fill("Europe/Stockholm")
     await page.get_by_role("button", name="Create check", exact=True).click()
 
     # The mistake is shown beside its row, with everything typed kept.
@@ -110,6 +133,8 @@ async def test_demo_check_in_the_browser(page: Any, target: Target) -> None:
     await expect(bad_row.locator("input[name$='-property']")).to_have_value("title")
     await expect(page.locator("input[name=url]")).to_have_value(f"{target.url}/api/cards")
     await expect(page.locator(".region-card input:checked")).to_have_count(3)
+    await expect(page.locator("input[name=policy-failure_threshold]")).to_have_value("3")
+    await expect(page.locator(".maintenance-row input[name$='-tz']")).to_have_value("Europe/Stockholm")
     await shot(page, "check-form-error")
     await bad_row.locator("input[name$='-property']").fill("$.title")
     await page.get_by_role("button", name="Create check", exact=True).click()
@@ -121,6 +146,21 @@ async def test_demo_check_in_the_browser(page: Any, target: Target) -> None:
     await expect(page.locator("#run-status")).to_have_text("Running from 3 regions…")
     await expect(page.locator("#latest-runs .run-line[data-status=passed]")).to_have_count(3, timeout=15_000)
     await expect(page.locator("#latest-runs")).to_contain_text("7/7")
+
+    # The Alerts card: the policy as saved, the window, and a test notification that arrives.
+    alerts = page.locator("#alerts")
+    await expect(alerts.locator(".policy-line")).to_contain_text(
+        "opens after 3 failed slots · any region · resolves after 1 passing · reminds every 30 min"
+    )
+    await expect(alerts.locator(".windows")).to_contain_text("every Sunday 02:00–04:00 Europe/Stockholm")
+    channel_line = alerts.locator("tr[data-channel-index='0']")
+    await expect(channel_line).to_contain_text("Webhook")
+    await expect(channel_line.locator(".chip")).to_have_text(["failure", "recovery", "reminder"])
+    await channel_line.get_by_role("button", name="Send test").click()
+    await expect(channel_line.locator(".test-result.ok")).to_have_text(
+        re.compile(r"^Delivered \(HTTP 204 in \d+ ms\)$")
+    )
+    assert any("Test notification for seymour-demo" in str(hook) for hook in target.hooks)
 
     # It is in the table with its marks.
     await page.locator("nav.nav").get_by_role("link", name="Checks").click()
@@ -140,6 +180,8 @@ async def test_demo_check_in_the_browser(page: Any, target: Target) -> None:
     await page.goto(check_url)
     await expect(page.locator("#chart .uplot")).to_be_visible()
     await expect(page.locator(".stat-value.bad")).to_have_text(re.compile(r"^[1-9][0-9]*$"))
+    await page.locator("#alerts").get_by_role("button", name="Send test").click()
+    await expect(page.locator("#alerts .test-result.ok")).to_contain_text("Delivered")
     await shot(page, "check-detail")
     await page.get_by_role("link", name="All runs →").click()
     # The scheduler may have added runs of its own; at least the six manual ones are listed.
@@ -161,17 +203,32 @@ async def test_demo_check_in_the_browser(page: Any, target: Target) -> None:
 
     # Edit: a different interval, saved.
     await page.goto(check_url)
-    await page.get_by_role("link", name="Edit").click()
+    await page.get_by_role("link", name="Edit", exact=True).click()
     await expect(page.locator("input[name=name]")).to_have_value("seymour-demo")
     await expect(page.locator(".assertion-row")).to_have_count(7)
     await page.select_option("select[name=interval]", "custom")
     await page.fill("input[name=interval_custom]", "120")
+    await expect(page.locator("#alert-policy [data-policy-summary]")).to_contain_text("opens after 3 failed")
+    await expect(page.locator("#maintenance-windows")).to_have_attribute("open", "")
+    await page.locator("#alert-policy summary").click()
+    await expect(page.locator("input[name=policy-remind_every]")).to_have_value("30")
     await shot(page, "check-form")
     await page.get_by_role("button", name="Save changes").click()
     await expect(page.get_by_text("every 2 minutes")).to_be_visible()
+    await expect(page.locator("#alerts .policy-line")).to_contain_text("reminds every 30 min")
 
-    # Settings: users, tokens, regions.
+    # Settings: global alert defaults, users, tokens, regions.
     await page.get_by_role("link", name="Settings").click()
+    defaults = page.locator("#alert-defaults")
+    await defaults.locator("input[name=policy-recovery_threshold]").fill("2")
+    await defaults.get_by_role("button", name="+ Add maintenance window").click()
+    await expect(defaults.locator(".maintenance-row")).not_to_have_class(SETTLING)
+    await defaults.locator("input[name$='-start']").fill("2030-01-01T22:00")
+    await defaults.locator("input[name$='-end']").fill("2030-01-02T01:00")
+    await defaults.get_by_role("button", name="Save alert defaults").click()
+    await expect(page.get_by_role("status")).to_have_text("Global alert defaults saved.")
+    await expect(page.locator("#alert-defaults input[name=policy-recovery_threshold]")).to_have_value("2")
+    await expect(page.locator("#failed-deliveries")).to_contain_text("None.")
     await page.fill("#tokens input[name=name]", "ci")
     await page.get_by_role("button", name="Create token").click()
     await expect(page.locator("#new-token")).to_have_text(re.compile(r"^sey_"))

@@ -1,5 +1,6 @@
 /* Seymour UI: the little behaviour htmx does not cover (row removal, confirmations, JSON body
-   validation as you type, the custom interval field, the response-time chart). No build step. */
+   validation as you type, the custom interval field, the alert policy's "edited" note, the
+   response-time chart). No build step. */
 (function () {
   "use strict";
 
@@ -43,9 +44,16 @@
     if (custom) custom.hidden = select.value !== "custom";
   }
 
+  function policyEdited(target) {
+    var details = target.closest("details.disclosure");
+    var note = details && details.querySelector("[data-policy-summary]");
+    if (note) note.textContent = "edited: saved with the form";
+  }
+
   document.addEventListener("input", function (event) {
     var editor = event.target.closest("[data-body-editor]");
     if (editor) bodyEditor(editor);
+    policyEdited(event.target);
   });
   document.addEventListener("change", function (event) {
     var editor = event.target.closest("[data-body-editor]");

@@ -1,7 +1,8 @@
 """The check form: HTML form fields ↔ ``CheckSpec`` JSON, and validation errors placed beside their field.
 
-Repeated rows (headers, assertions, channels) carry a random row key (``assertion-<key>-source``), so
-rows can be added and removed in the browser in any order; ``<kind>_row`` lists the keys in order.
+Repeated rows (headers, assertions, channels, maintenance windows) carry a random row key
+(``assertion-<key>-source``), so rows can be added and removed in the browser in any order; ``<kind>_row``
+lists the keys in order.
 """
 
 from __future__ import annotations
@@ -11,9 +12,18 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from contracts.v1.checks import COMPARISONS_BY_SOURCE, METHODS, ORDERING, REGEX, SOURCES_WITH_PROPERTY, UNARY
+from contracts.v1.checks import (
+    COMPARISONS_BY_SOURCE,
+    DEFAULT_ON,
+    METHODS,
+    ORDERING,
+    REGEX,
+    SOURCES_WITH_PROPERTY,
+    UNARY,
+)
 from services.api.checks import parse_spec
 from services.api.errors import ApiError
+from services.api.ui.alert_form import EVENTS, AlertFields
 
 SOURCES: Final = {
     "status_code": "Status code",
@@ -129,9 +139,19 @@ class ChannelRow:
     channel: str = "webhook"
     destination: str = ""
     secret: str = ""
-    on_failure: bool = True
-    on_recovery: bool = True
-    on_extra: str = ""
+    on: list[str] = field(default_factory=lambda: list(DEFAULT_ON))
+
+    @classmethod
+    def from_post(cls, data: Any, key: str) -> ChannelRow:
+        """Row ``key`` as posted (also used to redraw a row whose type changed)."""
+        kind = data.get(f"channel-{key}-channel")
+        return cls(
+            key,
+            kind if isinstance(kind, str) and kind in CHANNELS else "webhook",
+            _str(data.get(f"channel-{key}-destination")),
+            _str(data.get(f"channel-{key}-secret")),
+            [event for event in EVENTS if event in data.getall(f"channel-{key}-on", [])],
+        )
 
 
 @dataclass
@@ -151,6 +171,7 @@ class CheckForm:
     timeout: str = "10"
     channels: list[ChannelRow] = field(default_factory=list)
     enabled: bool = True
+    alerting: AlertFields = field(default_factory=AlertFields)
 
     @classmethod
     def blank(cls, default_regions: list[str]) -> CheckForm:
@@ -183,16 +204,14 @@ class CheckForm:
                 destination = channel.get("routing_key") or ""
             else:
                 destination = channel.get("url") or ""
-            on = list(channel.get("on") or [])
+            on = channel.get("on")
             channels.append(
                 ChannelRow(
                     row_key(),
                     kind,
                     destination,
                     channel.get("secret") or "",
-                    "failure" in on,
-                    "recovery" in on,
-                    ",".join(item for item in on if item not in ("failure", "recovery")),
+                    list(DEFAULT_ON) if on is None else [event for event in EVENTS if event in on],
                 )
             )
         return cls(
@@ -218,6 +237,7 @@ class CheckForm:
             timeout=_number_text(spec.get("timeout", 10)),
             channels=channels,
             enabled=bool(spec.get("enabled", True)),
+            alerting=AlertFields.from_spec(spec, row_key),
         )
 
     @classmethod
@@ -252,19 +272,9 @@ class CheckForm:
             interval=one("interval", "60"),
             interval_custom=one("interval_custom"),
             timeout=one("timeout", "10"),
-            channels=[
-                ChannelRow(
-                    k,
-                    one(f"channel-{k}-channel", "webhook"),
-                    one(f"channel-{k}-destination"),
-                    one(f"channel-{k}-secret"),
-                    one(f"channel-{k}-on_failure") == "on",
-                    one(f"channel-{k}-on_recovery") == "on",
-                    one(f"channel-{k}-on_extra"),
-                )
-                for k in keys("channel")
-            ],
+            channels=[ChannelRow.from_post(data, k) for k in keys("channel")],
             enabled=one("enabled", "on") == "on",
+            alerting=AlertFields.from_post(data),
         )
 
     def to_spec_data(self, stored: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, str]]:
@@ -306,14 +316,15 @@ class CheckForm:
             errors["timeout"] = "enter the timeout in seconds, e.g. 10"
             timeout = 10
         alerts = []
-        for chan in self.channels:
-            on = [
-                event
-                for event, chosen in (("failure", chan.on_failure), ("recovery", chan.on_recovery))
-                if chosen
-            ]
-            on += [item for item in chan.on_extra.split(",") if item]
-            channel: dict[str, Any] = {"channel": chan.channel, "on": on}
+        stored_alerts = list(base.get("alerts") or [])
+        for index, chan in enumerate(self.channels):
+            channel: dict[str, Any] = {"channel": chan.channel, "on": list(chan.on)}
+            before = stored_alerts[index] if index < len(stored_alerts) else {}
+            if before.get("channel") == chan.channel:
+                # what the form does not show (a channel's name, PagerDuty's endpoint) is kept
+                channel.update({key: before[key] for key in ("name",) if before.get(key)})
+                if chan.channel == "pagerduty" and before.get("url"):
+                    channel["url"] = before["url"]
             destination = chan.destination.strip()
             if chan.channel == "email":
                 channel["to"] = [part.strip() for part in destination.split(",") if part.strip()]
@@ -346,19 +357,23 @@ class CheckForm:
         )
         if float(interval).is_integer():
             base["interval"] = int(float(interval))
+        if self.alerting.present:
+            policy, windows, alert_errors = self.alerting.to_data()
+            base.update({"alert_policy": policy, "maintenance": windows})
+            errors.update(alert_errors)
         return base, errors
 
     def validate(self, stored: dict[str, Any] | None = None) -> tuple[Any, dict[str, str]]:
         """The ``CheckSpec`` (or ``None``) and every error, keyed by form field: ``name``, ``url``,
         ``method``, ``headers``, ``body``, ``regions``, ``interval``, ``timeout``, ``assertion:<key>``,
-        ``header:<key>``, ``channel:<key>``, or ``general``."""
+        ``header:<key>``, ``channel:<key>``, ``policy.<field>``, ``maintenance:<key>``, or ``general``."""
         data, errors = self.to_spec_data(stored)
         try:
             spec = parse_spec(data, stored)
         except ApiError as exc:
             for item in exc.errors:
                 key = self._form_key(item["field"])
-                errors.setdefault(key, item["message"])
+                errors.setdefault(key, self.alerting.message(item["field"], item["message"]))
             return None, errors
         return (None if errors else spec), errors
 
@@ -376,6 +391,8 @@ class CheckForm:
                 return f"{'assertion' if head == 'assertions' else 'channel'}:{rows[index].key}"
         if head in ("name", "regions", "interval", "timeout", "assertions"):
             return head
+        if head in ("alert_policy", "maintenance"):
+            return self.alerting.form_key(spec_field)
         return "general"
 
 
@@ -429,6 +446,10 @@ def _number_text(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _is_number(value: Any) -> bool:

@@ -13,16 +13,19 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect, Template
 
+from contracts.v1.checks import AlertPolicy, CheckSpec
 from contracts.v1.regions import REGIONS
-from services.alerts.incidents import list_incidents
+from services.alerts.delivery import send_test_notification
+from services.alerts.incidents import effective_policy, list_incidents, load_global
 from services.api.checks import CheckStore, check_view
 from services.api.errors import ApiError
 from services.api.queries import get_run, list_runs, regions
+from services.api.ui import alert_form, stats
 from services.api.ui import form as check_form
-from services.api.ui import stats
+from services.api.ui.alert_form import MaintenanceRow, describe_policy, describe_window
 from services.api.ui.form import AssertionRow, ChannelRow, CheckForm, HeaderRow, row_key
 from services.api.ui.security import current_user, is_htmx
-from services.api.ui.views import check_row, run_detail
+from services.api.ui.views import channel_views, check_row, delivery_text, notification_summary, run_detail
 
 RUNS_PER_PAGE: Final = 50
 RESULT_FILTERS: Final = {"passed": "passed", "failed": "failed,error", "missed": "missed"}
@@ -97,7 +100,30 @@ async def form_page(
         errors=errors or {},
         region_cards=await region_cards(request),
         choices=check_form,
+        alert_choices=alert_form,
     )
+
+
+async def global_alerts(request: Req) -> tuple[AlertPolicy | None, tuple[Any, ...]]:
+    """The global alert policy (``None`` when never set) and global maintenance windows."""
+    async with request.app.state.sessions() as session:
+        return await load_global(session)
+
+
+async def alerts_card(request: Req, row: Any, view: dict[str, Any]) -> dict[str, Any]:
+    """The check page's Alerts card: channels, the policy in force, and the maintenance windows."""
+    spec = CheckSpec.model_validate(row.spec)
+    global_policy, global_windows = await global_alerts(request)
+    policy = effective_policy(spec.alert_policy, global_policy)
+    return {
+        "channels": channel_views(view.get("alerts") or [], check_form.CHANNELS),
+        "policy": describe_policy(policy, len(spec.regions)),
+        "policy_source": "global defaults" if spec.alert_policy == AlertPolicy() else "this check",
+        "windows": [
+            *({"text": describe_window(w), "scope": "this check"} for w in spec.maintenance),
+            *({"text": describe_window(w), "scope": "global"} for w in global_windows),
+        ],
+    }
 
 
 class CheckPages(Controller):
@@ -198,19 +224,37 @@ class CheckPages(Controller):
     async def channel_row(self, request: Req, key: FromQuery[str | None] = None) -> Template:
         """One alert channel row: new, or re-drawn after its type changed."""
         params = request.query_params
-        if key:
-            row = ChannelRow(
-                key,
-                params.get(f"channel-{key}-channel") or "webhook",
-                params.get(f"channel-{key}-destination") or "",
-                params.get(f"channel-{key}-secret") or "",
-                params.get(f"channel-{key}-on_failure") == "on",
-                params.get(f"channel-{key}-on_recovery") == "on",
-                params.get(f"channel-{key}-on_extra") or "",
-            )
-        else:
-            row = ChannelRow(row_key())
-        return render(request, "partials/channel_row.html", row=row, errors={}, choices=check_form)
+        row = ChannelRow.from_post(params, key) if key else ChannelRow(row_key())
+        return render(
+            request,
+            "partials/channel_row.html",
+            row=row,
+            errors={},
+            choices=check_form,
+            alert_choices=alert_form,
+        )
+
+    @get("/checks/form/maintenance-row")
+    async def maintenance_row(self, request: Req, key: FromQuery[str | None] = None) -> Template:
+        """One maintenance window row: new, or re-drawn after its kind (one-off/weekly) changed."""
+        row = MaintenanceRow.from_post(request.query_params, key) if key else MaintenanceRow(row_key())
+        return render(request, "partials/maintenance_row.html", row=row, errors={}, alert_choices=alert_form)
+
+    @post("/checks/{check_id:uuid}/alerts/{index:int}/test", status_code=200)
+    async def test_notification(
+        self, request: Req, check_id: FromPath[uuid.UUID], index: FromPath[int]
+    ) -> Template:
+        """Send a test message to one channel of a check now; the fragment says how it went."""
+        state = request.app.state
+        try:
+            result = await send_test_notification(state.sessions, state.settings, check_id, index)
+        except LookupError:
+            if not is_htmx(request):
+                raise ApiError(404, f"check {check_id} has no alert channel {index}") from None
+            result = {"ok": False, "error": "this channel no longer exists; reload the page"}
+        return render(
+            request, "partials/test_result.html", ok=bool(result.get("ok")), text=delivery_text(result)
+        )
 
     @get("/checks/{check_id:uuid}")
     async def check_page(
@@ -225,7 +269,9 @@ class CheckPages(Controller):
         summary = await stats.summary(
             sessions, check_id, window=window, interval=view["interval"], regions=view["regions"]
         )
-        incidents = await list_incidents(sessions, check_id=check_id, limit=5)
+        incidents = await list_incidents(sessions, check_id=check_id, limit=5, with_notifications=True)
+        for incident in incidents:
+            incident["notification_summary"] = notification_summary(incident["notifications"])
         latest = await list_runs(sessions, check_id, limit=3)
         return render(
             request,
@@ -236,6 +282,7 @@ class CheckPages(Controller):
             windows=list(stats.WINDOWS),
             incidents=incidents,
             latest=[run_detail(run) for run in latest],
+            alerts=await alerts_card(request, row, view),
         )
 
     @get("/checks/{check_id:uuid}/partials/latest")

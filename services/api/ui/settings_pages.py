@@ -1,4 +1,5 @@
-"""Settings: users (admins manage them; everyone changes their own password), API tokens, regions."""
+"""Settings: users (admins manage them; everyone changes their own password), API tokens, regions, the global
+alert defaults (policy and maintenance windows) and the deliveries that failed."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ from litestar import Controller, Request, post
 from litestar import get as http_get
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
+from sqlalchemy import select
 
+from contracts.v1.base import utcnow
+from services.alerts.incidents import list_failed_notifications, save_global
 from services.api.auth import create_token
 from services.api.errors import ApiError
+from services.api.ui import alert_form
 from services.api.ui.accounts import (
     check_token_name,
     create_user,
@@ -21,8 +26,13 @@ from services.api.ui.accounts import (
     revoke_token,
     set_password,
 )
-from services.api.ui.pages import region_cards, render
+from services.api.ui.alert_form import AlertFields
+from services.api.ui.form import CHANNELS, row_key
+from services.api.ui.pages import global_alerts, region_cards, render
 from services.api.ui.security import current_user
+from services.common.db.models import Check
+
+FAILED_SHOWN = 50
 
 Req = Request[Any, Any, Any]
 
@@ -45,9 +55,19 @@ class SettingsPages(Controller):
         errors: dict[str, str] | None = None,
         new_token: str | None = None,
         message: str | None = None,
+        alerting: AlertFields | None = None,
         status_code: int = 200,
     ) -> Template:
         sessions = request.app.state.sessions
+        if alerting is None:
+            policy, windows = await global_alerts(request)
+            alerting = AlertFields.from_spec(
+                {
+                    "alert_policy": policy.model_dump(mode="json") if policy else None,
+                    "maintenance": [window.model_dump(mode="json") for window in windows],
+                },
+                row_key,
+            )
         user = current_user(request)
         users = await list_users(sessions)
         if not user.is_admin:
@@ -63,6 +83,9 @@ class SettingsPages(Controller):
             errors=errors or {},
             new_token=new_token,
             message=message,
+            alerting=alerting,
+            alert_choices=alert_form,
+            failed=await failed_deliveries(sessions),
         )
 
     @http_get("/")
@@ -73,6 +96,7 @@ class SettingsPages(Controller):
             "user-removed": "User removed.",
             "password-changed": "Password changed.",
             "token-revoked": "Token revoked.",
+            "alerts-saved": "Global alert defaults saved.",
         }
         return await self._page(request, message=messages.get(done or ""))
 
@@ -142,3 +166,32 @@ class SettingsPages(Controller):
         """Revoke an API token."""
         await revoke_token(request.app.state.sessions, token_id)
         return Redirect("/settings", query_params={"done": "token-revoked"}, status_code=303)
+
+    @post("/alerts", status_code=200)
+    async def save_alert_defaults(self, request: Req) -> Template | Redirect:
+        """Save the global alert policy and maintenance windows (admins only)."""
+        if not current_user(request).is_admin:
+            raise ApiError(403, "only admins can change the global alert defaults")
+        alerting = AlertFields.from_post(await request.form())
+        policy, windows, errors = alerting.validate()
+        if policy is None or windows is None:
+            return await self._page(request, errors=errors, alerting=alerting, status_code=422)
+        await save_global(request.app.state.sessions, policy=policy, maintenance=windows, now=utcnow())
+        return Redirect("/settings", query_params={"done": "alerts-saved"}, status_code=303)
+
+
+async def failed_deliveries(sessions: Any) -> list[dict[str, Any]]:
+    """The newest notifications given up on, each with its check's name and channel label."""
+    items = await list_failed_notifications(sessions, limit=FAILED_SHOWN)
+    ids = {uuid.UUID(item["check_id"]) for item in items}
+    names: dict[str, str] = {}
+    if ids:
+        async with sessions() as session:
+            rows = await session.execute(select(Check.id, Check.name).where(Check.id.in_(ids)))
+            names = {str(check_id): name for check_id, name in rows}
+    for item in items:
+        item["check_name"] = names.get(item["check_id"])
+        item["channel_label"] = CHANNELS.get(item["channel"], item["channel"])
+        log = item.get("attempt_log") or []
+        item["last_attempt_at"] = log[-1].get("at") if log else item["created_at"]
+    return items

@@ -136,3 +136,47 @@ def when(value: datetime | str | None) -> str:
     if isinstance(value, str):
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def channel_views(alerts: list[dict[str, Any]], labels: dict[str, str]) -> list[dict[str, Any]]:
+    """A check's alert channels (from its redacted spec) as the check page lists them."""
+    out = []
+    for index, channel in enumerate(alerts):
+        kind = channel.get("channel", "")
+        if kind == "email":
+            destination = ", ".join(channel.get("to") or [])
+        elif kind == "pagerduty":
+            destination = f"routing key {channel.get('routing_key') or ''}".strip()
+        else:
+            destination = channel.get("url") or ""
+        out.append(
+            {
+                "index": index,
+                "kind": kind,
+                "label": labels.get(kind, kind),
+                "name": channel.get("name"),
+                "destination": destination,
+                "on": list(channel.get("on") or []),
+            }
+        )
+    return out
+
+
+def delivery_text(result: dict[str, Any]) -> str:
+    """How a test notification went: ``Delivered (HTTP 200 in 35 ms)`` or ``Not delivered: timeout``."""
+    protocol = "SMTP" if result.get("channel") == "email" else "HTTP"
+    took = f"{float(result['duration_ms']):.0f} ms" if result.get("duration_ms") is not None else ""
+    if result.get("ok"):
+        status = f"{protocol} {result['status']}" if result.get("status") is not None else ""
+        return f"Delivered ({' in '.join(part for part in (status, took) if part)})"
+    error = result.get("error") or "unknown error"
+    return f"Not delivered: {error}" + (f" (after {took})" if took else "")
+
+
+def notification_summary(notifications: list[dict[str, Any]]) -> str:
+    """``3 notifications · 1 failed``: the one-line head of an incident's notifications."""
+    counts: dict[str, int] = {}
+    for item in notifications:
+        counts[item["status"]] = counts.get(item["status"], 0) + 1
+    head = f"{len(notifications)} notification{'' if len(notifications) == 1 else 's'}"
+    return " · ".join([head, *(f"{counts[s]} {s}" for s in ("sent", "pending", "failed") if counts.get(s))])

@@ -7,6 +7,7 @@ import re
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -147,8 +148,8 @@ def demo_form(url: str = "https://api.example.com/api/cards", **overrides: Any) 
         ("channel-c1-channel", "webhook"),
         ("channel-c1-destination", "https://hooks.example.com/x/very-secret"),
         ("channel-c1-secret", "sign-me"),
-        ("channel-c1-on_failure", "on"),
-        ("channel-c1-on_recovery", "on"),
+        ("channel-c1-on", "failure"),
+        ("channel-c1-on", "recovery"),
         ("enabled", "on"),
     ]
     return fields
@@ -218,3 +219,62 @@ async def store_runs(sessions: Any, rows: list[dict[str, Any]]) -> None:
 
     async with sessions() as session, session.begin():
         await write_runs(session, rows)
+
+
+class _FormFields(HTMLParser):
+    """What a browser would submit from the form posting to ``action`` (unchecked boxes left out)."""
+
+    def __init__(self, action: str) -> None:
+        super().__init__()
+        self.action = action
+        self.inside = False
+        self.fields: list[tuple[str, str]] = []
+        self._select: str | None = None
+        self._options: list[tuple[str, bool]] = []
+        self._textarea: str | None = None
+        self._text = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attr = {key: value or "" for key, value in attrs}
+        if tag == "form":
+            self.inside = attr.get("action") == self.action
+        if not self.inside:
+            return
+        name = attr.get("name")
+        if tag == "input" and name:
+            kind = attr.get("type", "text")
+            if kind in ("checkbox", "radio"):
+                if "checked" in attr:
+                    self.fields.append((name, attr.get("value") or "on"))
+            elif kind not in ("submit", "button"):
+                self.fields.append((name, attr.get("value", "")))
+        elif tag == "select" and name:
+            self._select, self._options = name, []
+        elif tag == "option" and self._select is not None:
+            self._options.append((attr.get("value", ""), "selected" in attr))
+        elif tag == "textarea" and name:
+            self._textarea, self._text = name, ""
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea is not None:
+            self._text += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self.inside = False
+        elif tag == "select" and self._select is not None:
+            chosen = [value for value, selected in self._options if selected] or [
+                value for value, _ in self._options[:1]
+            ]
+            self.fields += [(self._select, value) for value in chosen]
+            self._select = None
+        elif tag == "textarea" and self._textarea is not None:
+            self.fields.append((self._textarea, self._text.removeprefix("\n")))
+            self._textarea = None
+
+
+def form_fields(page: str, action: str) -> list[tuple[str, str]]:
+    """The fields a browser would post from the form with ``action`` on ``page``, as shown."""
+    parser = _FormFields(action)
+    parser.feed(page)
+    return [(name, value) for name, value in parser.fields if name != "_csrf"]

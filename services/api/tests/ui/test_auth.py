@@ -26,6 +26,7 @@ PAGES = [
     "/checks/form/assertion-row",
     "/checks/form/header-row",
     "/checks/form/channel-row",
+    "/checks/form/maintenance-row",
     "/settings",
 ]
 ACTIONS = [
@@ -40,6 +41,8 @@ ACTIONS = [
     f"/settings/users/{uuid.uuid4()}/password",
     "/settings/tokens",
     f"/settings/tokens/{uuid.uuid4()}/revoke",
+    f"/checks/{uuid.uuid4()}/alerts/0/test",
+    "/settings/alerts",
     "/logout",
 ]
 
