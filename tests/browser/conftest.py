@@ -70,9 +70,17 @@ async def target() -> AsyncIterator[Target]:
     await runner.cleanup()
 
 
+@dataclass
+class Seymour:
+    """A running embedded Seymour: its base URL and its database (to record what only time would make)."""
+
+    url: str
+    sessions: Any
+
+
 @pytest.fixture
-async def seymour(tmp_path: Path) -> AsyncIterator[str]:
-    """Base URL of an embedded Seymour with runners for the demo's three regions."""
+async def seymour(tmp_path: Path) -> AsyncIterator[Seymour]:
+    """An embedded Seymour with runners for the demo's three regions."""
     settings = Settings(
         data_dir=tmp_path,
         broker_url="memory://",
@@ -91,18 +99,18 @@ async def seymour(tmp_path: Path) -> AsyncIterator[str]:
             for lifecycle in service.lifecycles
             if isinstance(getattr(lifecycle, "port", None), int)
         )
-        yield f"http://127.0.0.1:{port}"
+        yield Seymour(f"http://127.0.0.1:{port}", rt.sessions)
     finally:
         await rt.stop()
 
 
 @pytest.fixture
-async def page(seymour: str) -> AsyncIterator[Any]:
+async def page(seymour: Seymour) -> AsyncIterator[Any]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = await browser.new_context(base_url=seymour, viewport={"width": 1280, "height": 860})
+        context = await browser.new_context(base_url=seymour.url, viewport={"width": 1280, "height": 860})
         context.set_default_timeout(10_000)
         page = await context.new_page()
         errors: list[str] = []

@@ -5,12 +5,17 @@ run, edit, set the global alert defaults, pause, delete — asserting what a use
 from __future__ import annotations
 
 import re
+import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from playwright.async_api import expect
 
-from .conftest import ADMIN_PASSWORD, CHROMIUM, HAVE_CHROMIUM, Target, shot
+from contracts.v1.base import utcnow
+from services.common.db.models import Incident, Notification
+
+from .conftest import ADMIN_PASSWORD, CHROMIUM, HAVE_CHROMIUM, Seymour, Target, shot
 
 pytestmark = [
     pytest.mark.browser,
@@ -43,7 +48,51 @@ async def set_assertion(page: Any, index: int, source: str, prop: str, compariso
         await expect(row.locator("input[name$='-target']")).to_have_count(0)
 
 
-async def test_demo_check_in_the_browser(page: Any, target: Target) -> None:
+async def record_incident(seymour: Seymour, check_id: uuid.UUID) -> None:
+    """An incident with two notifications, as the alerts service records one once enough scheduled slots
+    have failed (the test does not wait minutes for the schedule)."""
+    now = utcnow()
+    incident_id = uuid.uuid4()
+    async with seymour.sessions() as session, session.begin():
+        session.add(
+            Incident(
+                id=incident_id,
+                check_id=check_id,
+                state="resolved",
+                opened_at=now - timedelta(minutes=9),
+                resolved_at=now - timedelta(minutes=2),
+                resolve_reason="passed 1 consecutive slot(s)",
+                failing_regions=[
+                    {"region": region, "name": region, "status": "failed"}
+                    for region in ("eu-north-1", "us-east-1")
+                ],
+                failing_assertions=[{"region": "eu-north-1", "text": "status_code equals 201 — actual 503"}],
+            )
+        )
+        for transition, status, attempts, error, minutes in (
+            ("failure", "sent", 1, None, 9),
+            ("recovery", "failed", 3, "HTTP 410: gone", 2),
+        ):
+            at = now - timedelta(minutes=minutes)
+            session.add(
+                Notification(
+                    idempotency_key=f"{incident_id}:{transition}:0",
+                    incident_id=incident_id,
+                    check_id=check_id,
+                    channel_index=0,
+                    channel_type="webhook",
+                    transition=transition,
+                    status=status,
+                    attempts=attempts,
+                    last_error=error,
+                    attempt_log=[{"at": at.isoformat(), "ok": status == "sent", "status": 204}],
+                    created_at=at,
+                    sent_at=at if status == "sent" else None,
+                )
+            )
+
+
+async def test_demo_check_in_the_browser(page: Any, target: Target, seymour: Seymour) -> None:
     await page.goto("/")
     await expect(page).to_have_url(re.compile(r"/login\?next=(/|%2F)$"))
     await shot(page, "login", full_page=False)
@@ -180,8 +229,16 @@ async def test_demo_check_in_the_browser(page: Any, target: Target) -> None:
     await page.goto(check_url)
     await expect(page.locator("#chart .uplot")).to_be_visible()
     await expect(page.locator(".stat-value.bad")).to_have_text(re.compile(r"^[1-9][0-9]*$"))
+    await record_incident(seymour, uuid.UUID(check_url.rsplit("/", 1)[1]))
+    await page.goto(check_url)
     await page.locator("#alerts").get_by_role("button", name="Send test").click()
     await expect(page.locator("#alerts .test-result.ok")).to_contain_text("Delivered")
+    notifications = page.locator("#incidents details.notifications")
+    await expect(notifications.locator("summary")).to_have_text("2 notifications · 1 sent · 1 failed")
+    await notifications.locator("summary").click()
+    failed_line = notifications.locator("tr[data-status=failed]")
+    await expect(failed_line).to_contain_text("recovery")
+    await expect(failed_line).to_contain_text("HTTP 410: gone")
     await shot(page, "check-detail")
     await page.get_by_role("link", name="All runs →").click()
     # The scheduler may have added runs of its own; at least the six manual ones are listed.
@@ -228,7 +285,9 @@ async def test_demo_check_in_the_browser(page: Any, target: Target) -> None:
     await defaults.get_by_role("button", name="Save alert defaults").click()
     await expect(page.get_by_role("status")).to_have_text("Global alert defaults saved.")
     await expect(page.locator("#alert-defaults input[name=policy-recovery_threshold]")).to_have_value("2")
-    await expect(page.locator("#failed-deliveries")).to_contain_text("None.")
+    failed_delivery = page.locator("#failed-deliveries tr[data-notification]")
+    await expect(failed_delivery).to_contain_text("seymour-demo")
+    await expect(failed_delivery).to_contain_text("HTTP 410: gone")
     await page.fill("#tokens input[name=name]", "ci")
     await page.get_by_role("button", name="Create token").click()
     await expect(page.locator("#new-token")).to_have_text(re.compile(r"^sey_"))

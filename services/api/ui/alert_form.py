@@ -7,6 +7,7 @@ the keys in order). Errors are keyed ``policy.<field>`` and ``maintenance:<key>`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -234,7 +235,7 @@ class AlertFields:
     present: bool = True
 
     @classmethod
-    def from_spec(cls, spec: dict[str, Any], key: Any) -> AlertFields:
+    def from_spec(cls, spec: dict[str, Any], key: Callable[[], str]) -> AlertFields:
         """The part for a stored spec (or the global settings), ``key()`` giving row keys."""
         return cls(
             PolicyForm.from_policy(spec.get("alert_policy")),
@@ -318,7 +319,8 @@ def describe_policy(policy: AlertPolicy, region_count: int | None = None) -> str
     if quorum == 1:
         parts.append("any region")
     elif isinstance(quorum, int):
-        parts.append(f"{quorum} regions failing")
+        of = f" of {region_count}" if region_count else ""
+        parts.append(f"{policy.quorum_for(region_count) if region_count else quorum}{of} regions failing")
     elif quorum == "100%":
         parts.append("all regions failing")
     else:

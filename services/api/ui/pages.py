@@ -26,6 +26,7 @@ from services.api.ui.alert_form import MaintenanceRow, describe_policy, describe
 from services.api.ui.form import AssertionRow, ChannelRow, CheckForm, HeaderRow, row_key
 from services.api.ui.security import current_user, is_htmx
 from services.api.ui.views import channel_views, check_row, delivery_text, notification_summary, run_detail
+from services.common.db.models import Check
 
 RUNS_PER_PAGE: Final = 50
 RESULT_FILTERS: Final = {"passed": "passed", "failed": "failed,error", "missed": "missed"}
@@ -110,7 +111,14 @@ async def global_alerts(request: Req) -> tuple[AlertPolicy | None, tuple[Any, ..
         return await load_global(session)
 
 
-async def alerts_card(request: Req, row: Any, view: dict[str, Any]) -> dict[str, Any]:
+def policy_source(own: AlertPolicy, global_policy: AlertPolicy | None) -> str:
+    """Where the policy in force comes from, as the check page says it."""
+    if own == AlertPolicy():
+        return "global defaults" if global_policy else "defaults"
+    return "this check, global defaults for the rest" if global_policy else "this check"
+
+
+async def alerts_card(request: Req, row: Check, view: dict[str, Any]) -> dict[str, Any]:
     """The check page's Alerts card: channels, the policy in force, and the maintenance windows."""
     spec = CheckSpec.model_validate(row.spec)
     global_policy, global_windows = await global_alerts(request)
@@ -118,7 +126,7 @@ async def alerts_card(request: Req, row: Any, view: dict[str, Any]) -> dict[str,
     return {
         "channels": channel_views(view.get("alerts") or [], check_form.CHANNELS),
         "policy": describe_policy(policy, len(spec.regions)),
-        "policy_source": "global defaults" if spec.alert_policy == AlertPolicy() else "this check",
+        "policy_source": policy_source(spec.alert_policy, global_policy),
         "windows": [
             *({"text": describe_window(w), "scope": "this check"} for w in spec.maintenance),
             *({"text": describe_window(w), "scope": "global"} for w in global_windows),

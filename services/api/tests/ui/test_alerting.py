@@ -18,6 +18,7 @@ import pytest
 from contracts.v1.base import utcnow
 from contracts.v1.checks import AlertPolicy, MaintenanceWindow
 from services.alerts.incidents import load_global, save_global
+from services.api.ui.alert_form import describe_policy
 from services.common.db.models import Check, Incident, Notification
 
 from .conftest import Ui, demo_form, form_fields
@@ -360,7 +361,7 @@ async def test_the_check_page_lists_channels_policy_and_windows(ui: Ui) -> None:
     assert page.status_code == 200
     card = html.unescape(section(page.text, '<section class="card" id="alerts">', "</section>"))
     assert "opens after 2 failed slots · any region · resolves after 1 passing" in card
-    assert "Policy (global defaults)" in card
+    assert "Policy (defaults)" in card
     assert "https://hooks.example.com/********" in card
     assert "very-secret" not in page.text
     assert "ops@example.com" in card
@@ -386,7 +387,39 @@ async def test_the_check_page_shows_the_effective_policy_and_global_windows(ui: 
         section((await ui.client.get(f"/checks/{check_id}")).text, 'id="alerts"', "</section>")
     )
     assert "opens after 5 failed slots · any region · resolves after 1 passing · reminds every 60 min" in card
+    assert "Policy (global defaults)" in card
     assert "2030-01-01 22:00 → 2030-01-02 01:00 UTC (global)" in words(card)
+
+
+POLICIES = [
+    ("defaults", {}, 3, "opens after 2 failed slots · any region · resolves after 1 passing"),
+    ("two-of-three", {"region_quorum": 2}, 3, "opens after 2 failed slots · 2 of 3 regions failing · "),
+    ("quorum-capped", {"region_quorum": 5}, 2, "· 2 of 2 regions failing ·"),
+    ("percent", {"region_quorum": "50%"}, 3, "· 50% of regions failing (2 of 3) ·"),
+    ("all", {"region_quorum": "100%"}, 3, "· all regions failing ·"),
+    (
+        "everything",
+        {
+            "failure_threshold": 1,
+            "failing_for": 10,
+            "confirm_from_another_region": True,
+            "recovery_threshold": 3,
+            "remind_every": 15,
+            "max_reminders": 2,
+            "degraded_response_time": 750,
+            "flapping": {"max_transitions": 8, "window": 45},
+        },
+        3,
+        "opens after 1 failed slot · any region · for at least 10 min · confirmed from another region · "
+        "resolves after 3 passing · reminds every 15 min (at most 2) · degraded above 750 ms · "
+        "flapping at 8 changes in 45 min",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "policy", "regions", "line"), POLICIES, ids=[p[0] for p in POLICIES])
+def test_the_policy_in_one_line(case: str, policy: dict[str, Any], regions: int, line: str) -> None:
+    assert line in describe_policy(AlertPolicy.model_validate(policy), regions)
 
 
 class Receiver:
