@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 
 from contracts.v1.base import utcnow
 from services.api.errors import ApiError
-from services.common.db.models import ApiToken
+from services.common.db.models import ApiToken, User
 
 TOKEN_PREFIX = "sey_"
 
@@ -44,22 +44,41 @@ def bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
+#: Where the guard leaves whether the caller may administer (users, tokens, global settings).
+ADMIN_SCOPE_KEY = "seymour_admin"
+
+
 async def token_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Admit a request with a valid Bearer token; otherwise 401."""
+    """Admit a request with a valid Bearer token (otherwise 401) and note whether it may administer.
+
+    Administrators: ``SEYMOUR_API_TOKEN``, tokens of admin users, and tokens that belong to no user
+    (made by an admin through the API, or the local CLI token of ``seymour up``).
+    """
     state = connection.app.state
     token = bearer(connection)
     if token is None:
         raise ApiError(401, "missing bearer token: send Authorization: Bearer <token>")
     admin = state.settings.api_token
     if admin and hmac.compare_digest(token.encode(), admin.encode()):
+        connection.scope[ADMIN_SCOPE_KEY] = True  # type: ignore[literal-required]
         return
     digest = hash_token(token)
     async with state.sessions() as session, session.begin():
-        row = (
+        found = (
             await session.execute(
-                select(ApiToken.id).where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None))
+                select(ApiToken.id, ApiToken.user_id, User.is_admin)
+                .outerjoin(User, User.id == ApiToken.user_id)
+                .where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None))
             )
-        ).scalar_one_or_none()
-        if row is None:
+        ).one_or_none()
+        if found is None:
             raise ApiError(401, "invalid or revoked token")
-        await session.execute(update(ApiToken).where(ApiToken.id == row).values(last_used_at=utcnow()))
+        token_id, user_id, is_admin = found
+        await session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow()))
+    connection.scope[ADMIN_SCOPE_KEY] = user_id is None or bool(is_admin)  # type: ignore[literal-required]
+
+
+async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """403 unless :func:`token_guard` found an administrator's token."""
+    if not connection.scope.get(ADMIN_SCOPE_KEY):
+        raise ApiError(403, "this needs an administrator's token")

@@ -15,6 +15,7 @@ from contracts.v1 import AlertPolicy, MaintenanceWindow
 from contracts.v1.base import utcnow
 from services.alerts import incidents, metrics
 from services.alerts.delivery import send_test_notification
+from services.api.auth import admin_guard
 from services.api.errors import ApiError, field_errors
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ class AlertSettingsController(Controller):
         """The global policy (defaults when unset) and global maintenance windows."""
         return await _alert_settings(request.app.state.sessions)
 
-    @put("/")
+    @put("/", guards=[admin_guard])
     async def put_alert_settings(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         """Replace the global policy and/or maintenance windows; 422 names each invalid field."""
         try:

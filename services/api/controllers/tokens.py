@@ -9,7 +9,7 @@ from litestar import Controller, Request, delete, get, post
 from litestar.params import FromPath, JSONBody
 from pydantic import BaseModel, Field
 
-from services.api.auth import create_token
+from services.api.auth import admin_guard, create_token
 from services.api.ui.accounts import check_token_name, list_tokens, revoke_token, token_view
 
 
@@ -23,6 +23,7 @@ class TokensController(Controller):
     """API tokens."""
 
     path = "/api/v1/tokens"
+    guards = [admin_guard]
 
     @get("/")
     async def list_tokens(self, request: Request[Any, Any, Any]) -> dict[str, Any]:

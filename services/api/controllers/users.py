@@ -9,6 +9,7 @@ from litestar import Controller, Request, delete, get, post, put
 from litestar.params import FromPath, JSONBody
 from pydantic import BaseModel, Field
 
+from services.api.auth import admin_guard
 from services.api.ui.accounts import create_user, delete_user, list_users, set_password, user_view
 
 
@@ -30,6 +31,7 @@ class UsersController(Controller):
     """Users: list, create, remove, change password."""
 
     path = "/api/v1/users"
+    guards = [admin_guard]
 
     @get("/")
     async def list_users(self, request: Request[Any, Any, Any]) -> dict[str, Any]:

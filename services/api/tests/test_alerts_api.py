@@ -117,3 +117,29 @@ async def test_metrics_are_prometheus_text_and_need_a_token(api: Api) -> None:
     assert "seymour_dead_letters 0" in response.text
     api.client.headers.pop("Authorization")
     assert (await api.client.get("/metrics")).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/api/v1/users", {"username": "mallory", "password": "long-enough-1", "is_admin": True}),
+        ("GET", "/api/v1/users", None),
+        ("POST", "/api/v1/tokens", {"name": "more"}),
+        ("PUT", "/api/v1/settings/alerts", {"alert_policy": {"failure_threshold": 9}}),
+    ],
+    ids=["create-admin", "list-users", "create-token", "global-settings"],
+)
+async def test_a_non_admin_token_cannot_administer(api: Api, method: str, path: str, body: Any) -> None:
+    from services.api.auth import create_token
+    from services.api.ui.accounts import create_user
+
+    user = await create_user(api.sessions, "viewer", "viewer-password-1", is_admin=False)
+    _, token = await create_token(api.sessions, "viewer's", user.id)
+    api.client.headers["Authorization"] = f"Bearer {token}"
+    assert (await api.client.get("/api/v1/checks")).status_code == 200
+    response = await api.client.request(method, path, json=body)
+    assert response.status_code == 403, response.text
+    admin = await create_user(api.sessions, "boss", "boss-password-1", is_admin=True)
+    _, admin_token = await create_token(api.sessions, "boss's", admin.id)
+    api.client.headers["Authorization"] = f"Bearer {admin_token}"
+    assert (await api.client.request(method, path, json=body)).status_code < 400
