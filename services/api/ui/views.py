@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
@@ -34,22 +35,49 @@ def check_state(row: Check, marks: list[RunMark], incident: Incident | None) -> 
     return "failing" if any(status != "passed" for status in latest_per_region.values()) else "passing"
 
 
-def check_row(row: Check, marks: list[RunMark], incident: Incident | None) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class MarkView:
+    """A result mark with its tooltip worked out once (the table shows it twice)."""
+
+    run_id: Any
+    status: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRow:
+    """One line of the checks table. A slotted object, not a dict: Jinja reads attributes straight
+    away but tries (and fails) ``getattr`` on a dict before indexing it, and a 1,000-row page does
+    that tens of thousands of times."""
+
+    id: str
+    name: str
+    method: str
+    url: str
+    enabled: bool
+    state: str
+    incident: Incident | None
+    marks: list[MarkView]
+    interval: Any
+    regions: list[tuple[str, str]]
+
+
+def check_row(row: Check, marks: list[RunMark], incident: Incident | None) -> CheckRow:
     """One line of the checks table (only fields that hold no secret, so no redacted copy is needed)."""
     spec = row.spec
     request = spec.get("request") or {}
-    return {
-        "id": str(row.id),
-        "name": row.name,
-        "method": request.get("method", "GET"),
-        "url": request.get("url", ""),
-        "enabled": row.enabled,
-        "state": check_state(row, marks, incident),
-        "incident": incident,
-        "marks": list(reversed(marks[:3])),
-        "interval": spec.get("interval", 60),
-        "regions": [(code, display_name(code)) for code in spec.get("regions") or []],
-    }
+    return CheckRow(
+        id=str(row.id),
+        name=row.name,
+        method=request.get("method", "GET"),
+        url=request.get("url", ""),
+        enabled=row.enabled,
+        state=check_state(row, marks, incident),
+        incident=incident,
+        marks=[MarkView(mark.run_id, mark.status, mark_title(mark)) for mark in reversed(marks[:3])],
+        interval=spec.get("interval", 60),
+        regions=[(code, display_name(code)) for code in spec.get("regions") or []],
+    )
 
 
 def mark_title(mark: RunMark) -> str:
