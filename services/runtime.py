@@ -44,6 +44,15 @@ class Runtime:
     engine: Any
     services: list[Service] = field(default_factory=list)
 
+    def api_port(self) -> int:
+        """The port the api listens on (the one bound, when ``port`` was 0); the setting otherwise."""
+        for service in self.services:
+            for lifecycle in service.lifecycles:
+                port = getattr(lifecycle, "port", None)
+                if isinstance(port, int):
+                    return port
+        return self.settings.port
+
     async def stop(self) -> None:
         """Stop consumers first, then background work, then close the database."""
         await self.bus.stop()

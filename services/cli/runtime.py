@@ -77,21 +77,12 @@ async def _run_up(settings: Settings, regions: list[str]) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     rt = await runtime.start(settings, runtime.SERVICES, runner_regions=regions)
     notes = await first_run(settings, rt.sessions)
-    print(f"Seymour is running: http://{settings.host}:{_port(rt)}/  (regions: {', '.join(regions)})")
+    print(f"Seymour is running: http://{settings.host}:{rt.api_port()}/  (regions: {', '.join(regions)})")
     for line in notes:
         print(line)
     print("Press Ctrl+C to stop.", flush=True)
     await runtime.run_until_signal(rt)
     return 0
-
-
-def _port(rt: runtime.Runtime) -> int:
-    for service in rt.services:
-        for lifecycle in service.lifecycles:
-            port = getattr(lifecycle, "port", None)
-            if isinstance(port, int):
-                return port
-    return rt.settings.port
 
 
 def _serve(args: argparse.Namespace) -> int:

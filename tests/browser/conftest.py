@@ -100,13 +100,7 @@ async def seymour(tmp_path: Path) -> AsyncIterator[Seymour]:
     rt = await runtime.start(settings, runtime.SERVICES, runner_regions=DEMO_REGIONS)
     try:
         await ensure_admin(settings, rt.sessions)
-        port = next(
-            lifecycle.port
-            for service in rt.services
-            for lifecycle in service.lifecycles
-            if isinstance(getattr(lifecycle, "port", None), int)
-        )
-        yield Seymour(f"http://127.0.0.1:{port}", rt.sessions)
+        yield Seymour(f"http://127.0.0.1:{rt.api_port()}", rt.sessions)
     finally:
         await rt.stop()
 

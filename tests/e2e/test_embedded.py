@@ -27,14 +27,6 @@ REGIONS = ["us-east-1", "eu-north-1", "ca-central-1"]
 TOKEN = "e2e-token"
 
 
-def api_port(rt: runtime.Runtime) -> int:
-    for service in rt.services:
-        for lifecycle in service.lifecycles:
-            if service.name == "api":
-                return int(lifecycle.port)  # type: ignore[attr-defined]
-    raise AssertionError("no api service")
-
-
 @pytest.fixture
 async def seymour(tmp_path: Path) -> AsyncIterator[tuple[Client, DemoTarget, Receiver]]:
     settings = Settings(
@@ -49,7 +41,7 @@ async def seymour(tmp_path: Path) -> AsyncIterator[tuple[Client, DemoTarget, Rec
     async with demo_target() as target, receiver() as sink:
         rt = await runtime.start(settings, runtime.SERVICES, runner_regions=REGIONS)
         try:
-            yield Client(f"http://127.0.0.1:{api_port(rt)}", TOKEN), target, sink
+            yield Client(f"http://127.0.0.1:{rt.api_port()}", TOKEN), target, sink
         finally:
             await rt.stop()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -80,6 +81,25 @@ async def test_runs_cross_only_to_their_region_and_results_reach_home(
         assert side["results_link"] == "running"
         assert side["outbox_results"] == 0
         assert await world.incidents() == 0
+
+        # `seymour region status`: home's view (its management API) joined with the region's own.
+        from services.cli.region import status
+        from services.common.region_topology import BrokerAddress
+
+        async def region_row() -> dict[str, Any]:
+            rows, notes = await status(
+                BrokerAddress.parse(rabbit_url), world.region_api, pg_url, stale=30.0, dead=120.0
+            )
+            assert notes == []
+            return next(item for item in rows if item["region"] == REGION)
+
+        async def link_shown_up() -> bool:  # the management API refreshes consumer counts every 5 s
+            return (await region_row())["runs_link"] == "up"
+
+        await wait_for(link_shown_up, within=15, what="home's view of the runs link as up")
+        row = await region_row()
+        assert (row["buffered_runs"], row["results_link"]) == (0, "running")
+        assert (row["health"], row["runners"]) == ("live", 1)
 
 
 async def test_connect_is_idempotent(rabbit_url: str, region_node: RabbitNode, region_vhost: str) -> None:
