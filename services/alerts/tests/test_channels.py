@@ -30,7 +30,6 @@ from services.alerts.tests.conftest import all_channels, free_port, store_check
 from services.alerts.tests.receivers import (
     MailBox,
     Receiver,
-    self_signed,
     server_tls_context,
     validate_discord,
     validate_pagerduty,
@@ -41,6 +40,7 @@ from services.alerts.tests.receivers import (
 from services.common.db.engine import make_engine, make_sessionmaker
 from services.common.db.models import Notification
 from services.common.settings import Settings
+from tests.support.tls import self_signed
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 CHECK_ID = uuid.UUID("00000000-0000-0000-0000-0000000000c1")

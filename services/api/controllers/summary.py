@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, get
@@ -13,6 +14,22 @@ from services.api.checks import CheckStore
 from services.api.ui import stats
 
 Window = Literal["1h", "24h", "7d", "30d"]
+
+
+async def _over_window(
+    request: Request[Any, Any, Any], check_id: uuid.UUID, window: str, compute: Callable[..., Awaitable[Any]]
+) -> dict[str, Any]:
+    """Run ``compute`` (a summary or chart of ``stats``) for one check over ``window``; 404 if no check."""
+    state = request.app.state
+    row = await CheckStore(state.sessions, state.bus).get(check_id)
+    result: dict[str, Any] = await compute(
+        state.sessions,
+        check_id,
+        window=window,
+        interval=row.spec.get("interval", 60),
+        regions=row.spec.get("regions", []),
+    )
+    return result
 
 
 class CheckSummaryController(Controller):
@@ -28,15 +45,7 @@ class CheckSummaryController(Controller):
         window: FromQuery[Window] = "24h",
     ) -> dict[str, Any]:
         """Availability, assertion pass rate, failures, p50/p95 over a window: overall and per region."""
-        state = request.app.state
-        row = await CheckStore(state.sessions, state.bus).get(check_id)
-        return await stats.summary(
-            state.sessions,
-            check_id,
-            window=window,
-            interval=row.spec.get("interval", 60),
-            regions=row.spec.get("regions", []),
-        )
+        return await _over_window(request, check_id, window, stats.summary)
 
     @get("/{check_id:uuid}/chart")
     async def check_chart(
@@ -46,15 +55,7 @@ class CheckSummaryController(Controller):
         window: FromQuery[Window] = "24h",
     ) -> dict[str, Any]:
         """Response time per region: per run for short windows, hourly means for long ones."""
-        state = request.app.state
-        row = await CheckStore(state.sessions, state.bus).get(check_id)
-        return await stats.chart(
-            state.sessions,
-            check_id,
-            window=window,
-            interval=row.spec.get("interval", 60),
-            regions=row.spec.get("regions", []),
-        )
+        return await _over_window(request, check_id, window, stats.chart)
 
     @get("/{check_id:uuid}/incidents")
     async def check_incidents(
