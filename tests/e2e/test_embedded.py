@@ -140,19 +140,79 @@ async def test_seymour_run_wait_is_a_ci_gate(
     )
 
 
-async def test_unreachable_targets_are_stored_as_errors(seymour: tuple[Client, DemoTarget, Receiver]) -> None:
+@pytest.fixture
+async def bad_targets(tmp_path: Path) -> AsyncIterator[dict[str, str]]:
+    """Local servers that fail the ways real endpoints do: silent, untrusted TLS, huge answers."""
+    import ssl
+
+    from aiohttp import web
+
+    from tests.support.servers import serve
+    from tests.support.tls import self_signed
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(30)  # accepts, then never answers
+        writer.close()
+
+    silent = await asyncio.start_server(hold, "127.0.0.1", 0)
+    silent_port = silent.sockets[0].getsockname()[1]
+
+    async def huge(_: web.Request) -> web.Response:
+        return web.Response(body=b"x" * (3 * 1024 * 1024), content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/", huge)
+    cert, key = self_signed(tmp_path / "tls")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    tls_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    async with serve(app) as plain:
+        yield {
+            "refused": "http://127.0.0.1:9/",
+            "timeout": f"http://127.0.0.1:{silent_port}/",
+            "tls": f"https://127.0.0.1:{tls_port}/",
+            "too_large": plain + "/",
+        }
+    await runner.cleanup()
+    silent.close()
+
+
+@pytest.mark.parametrize(
+    ("kind", "error_class", "assertions"),
+    [
+        ("refused", "connect", []),
+        ("timeout", "timeout", []),
+        ("tls", "tls", []),
+        ("too_large", "too_large", [{"source": "json_body", "property": "$.id", "comparison": "exists"}]),
+    ],
+    ids=["refused", "timeout", "tls-untrusted", "too-large"],
+)
+async def test_unreachable_targets_are_stored_as_errors(
+    seymour: tuple[Client, DemoTarget, Receiver],
+    bad_targets: dict[str, str],
+    kind: str,
+    error_class: str,
+    assertions: list[dict[str, Any]],
+) -> None:
     api, _, _ = seymour
     spec = {
-        "name": "refused",
-        "request": {"url": "http://127.0.0.1:9/"},
+        "name": kind,
+        "request": {"url": bad_targets[kind]},
         "regions": ["us-east-1"],
         "interval": 3600,
-        "timeout": 2,
+        "timeout": 1,
+        "assertions": assertions,
     }
     check = await api.ok("POST", "/api/v1/checks", spec)
     result = await api.ok("POST", f"/api/v1/checks/{check['id']}/runs", wait="true")
-    assert result["runs"][0]["status"] == "error"
-    assert result["runs"][0]["error"]["class"] == "connect"
+    run = result["runs"][0]
+    assert (run["status"], run["error"]["class"]) == ("error", error_class), run["error"]
+    stored = await api.ok("GET", f"/api/v1/runs/{run['run_id']}")
+    assert stored["error"]["class"] == error_class
     assert (await api.ok("GET", "/healthz"))["status"] == "ok"
 
 
