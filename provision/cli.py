@@ -42,26 +42,38 @@ def _amis(values: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def _common(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """Options accepted before or after the command (``seymour-provision up --home-region R`` and
+    ``seymour-provision --home-region R up`` both work); after it they override only when given."""
+
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--profile", default=default(None), help="AWS profile (default: the usual AWS configuration chain)"
+    )
+    parser.add_argument(
+        "--deployment",
+        default=default(os.environ.get("SEYMOUR_DEPLOYMENT", "seymour")),
+        help="name tagged on everything (default: seymour)",
+    )
+    parser.add_argument(
+        "--home-region",
+        default=default(os.environ.get("SEYMOUR_HOME_REGION")),
+        help="region of the home (also keeps the SSM parameters)",
+    )
+    parser.add_argument("--jobs", type=int, default=default(8), help="regions worked on at once (default: 8)")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", default=default(False), help="log AWS calls that are retried"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seymour-provision",
         description="Provision Seymour on AWS: a home (broker, database, services) and a runner per region.",
     )
-    parser.add_argument(
-        "--profile", default=None, help="AWS profile (default: the usual AWS configuration chain)"
-    )
-    parser.add_argument(
-        "--deployment",
-        default=os.environ.get("SEYMOUR_DEPLOYMENT", "seymour"),
-        help="name tagged on everything (default: seymour)",
-    )
-    parser.add_argument(
-        "--home-region",
-        default=os.environ.get("SEYMOUR_HOME_REGION"),
-        help="region of the home (also keeps the SSM parameters)",
-    )
-    parser.add_argument("--jobs", type=int, default=8, help="regions worked on at once (default: 8)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log AWS calls that are retried")
+    _common(parser, defaults=True)
     commands = parser.add_subparsers(dest="command", required=True)
 
     for name, help_text in (
@@ -69,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("up", "create or fix the home and each region's runner (safe to re-run)"),
     ):
         sub = commands.add_parser(name, help=help_text)
+        _common(sub, defaults=False)
         sub.add_argument(
             "--regions", type=_regions, required=True, help="comma-separated region codes for runners"
         )
@@ -111,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("down", "delete exactly what up created, found by tags"),
     ):
         sub = commands.add_parser(name, help=help_text)
+        _common(sub, defaults=False)
         sub.add_argument(
             "--regions", type=_regions, default=None, help="limit to these regions (default: all found)"
         )
