@@ -94,9 +94,13 @@ async def start(
     for service in runtime.services:
         for route in service.routes:
             bus.subscribe(route)
-    await bus.start()
-    for service in runtime.services:
-        await service.start()
+    try:
+        await bus.start()
+        for service in runtime.services:
+            await service.start()
+    except BaseException:
+        await runtime.stop()  # e.g. the api's port is taken: leave nothing half-started behind
+        raise
     return runtime
 
 

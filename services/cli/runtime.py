@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
+from contracts.v1.regions import REGIONS
 from services import runtime
 from services.common.settings import Settings
 
@@ -68,7 +71,24 @@ def _up(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"broker_url": "memory://"})
     configure_logging(settings)
     regions = [region.strip() for region in args.regions.split(",") if region.strip()]
-    return asyncio.run(_run_up(settings, regions))
+    unknown = [region for region in regions if region not in REGIONS]
+    if unknown or not regions:
+        print(
+            f"seymour up: unknown region(s) {', '.join(unknown) or '(none given)'}; known: "
+            f"{', '.join(REGIONS)}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        return asyncio.run(_run_up(settings, regions))
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(
+            f"seymour up: {settings.host}:{settings.port} is already in use; choose another with --port",
+            file=sys.stderr,
+        )
+        return 2
 
 
 async def _run_up(settings: Settings, regions: list[str]) -> int:

@@ -58,6 +58,8 @@ class Batcher:
 
     async def _run(self) -> None:
         while True:
+            if self._stopping and not self._pending:
+                return
             await self._wakeup.wait()
             self._wakeup.clear()
             if not self._pending:

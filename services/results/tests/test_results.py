@@ -245,3 +245,18 @@ async def test_rollups_merge_across_batches_and_many_keys(db_url: str) -> None:
             assert rollup.latency_hist == {"100": 4, "200": 4}
     finally:
         await engine.dispose()
+
+
+async def test_stop_flushes_what_is_pending_and_returns() -> None:
+    flushed: list[int] = []
+
+    async def flush(items: list[tuple[str, dict[str, Any]]]) -> None:
+        flushed.append(len(items))
+
+    batcher = Batcher(flush, max_items=100, max_wait_ms=10_000)
+    await batcher.start()
+    waiting = [asyncio.create_task(batcher.submit("run", {"n": n})) for n in range(3)]
+    await asyncio.sleep(0.05)
+    await asyncio.wait_for(batcher.stop(), 5)
+    assert flushed == [3]
+    await asyncio.gather(*waiting)
