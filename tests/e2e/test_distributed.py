@@ -124,3 +124,6 @@ async def test_demo_check_across_processes(services: tuple[Fleet, Client, str, s
 
         runs = await api.runs(check_id)
         assert len({r["run_id"] for r in runs}) == len(runs)
+
+    codes = running.stop_all()
+    assert codes == dict.fromkeys(codes, 0), {k: running.log_tail(k) for k, v in codes.items() if v}

@@ -47,18 +47,20 @@ class Fleet:
         proc.send_signal(sig)
         proc.wait(timeout=30)
 
-    def stop_all(self) -> None:
-        """SIGTERM everything, then SIGKILL what lingers."""
+    def stop_all(self) -> dict[str, int]:
+        """SIGTERM everything, then SIGKILL what lingers; returns each process's exit code."""
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
+        codes = {}
+        for label, proc in self.procs.items():
             try:
-                proc.wait(timeout=15)
+                codes[label] = proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-                proc.wait(timeout=5)
+                codes[label] = proc.wait(timeout=5)
         self.procs.clear()
+        return codes
 
     def log_tail(self, label: str, lines: int = 40) -> str:
         """The end of a service's log (for assertion messages)."""
