@@ -260,3 +260,33 @@ async def test_stop_flushes_what_is_pending_and_returns() -> None:
     await asyncio.wait_for(batcher.stop(), 5)
     assert flushed == [3]
     await asyncio.gather(*waiting)
+
+
+async def test_retention_removes_old_runs_and_rollups_only(db_url: str) -> None:
+    from services.results.retention import purge_once
+    from services.results.rows import completed_row
+    from services.results.store import write_runs
+
+    engine = make_engine(db_url)
+    sessions = make_sessionmaker(engine)
+    check = uuid.uuid4()
+    now = datetime.now(UTC)
+    old = [completed(uuid.uuid4(), check) for _ in range(7)]
+    fresh = [completed(uuid.uuid4(), check) for _ in range(3)]
+    rows = [
+        {**completed_row(m), "completed_at": now - timedelta(days=40), "slot": now - timedelta(days=40)}
+        for m in old
+    ] + [{**completed_row(m), "completed_at": now, "slot": now} for m in fresh]
+    try:
+        async with sessions() as session, session.begin():
+            await write_runs(session, rows)
+        assert await purge_once(sessions, retention_days=30, batch=3) == 7
+        async with sessions() as session:
+            left = set((await session.execute(select(Run.run_id))).scalars().all())
+            buckets = (await session.execute(select(RunRollup.bucket))).scalars().all()
+        assert left == {m.run_id for m in fresh}
+        assert all(bucket > now - timedelta(days=31) for bucket in buckets)
+        assert len(buckets) == 1
+        assert await purge_once(sessions, retention_days=30) == 0
+    finally:
+        await engine.dispose()
