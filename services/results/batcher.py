@@ -1,8 +1,9 @@
 """Group many handler calls into one transaction: each caller waits until its item is committed.
 
 Handlers call :meth:`Batcher.submit` and are acked by the bus only when it returns, so a message is
-acknowledged after — never before — its row is durable. A failed commit fails every caller in the
-batch, and the bus redelivers them.
+acknowledged after — never before — its row is durable. While the database cannot be reached the
+batch is retried with backoff (its messages stay unacked, the prefetch bounds how many); any other
+failed commit fails every caller in the batch, and the bus redelivers them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,19 @@ log = logging.getLogger(__name__)
 Flush = Callable[[list[tuple[str, dict[str, Any]]]], Awaitable[None]]
 
 
+def is_transient(exc: BaseException) -> bool:
+    """Whether a write failed because the database could not be reached (worth retrying as is), rather
+    than because of the data (which retrying cannot fix)."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError | ConnectionError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    cause = exc.__cause__ or exc.__context__
+    return cause is not None and cause is not exc and isinstance(cause, OSError | ConnectionError)
+
+
 @dataclass
 class Batcher:
     """Collects ``(kind, row)`` items; flushes at ``max_items`` or ``max_wait_ms`` after the first."""
@@ -33,6 +47,8 @@ class Batcher:
     _stopping: bool = False
     batches: int = 0
     items: int = 0
+    retry_initial_s: float = 0.2
+    retry_max_s: float = 5.0
 
     async def start(self) -> None:
         """Start the flusher."""
@@ -82,14 +98,29 @@ class Batcher:
     async def _flush_batch(
         self, batch: list[tuple[tuple[str, dict[str, Any]], asyncio.Future[None]]]
     ) -> None:
-        try:
-            await self.flush([item for item, _ in batch])
-        except Exception as exc:
-            log.exception("batch write failed items=%d", len(batch))
-            for _, future in batch:
-                if not future.done():
+        delay = self.retry_initial_s
+        while True:
+            try:
+                await self.flush([item for item, _ in batch])
+                break
+            except Exception as exc:
+                live = [future for _, future in batch if not future.done()]
+                if is_transient(exc) and live and not self._stopping:
+                    # The database is away (restart, failover, network): keep the messages unacked and
+                    # try again, rather than fail them into redelivery and, after a few, the dead letters.
+                    log.warning(
+                        "database unavailable, retrying batch items=%d in=%.1fs error=%s",
+                        len(batch),
+                        delay,
+                        type(exc).__name__,
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.retry_max_s)
+                    continue
+                log.exception("batch write failed items=%d", len(batch))
+                for future in live:
                     future.set_exception(exc)
-            return
+                return
         self.batches += 1
         self.items += len(batch)
         for _, future in batch:

@@ -18,9 +18,10 @@ import pytest
 
 from services.common.region_management import ManagementApi
 from services.common.region_status import region_side
-from tests.federation.conftest import TcpProxy, home_vhost
+from tests.federation.conftest import home_vhost
 from tests.federation.node import RabbitNode
 from tests.federation.world import REGION, federated_world, wait_for
+from tests.support.proxy import TcpProxy
 
 pytestmark = [pytest.mark.rabbit, pytest.mark.postgres, pytest.mark.slow]
 

@@ -290,3 +290,54 @@ async def test_retention_removes_old_runs_and_rollups_only(db_url: str) -> None:
         assert await purge_once(sessions, retention_days=30) == 0
     finally:
         await engine.dispose()
+
+
+async def test_a_database_outage_holds_results_unacked_and_loses_none(pg_url: str) -> None:
+    """PostgreSQL behind a proxy that is cut for 3 s while results keep arriving: every run is stored
+    once afterwards and nothing is dead-lettered."""
+    from urllib.parse import urlsplit
+
+    from tests.support.proxy import TcpProxy
+
+    parts = urlsplit(pg_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await proxy.start()
+    engine = make_engine(pg_url.replace(f":{parts.port}/", f":{proxy.port}/"))
+    sessions = make_sessionmaker(engine)
+    bus = MemoryBus()
+    service = build(Settings(results_batch_ms=10), bus, sessions)
+    for route in service.routes:
+        bus.subscribe(route)
+    await bus.start()
+    await service.start()
+    check = uuid.uuid4()
+    sent: list[uuid.UUID] = []
+    try:
+        for phase in ("before", "during", "after"):
+            if phase == "during":
+                await proxy.cut()
+            for _ in range(20):
+                run_id = uuid.uuid4()
+                sent.append(run_id)
+                await bus.publish(completed(run_id, check))
+                await asyncio.sleep(0.05)
+            if phase == "during":
+                await asyncio.sleep(2.0)
+                await proxy.restore()
+
+        async def all_stored() -> bool:
+            async with sessions() as session:
+                return (await session.execute(select(func.count()).select_from(Run))).scalar_one() == len(
+                    sent
+                )
+
+        await _wait(all_stored, within=30)
+        assert await bus.dead_letter_count() == 0
+        async with sessions() as session:
+            stored = set((await session.execute(select(Run.run_id))).scalars().all())
+        assert stored == set(sent)
+    finally:
+        await bus.stop()
+        await service.stop()
+        await engine.dispose()
+        await proxy.close()
