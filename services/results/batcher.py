@@ -16,22 +16,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.common.db.retry import is_transient
+
 log = logging.getLogger(__name__)
 
 Flush = Callable[[list[tuple[str, dict[str, Any]]]], Awaitable[None]]
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether a write failed because the database could not be reached (worth retrying as is), rather
-    than because of the data (which retrying cannot fix)."""
-    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
-    if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError | ConnectionError):
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    cause = exc.__cause__ or exc.__context__
-    return cause is not None and cause is not exc and isinstance(cause, OSError | ConnectionError)
 
 
 @dataclass

@@ -1,0 +1,46 @@
+"""Riding out a database that is briefly unreachable (restart, failover, network) without losing work.
+
+A consumer whose write fails for that reason keeps its message unacked and tries again with backoff,
+instead of failing into redelivery — five quick redeliveries would send good messages to the
+dead letters. Failures caused by the data itself are raised at once: retrying cannot fix them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether an operation failed because the database could not be reached (worth retrying as is)."""
+    if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError | ConnectionError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    cause = exc.__cause__ or exc.__context__
+    return cause is not None and cause is not exc and isinstance(cause, OSError | ConnectionError)
+
+
+async def retry_unreachable(
+    operation: Callable[[], Awaitable[T]], *, what: str, initial: float = 0.2, maximum: float = 5.0
+) -> T:
+    """Run ``operation`` until it succeeds or fails for a reason other than an unreachable database."""
+    delay = initial
+    while True:
+        try:
+            return await operation()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning(
+                "database unavailable, retrying what=%s in=%.1fs error=%s", what, delay, type(exc).__name__
+            )
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, maximum)
