@@ -9,18 +9,16 @@ from typing import Annotated, Any, Literal
 
 from litestar import Controller, MediaType, Request, get, post, put
 from litestar.params import FromPath, FromQuery, QueryParameter
-from pydantic import TypeAdapter, ValidationError
 
-from contracts.v1 import AlertPolicy, MaintenanceWindow
+from contracts.v1 import AlertPolicy
 from contracts.v1.base import utcnow
 from services.alerts import incidents, metrics
 from services.alerts.delivery import send_test_notification
+from services.api.alert_settings import ABSENT, parse_alert_settings
 from services.api.auth import admin_guard
-from services.api.errors import ApiError, field_errors
+from services.api.errors import ApiError
 
 log = logging.getLogger(__name__)
-
-_WINDOWS: TypeAdapter[list[MaintenanceWindow]] = TypeAdapter(list[MaintenanceWindow])
 
 
 class IncidentsController(Controller):
@@ -111,18 +109,9 @@ class AlertSettingsController(Controller):
             ) from None
         if not isinstance(body, dict):
             raise ApiError(422, "expected an object", [{"field": "body", "message": "expected an object"}])
-        errors: list[dict[str, str]] = []
-        policy = windows = None
-        try:
-            if "alert_policy" in body:
-                policy = AlertPolicy.model_validate(body["alert_policy"])
-        except ValidationError as exc:
-            errors += field_errors(exc, "alert_policy.")
-        try:
-            if "maintenance" in body:
-                windows = _WINDOWS.validate_python(body["maintenance"])
-        except ValidationError as exc:
-            errors += field_errors(exc, "maintenance.")
+        policy, windows, errors = parse_alert_settings(
+            body.get("alert_policy", ABSENT), body.get("maintenance", ABSENT)
+        )
         if errors:
             raise ApiError(422, "invalid alert settings: " + ", ".join(e["field"] for e in errors), errors)
         await incidents.save_global(

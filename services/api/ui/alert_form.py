@@ -12,10 +12,10 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from contracts.v1.checks import DAYS, AlertPolicy, MaintenanceWindow
-from services.api.errors import field_errors
+from services.api.alert_settings import parse_alert_settings
 
 EVENTS: Final = ("failure", "recovery", "reminder", "degraded", "flapping")
 DAY_LABELS: Final = dict(
@@ -54,8 +54,6 @@ POLICY_LABELS: Final = {
 }
 WHOLE_NUMBERS: Final = frozenset(POLICY_LABELS) - {"region_quorum", "degraded_response_time"}
 LOCAL_FORMAT: Final = "%Y-%m-%dT%H:%M"
-
-_WINDOWS: TypeAdapter[list[MaintenanceWindow]] = TypeAdapter(list[MaintenanceWindow])
 
 
 def _text(value: Any) -> str:
@@ -286,16 +284,7 @@ class AlertFields:
     def validate(self) -> tuple[AlertPolicy | None, list[MaintenanceWindow] | None, dict[str, str]]:
         """The global policy and windows this form describes, or the errors keyed by form field."""
         policy_data, windows_data, errors = self.to_data()
-        policy = windows = None
-        problems: list[dict[str, str]] = []
-        try:
-            policy = AlertPolicy.model_validate(policy_data)
-        except ValidationError as exc:
-            problems += field_errors(exc, "alert_policy.")
-        try:
-            windows = _WINDOWS.validate_python(windows_data)
-        except ValidationError as exc:
-            problems += field_errors(exc, "maintenance.")
+        policy, windows, problems = parse_alert_settings(policy_data, windows_data)
         for item in problems:
             errors.setdefault(self.form_key(item["field"]), self.message(item["field"], item["message"]))
         if errors:
