@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from services.common.bus import Bus, make_bus
 from services.common.db.engine import make_engine, make_sessionmaker, upgrade
+from services.common.health import HealthBeat
 from services.common.service import Service
 from services.common.settings import Settings
 
@@ -98,6 +99,11 @@ async def start(
         await bus.start()
         for service in runtime.services:
             await service.start()
+        if settings.health_file is not None:
+            healthy = getattr(bus, "healthy", lambda: True)
+            beat = HealthBeat(settings.health_file, settings.health_interval, healthy)
+            await beat.start()
+            runtime.services.append(Service("health", lifecycles=[beat]))
     except BaseException:
         await runtime.stop()  # e.g. the api's port is taken: leave nothing half-started behind
         raise

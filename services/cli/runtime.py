@@ -40,6 +40,13 @@ def register(subparsers: Any) -> None:
     migrate = subparsers.add_parser("migrate", help="upgrade the database schema")
     migrate.set_defaults(func=_migrate)
 
+    health = subparsers.add_parser(
+        "health", help="exit 0 if a served process touched its health file recently (container healthchecks)"
+    )
+    health.add_argument("--file", type=Path, default=None, help="default: SEYMOUR_HEALTH_FILE")
+    health.add_argument("--max-age", type=float, default=30.0, help="seconds (default 30)")
+    health.set_defaults(func=_health)
+
 
 def configure_logging(settings: Settings) -> None:
     """``key=value`` logs on stderr."""
@@ -116,6 +123,21 @@ def _serve(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(main())
+
+
+def _health(args: argparse.Namespace) -> int:
+    from services.common.health import age_of
+
+    path = args.file or Settings().health_file
+    if path is None:
+        print("seymour health: no --file and no SEYMOUR_HEALTH_FILE", file=sys.stderr)
+        return 2
+    age = age_of(path)
+    if age is None or age > args.max_age:
+        print(f"unhealthy: {path} " + ("missing" if age is None else f"last touched {age:.0f} s ago"))
+        return 1
+    print(f"healthy: {path} touched {age:.1f} s ago")
+    return 0
 
 
 def _migrate(args: argparse.Namespace) -> int:

@@ -190,6 +190,11 @@ class RabbitBus:
             await broker.stop()
             log.info("bus stopped instance=%s", self._instance)
 
+    def healthy(self) -> bool:
+        """Whether the bus is started and its publishing channel is open (for the health beat)."""
+        channel = self._publisher
+        return channel is not None and not channel.is_closed
+
     # -- topology ------------------------------------------------------------------------------------
 
     async def declare_queue(self, queue: QueueSpec) -> None:

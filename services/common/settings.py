@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     smtp_security: str = "starttls"
 
     log_level: str = "INFO"
+    health_file: Path | None = None
+    health_interval: float = Field(default=5.0, gt=0)
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file inside ``data_dir``."""

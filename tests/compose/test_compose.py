@@ -204,3 +204,14 @@ def _mounted(service: dict[str, Any], target: str) -> Path:
 def _api_routes() -> set[str]:
     source = (ROOT / "services" / "api" / "app.py").read_text()
     return set(re.findall(r'@get\("([^"]+)"', source))
+
+
+def test_every_long_running_service_has_a_healthcheck() -> None:
+    for name, service in SERVICES.items():
+        if service.get("restart") == "no":
+            continue  # one-shot jobs
+        assert "healthcheck" in service, f"{name} has no healthcheck"
+        probe = [str(part) for part in service["healthcheck"]["test"]]
+        if probe[1:3] == ["seymour", "health"]:
+            assert "SEYMOUR_HEALTH_FILE" in env_of(service), f"{name} probes a health file it never writes"
+            parser().parse_args(probe[2:])
