@@ -15,38 +15,22 @@ from contracts.v1 import CheckChanged, CheckDue, run_id_for, utcnow
 from services.api.auth import create_token
 from services.common.db.engine import make_engine, make_sessionmaker
 from services.common.db.models import Run
+from tests.support.servers import demo_check
 
 from .conftest import Api
 
-DEMO: dict[str, Any] = {
-    "name": "seymour-demo",
-    "request": {
-        "method": "POST",
-        "url": "https://api.example.com/api/cards",
-        "headers": {"Content-Type": "application/json", "Authorization": "Bearer s3cret"},
-        "body": {"title": "demo", "listId": 1},
-    },
-    "assertions": [
-        {"source": "response_time", "comparison": "less_than", "target": 500},
-        {"source": "status_code", "comparison": "equals", "target": 201},
-        {"source": "json_body", "property": "$.title", "comparison": "equals", "target": "demo"},
-        {"source": "json_body", "property": "$.completed", "comparison": "equals", "target": False},
-        {"source": "json_body", "property": "$.dueDate", "comparison": "is_null"},
-        {"source": "json_body", "property": "$.id", "comparison": "exists"},
-        {"source": "header", "property": "connection", "comparison": "equals", "target": "close"},
-    ],
-    "regions": ["us-east-1", "eu-north-1", "ca-central-1"],
-    "interval": 60,
-    "timeout": 10,
-    "alerts": [
-        {
-            "channel": "webhook",
-            "url": "https://hooks.example.com/x/very-secret",
-            "on": ["failure", "recovery"],
-            "secret": "sign-me",
-        }
-    ],
-}
+
+def _demo() -> dict[str, Any]:
+    """The demo check of the test-loop issue, with a secret header and a signed webhook."""
+    check = demo_check(
+        "https://api.example.com/api/cards", "https://hooks.example.com/x/very-secret", interval=60
+    )
+    check["request"]["headers"]["Authorization"] = "Bearer s3cret"
+    check["alerts"][0]["secret"] = "sign-me"
+    return check
+
+
+DEMO: dict[str, Any] = _demo()
 
 
 def with_change(path: str, value: Any) -> dict[str, Any]:
