@@ -85,7 +85,11 @@ class AssertionOutcome(_Part):
 
 
 class RunCheck(Message):
-    """Command to a region's runner: run this check for this slot, unless ``expires_at`` has passed."""
+    """Command to a region's runner: run this check for this slot, unless ``expires_at`` has passed.
+
+    ``spec`` is the runner's view of the check: the router sends it with ``alerts`` emptied, so alert
+    channels and their secrets never leave home.
+    """
 
     kind: Literal["run.check"] = "run.check"
     run_id: uuid.UUID

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from contracts.v1 import CheckDue, RunCheck, RunMissed, run_id_for
+from contracts.v1 import CheckDue, CheckSpec, RunCheck, RunMissed, run_id_for
 
 
 def run_ttl(interval: int, *, minimum: float, maximum: float) -> float:
@@ -15,10 +15,19 @@ def run_ttl(interval: int, *, minimum: float, maximum: float) -> float:
     return max(minimum, min(float(interval), maximum))
 
 
+def runner_view(spec: CheckSpec) -> CheckSpec:
+    """``spec`` without its alert channels: a run leaves home for a region's broker and runner host,
+    which need the request and assertions but must never hold a webhook secret or a routing key."""
+    if not spec.alerts:
+        return spec
+    return spec.model_copy(update={"alerts": []})
+
+
 def fan_out(due: CheckDue, *, ttl: float) -> list[RunCheck]:
     """One ``RunCheck`` per region of the slot (``due.regions`` overrides the spec's, for confirmations)."""
     regions = due.regions if due.regions else due.spec.regions
     expires_at = due.slot + timedelta(seconds=ttl)
+    spec = runner_view(due.spec)
     return [
         RunCheck(
             run_id=run_id_for(due.check_id, due.slot, region, due.trigger),
@@ -26,7 +35,7 @@ def fan_out(due: CheckDue, *, ttl: float) -> list[RunCheck]:
             slot=due.slot,
             region=region,
             revision=due.revision,
-            spec=due.spec,
+            spec=spec,
             expires_at=expires_at,
             trigger=due.trigger,
         )

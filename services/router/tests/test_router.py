@@ -10,7 +10,16 @@ from typing import Any
 import pytest
 
 from contracts.topology import RESULTS_EXCHANGE, RUN_MISSED, QueueSpec, runner_queue
-from contracts.v1 import CheckDue, CheckSpec, RunCheck, RunMissed, RunnerHeartbeat, run_id_for, utcnow
+from contracts.v1 import (
+    CheckDue,
+    CheckSpec,
+    RunCheck,
+    RunMissed,
+    RunnerHeartbeat,
+    encode,
+    run_id_for,
+    utcnow,
+)
 from services.common.bus import Delivery, Route
 from services.common.bus_memory import MemoryBus
 from services.common.settings import Settings
@@ -47,6 +56,28 @@ def test_fan_out_one_run_per_region_with_deterministic_ids() -> None:
     assert all(run.expires_at == message.slot + timedelta(seconds=30) for run in runs)
     manual = fan_out(due(trigger="manual"), ttl=30)
     assert manual[0].run_id != runs[0].run_id
+
+
+def test_runs_sent_to_regions_carry_no_alert_channels_or_their_secrets() -> None:
+    """A region host executes the request; it has no business with whom the home alerts, or how."""
+    spec = SPEC.model_copy(
+        update={
+            "alerts": [
+                {"channel": "webhook", "url": "https://hooks.example.com/x", "secret": "hook-secret-1"},
+                {"channel": "pagerduty", "routing_key": "pd-routing-key-2"},
+            ]
+        }
+    )
+    spec = CheckSpec.model_validate(spec.model_dump(mode="json"))
+    runs = fan_out(due(spec=spec), ttl=30)
+    for run in runs:
+        wire = encode(run)
+        assert b"hook-secret-1" not in wire
+        assert b"pd-routing-key-2" not in wire
+        assert b"hooks.example.com" not in wire
+        assert run.spec.alerts == []
+        assert run.spec.request == spec.request
+        assert run.spec.assertions == spec.assertions
 
 
 def test_confirmation_runs_go_only_to_the_named_regions() -> None:
