@@ -105,6 +105,10 @@ SOURCES_WITH_PROPERTY: Final = frozenset({"header", "json_body"})
 METHODS: Final = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 HEADER_NAME: Final = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 MAX_INTERVAL: Final = 7 * 24 * 3600
+#: A tag: ``team:payments``, ``deploy-smoke``, ``tier.1``. No spaces or slashes, so it fits a query
+#: string, a path segment and a CLI flag unquoted.
+TAG: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:_.\-]{0,63}$")
+MAX_TAGS: Final = 20
 
 JSONValue = Any
 
@@ -423,6 +427,7 @@ class CheckSpec(Frozen):
     alerts: list[AlertChannel] = Field(default_factory=list, max_length=20)
     alert_policy: AlertPolicy = Field(default_factory=AlertPolicy)
     maintenance: list[MaintenanceWindow] = Field(default_factory=list, max_length=50)
+    tags: list[str] = Field(default_factory=list, max_length=MAX_TAGS)
 
     @field_validator("name")
     @classmethod
@@ -441,3 +446,16 @@ class CheckSpec(Frozen):
         if len(set(value)) != len(value):
             raise ValueError("regions must not repeat")
         return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str]) -> list[str]:
+        tags = [tag.strip() for tag in value]
+        for tag in tags:
+            if not TAG.match(tag):
+                raise ValueError(
+                    f"tag '{tag}' must be 1-64 letters, digits or ':_.-', starting with a letter or digit"
+                )
+        if len(set(tags)) != len(tags):
+            raise ValueError("tags must not repeat")
+        return tags

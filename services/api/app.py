@@ -18,7 +18,8 @@ from services.api.controllers.alerts import (
     NotificationsController,
     prometheus_metrics,
 )
-from services.api.controllers.checks import ChecksController
+from services.api.controllers.checks import ChecksController, TagsController
+from services.api.controllers.run_sets import RunSetsController
 from services.api.controllers.runs import RegionsController, RunsController
 from services.api.controllers.summary import CheckSummaryController
 from services.api.controllers.tokens import TokensController
@@ -49,8 +50,10 @@ def create_app(
         path="/",
         route_handlers=[
             ChecksController,
+            TagsController,
             CheckSummaryController,
             RunsController,
+            RunSetsController,
             RegionsController,
             IncidentsController,
             NotificationsController,

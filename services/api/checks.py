@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from contracts.v1 import CheckChanged, CheckDue, CheckSpec, run_id_for
@@ -19,7 +19,7 @@ from contracts.v1.base import utcnow
 from services.api.errors import ApiError, invalid
 from services.api.redaction import redact_spec, restore_secrets
 from services.common.bus import Publisher
-from services.common.db.models import Check, Run
+from services.common.db.models import Check, CheckTag, Run
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,12 @@ def _name_taken(name: str) -> ApiError:
     )
 
 
+async def _store_tags(session: Any, check_id: uuid.UUID, tags: list[str]) -> None:
+    """Make ``check_tags`` say exactly ``tags`` for a check (inside the caller's transaction)."""
+    await session.execute(delete(CheckTag).where(CheckTag.check_id == check_id))
+    session.add_all(CheckTag(check_id=check_id, tag=tag) for tag in tags)
+
+
 @dataclass
 class CheckStore:
     """Check persistence plus the events that must follow each change."""
@@ -66,20 +72,48 @@ class CheckStore:
     sessions: Any
     bus: Publisher
 
-    async def page(self, *, limit: int, offset: int) -> tuple[list[Check], int]:
-        """Checks by name, a page at a time, and how many there are."""
+    async def page(self, *, limit: int, offset: int, tag: str | None = None) -> tuple[list[Check], int]:
+        """Checks by name (only those tagged ``tag`` when given), a page at a time, and how many."""
+        query = select(Check)
+        count = select(func.count()).select_from(Check)
+        if tag:
+            tagged = select(CheckTag.check_id).where(CheckTag.tag == tag)
+            query = query.where(Check.id.in_(tagged))
+            count = count.where(Check.id.in_(tagged))
         async with self.sessions() as session:
             rows = (
-                (
-                    await session.execute(
-                        select(Check).order_by(Check.name, Check.id).limit(limit).offset(offset)
-                    )
-                )
+                (await session.execute(query.order_by(Check.name, Check.id).limit(limit).offset(offset)))
                 .scalars()
                 .all()
             )
-            total = (await session.execute(select(func.count()).select_from(Check))).scalar_one()
+            total = (await session.execute(count)).scalar_one()
         return list(rows), int(total)
+
+    async def tagged(self, tag: str) -> list[Check]:
+        """Every check tagged ``tag``, by name."""
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Check)
+                .where(Check.id.in_(select(CheckTag.check_id).where(CheckTag.tag == tag)))
+                .order_by(Check.name, Check.id)
+            )
+            return list(rows.scalars().all())
+
+    async def tags(self) -> list[tuple[str, int]]:
+        """Every tag in use with how many checks carry it, by tag."""
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(CheckTag.tag, func.count()).group_by(CheckTag.tag).order_by(CheckTag.tag)
+            )
+            return [(tag, int(count)) for tag, count in rows]
+
+    async def set_enabled_by_tag(self, tag: str, enabled: bool) -> list[Check]:
+        """Pause or resume every check tagged ``tag``; returns the checks that changed."""
+        changed = []
+        for row in await self.tagged(tag):
+            if row.enabled != enabled:
+                changed.append(await self.set_enabled(row.id, enabled))
+        return changed
 
     async def get(self, check_id: uuid.UUID) -> Check:
         """One check, or 404."""
@@ -112,6 +146,8 @@ class CheckStore:
         try:
             async with self.sessions() as session, session.begin():
                 session.add(row)
+                await session.flush()
+                await _store_tags(session, row.id, spec.tags)
         except IntegrityError:
             raise _name_taken(spec.name) from None
         await self._announce(row, "created")
@@ -129,6 +165,7 @@ class CheckStore:
                 row.enabled = spec.enabled
                 row.revision += 1
                 row.updated_at = utcnow()
+                await _store_tags(session, check_id, spec.tags)
         except IntegrityError:
             raise _name_taken(spec.name) from None
         await self._announce(row, "updated")

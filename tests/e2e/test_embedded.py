@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,50 @@ async def test_seymour_run_wait_is_a_ci_gate(
         await asyncio.to_thread(cli_main, ["run", "no-such-check", "--url", api.base, "--token", api.token])
         == 2
     )
+
+
+async def test_seymour_run_tag_is_a_ci_gate_with_junit(
+    seymour: tuple[Client, DemoTarget, Receiver], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from junitparser import Failure, JUnitXml
+
+    api, target, sink = seymour
+    good = demo_check(target.url, sink.url, interval=3600, name="smoke-cards")
+    bad = demo_check(target.url, sink.url, interval=3600, name="smoke-title")
+    bad["assertions"][2]["target"] = "not-demo"
+    other = demo_check(target.url, sink.url, interval=3600, name="not-in-the-gate")
+    for check, tags in ((good, ["deploy-smoke"]), (bad, ["deploy-smoke", "team:cards"]), (other, [])):
+        await api.ok("POST", "/api/v1/checks", {**check, "tags": tags})
+    report = tmp_path / "report.xml"
+    common = ["--url", api.base, "--token", api.token]
+    argv = ["run", "--tag", "deploy-smoke", "--wait", "--junit", str(report), *common]
+    assert await asyncio.to_thread(cli_main, argv) == 1
+    out = capsys.readouterr().out
+    assert "check smoke-cards" in out
+    assert re.search(r"FAIL\s+json_body\s+\$\.title\s+equals\s+not-demo\s+demo", out)
+    assert "not-in-the-gate" not in out
+
+    xml = JUnitXml.fromfile(str(report))
+    suites = list(xml) if hasattr(xml, "__iter__") else [xml]
+    cases = [case for suite in suites for case in suite]
+    assert sorted(case.name for case in cases) == sorted(
+        f"{name} [{region}]" for name in ("smoke-cards", "smoke-title") for region in REGIONS
+    )
+    failing = {case.name: case.result for case in cases if case.result}
+    assert sorted(failing) == sorted(f"smoke-title [{region}]" for region in REGIONS)
+    for results in failing.values():
+        assert isinstance(results[0], Failure)
+        assert results[0].message == "json_body $.title equals not-demo: observed demo"
+
+    narrowed = ["run", "--tag", "deploy-smoke", "--regions", "eu-north-1", "--junit", str(report), *common]
+    assert await asyncio.to_thread(cli_main, narrowed) == 1
+    cases = [case for suite in JUnitXml.fromfile(str(report)) for case in suite]
+    assert sorted(case.name for case in cases) == ["smoke-cards [eu-north-1]", "smoke-title [eu-north-1]"]
+
+    capsys.readouterr()
+
+    assert await asyncio.to_thread(cli_main, ["run", "--tag", "nobody", *common]) == 2
+    assert "no check is tagged 'nobody'" in capsys.readouterr().err
 
 
 @pytest.fixture

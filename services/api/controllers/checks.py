@@ -27,6 +27,29 @@ async def _json(request: Request[Any, Any, Any]) -> Any:
         ) from None
 
 
+async def _bulk(request: Request[Any, Any, Any], tag: str | None, *, enabled: bool) -> dict[str, Any]:
+    if not tag:
+        raise ApiError(
+            422,
+            "say which checks: ?tag=<tag>",
+            [{"field": "tag", "message": "required"}],
+        )
+    changed = await _store(request).set_enabled_by_tag(tag, enabled)
+    key = "resumed" if enabled else "paused"
+    return {"tag": tag, key: [{"id": str(row.id), "name": row.name} for row in changed]}
+
+
+class TagsController(Controller):
+    """Tags in use."""
+
+    path = "/api/v1/tags"
+
+    @get("/")
+    async def list_tags(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        """Every tag with how many checks carry it."""
+        return {"items": [{"tag": tag, "checks": count} for tag, count in await _store(request).tags()]}
+
+
 class ChecksController(Controller):
     """Checks, by id."""
 
@@ -38,10 +61,25 @@ class ChecksController(Controller):
         request: Request[Any, Any, Any],
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
         offset: Annotated[int, QueryParameter(ge=0)] = 0,
+        tag: FromQuery[str | None] = None,
     ) -> dict[str, Any]:
-        """All checks, by name."""
-        rows, total = await _store(request).page(limit=limit, offset=offset)
+        """All checks (``?tag=`` only those carrying that tag), by name."""
+        rows, total = await _store(request).page(limit=limit, offset=offset, tag=tag or None)
         return {"items": [check_view(row) for row in rows], "total": total, "limit": limit, "offset": offset}
+
+    @post("/pause", status_code=200)
+    async def pause_tagged(
+        self, request: Request[Any, Any, Any], tag: FromQuery[str | None] = None
+    ) -> dict[str, Any]:
+        """Pause every check tagged ``?tag=``; lists the checks that were running."""
+        return await _bulk(request, tag, enabled=False)
+
+    @post("/resume", status_code=200)
+    async def resume_tagged(
+        self, request: Request[Any, Any, Any], tag: FromQuery[str | None] = None
+    ) -> dict[str, Any]:
+        """Resume every check tagged ``?tag=``; lists the checks that were paused."""
+        return await _bulk(request, tag, enabled=True)
 
     @post("/", status_code=201)
     async def create_check(self, request: Request[Any, Any, Any]) -> dict[str, Any]:

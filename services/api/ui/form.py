@@ -8,6 +8,7 @@ lists the keys in order.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -172,6 +173,7 @@ class CheckForm:
     channels: list[ChannelRow] = field(default_factory=list)
     enabled: bool = True
     alerting: AlertFields = field(default_factory=AlertFields)
+    tags: str = ""
 
     @classmethod
     def blank(cls, default_regions: list[str]) -> CheckForm:
@@ -238,6 +240,7 @@ class CheckForm:
             channels=channels,
             enabled=bool(spec.get("enabled", True)),
             alerting=AlertFields.from_spec(spec, row_key),
+            tags=", ".join(spec.get("tags") or []),
         )
 
     @classmethod
@@ -275,6 +278,7 @@ class CheckForm:
             channels=[ChannelRow.from_post(data, k) for k in keys("channel")],
             enabled=one("enabled", "on") == "on",
             alerting=AlertFields.from_post(data),
+            tags=one("tags"),
         )
 
     def to_spec_data(self, stored: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, str]]:
@@ -353,6 +357,7 @@ class CheckForm:
                 "timeout": float(timeout),
                 "alerts": alerts,
                 "enabled": self.enabled,
+                "tags": split_tags(self.tags),
             }
         )
         if float(interval).is_integer():
@@ -364,7 +369,7 @@ class CheckForm:
         return base, errors
 
     def validate(self, stored: dict[str, Any] | None = None) -> tuple[Any, dict[str, str]]:
-        """The ``CheckSpec`` (or ``None``) and every error, keyed by form field: ``name``, ``url``,
+        """The ``CheckSpec`` (or ``None``) and every error, keyed by form field: ``name``, ``tags``, ``url``,
         ``method``, ``headers``, ``body``, ``regions``, ``interval``, ``timeout``, ``assertion:<key>``,
         ``header:<key>``, ``channel:<key>``, ``policy.<field>``, ``maintenance:<key>``, or ``general``."""
         data, errors = self.to_spec_data(stored)
@@ -389,11 +394,16 @@ class CheckForm:
             index = int(parts[1])
             if index < len(rows):
                 return f"{'assertion' if head == 'assertions' else 'channel'}:{rows[index].key}"
-        if head in ("name", "regions", "interval", "timeout", "assertions"):
+        if head in ("name", "regions", "interval", "timeout", "assertions", "tags"):
             return head
         if head in ("alert_policy", "maintenance"):
             return self.alerting.form_key(spec_field)
         return "general"
+
+
+def split_tags(text: str) -> list[str]:
+    """Tags as typed (comma- or space-separated) → the list the spec takes, repeats dropped."""
+    return list(dict.fromkeys(part for part in re.split(r"[,\s]+", text) if part))
 
 
 def parse_target(text: str, source: str, comparison: str) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Annotated, Any, Final
+from urllib.parse import quote
 
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, FromQuery, QueryParameter
@@ -67,9 +68,10 @@ async def region_cards(request: Req) -> list[dict[str, Any]]:
     )
 
 
-async def checks_table(request: Req, page: int, per_page: int) -> dict[str, Any]:
-    """The context of the checks table: one page of checks with their last three runs and incidents."""
-    rows, total = await store_of(request).page(limit=per_page, offset=(page - 1) * per_page)
+async def checks_table(request: Req, page: int, per_page: int, tag: str | None = None) -> dict[str, Any]:
+    """The context of the checks table: one page of checks (only those tagged ``tag`` when given)
+    with their last three runs and incidents."""
+    rows, total = await store_of(request).page(limit=per_page, offset=(page - 1) * per_page, tag=tag)
     ids = [row.id for row in rows]
     sessions = request.app.state.sessions
     marks = await stats.latest_runs(sessions, ids)
@@ -80,6 +82,7 @@ async def checks_table(request: Req, page: int, per_page: int) -> dict[str, Any]
         "page": page,
         "per_page": per_page,
         "pages": max(1, -(-total // per_page)),
+        "tag": tag or "",
     }
 
 
@@ -146,9 +149,15 @@ class CheckPages(Controller):
         request: Req,
         page: Annotated[int, QueryParameter(ge=1)] = 1,
         per_page: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+        tag: FromQuery[str | None] = None,
     ) -> Template:
-        """The checks table."""
-        return render(request, "pages/checks.html", **await checks_table(request, page, per_page))
+        """The checks table, filtered by ``?tag=``."""
+        return render(
+            request,
+            "pages/checks.html",
+            tags=await store_of(request).tags(),
+            **await checks_table(request, page, per_page, tag or None),
+        )
 
     @get("/partials/checks")
     async def checks_partial(
@@ -156,9 +165,29 @@ class CheckPages(Controller):
         request: Req,
         page: Annotated[int, QueryParameter(ge=1)] = 1,
         per_page: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+        tag: FromQuery[str | None] = None,
     ) -> Template:
         """The checks table alone (polled by the home page)."""
-        return render(request, "partials/checks_table.html", **await checks_table(request, page, per_page))
+        return render(
+            request, "partials/checks_table.html", **await checks_table(request, page, per_page, tag or None)
+        )
+
+    @post("/checks/tagged/pause", status_code=200)
+    async def pause_tagged(self, request: Req) -> Redirect:
+        """Pause every check with the posted tag, then show that tag's table."""
+        return await self._set_enabled_by_tag(request, False)
+
+    @post("/checks/tagged/resume", status_code=200)
+    async def resume_tagged(self, request: Req) -> Redirect:
+        """Resume every check with the posted tag, then show that tag's table."""
+        return await self._set_enabled_by_tag(request, True)
+
+    async def _set_enabled_by_tag(self, request: Req, enabled: bool) -> Redirect:
+        tag = (await request.form()).get("tag")
+        if not isinstance(tag, str) or not tag.strip():
+            raise ApiError(422, "choose a tag", [{"field": "tag", "message": "required"}])
+        await store_of(request).set_enabled_by_tag(tag.strip(), enabled)
+        return Redirect(f"/?tag={quote(tag.strip())}", status_code=303)
 
     @get("/checks/new")
     async def new_check(self, request: Req) -> Template:

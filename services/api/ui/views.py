@@ -60,6 +60,7 @@ class CheckRow:
     marks: list[MarkView]
     interval: Any
     regions: list[tuple[str, str]]
+    tags: list[str]
 
 
 def check_row(row: Check, marks: list[RunMark], incident: Incident | None) -> CheckRow:
@@ -77,6 +78,7 @@ def check_row(row: Check, marks: list[RunMark], incident: Incident | None) -> Ch
         marks=[MarkView(mark.run_id, mark.status, mark_title(mark)) for mark in reversed(marks[:3])],
         interval=spec.get("interval", 60),
         regions=[(code, display_name(code)) for code in spec.get("regions") or []],
+        tags=list(spec.get("tags") or []),
     )
 
 

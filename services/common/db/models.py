@@ -53,6 +53,31 @@ class Check(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class CheckTag(Base):
+    """One tag of one check, kept in step with ``checks.spec['tags']`` so a tag filter is an index read."""
+
+    __tablename__ = "check_tags"
+
+    check_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("checks.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class RunSet(Base):
+    """A tag-wide run for a CI gate: which run of which check in which region to wait for.
+
+    ``items`` lists ``{check_id, check, region, run_id}``; the runs themselves land in ``runs``.
+    """
+
+    __tablename__ = "run_sets"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    tag: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    items: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+
 class Run(Base):
     """One slot × region: a result (passed/failed/error) or a miss."""
 
