@@ -9,8 +9,8 @@ from litestar import Controller, Request, delete, get, post
 from litestar.params import FromPath, JSONBody
 from pydantic import BaseModel, Field
 
+from services.api.accounts import check_token_name, list_tokens, revoke_token, token_view
 from services.api.auth import admin_guard, create_token
-from services.api.ui.accounts import check_token_name, list_tokens, revoke_token, token_view
 
 
 class TokenCreate(BaseModel):
