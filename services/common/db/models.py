@@ -109,6 +109,9 @@ class Run(Base):
     request: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     runner_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     stored_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    steps: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    failed_step: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    certificate: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class RunRollup(Base):
