@@ -1,7 +1,7 @@
 """runs.steps / failed_step / certificate: per-step outcomes of multi-step checks, the TLS certificate seen
 
 Revision ID: run_steps
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-01 01:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "run_steps"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
