@@ -160,8 +160,13 @@ class CheckCompleted(Message):
     certificate: CertificateInfo | None = None
 
 
+MissedReason = Literal["expired", "no_runner", "no_leader", "not_published"]
+
+
 class RunMissed(Message):
-    """Event: a run never started — it expired in its queue, or no runner serves its region."""
+    """Event: a run never started — it expired in its queue, no runner serves its region, no scheduler
+    could fire its slot (``no_leader``: the database or every scheduler was away), or the slot could not
+    be handed to the broker while it was still fresh (``not_published``)."""
 
     kind: Literal["run.missed"] = "run.missed"
     run_id: uuid.UUID
@@ -169,5 +174,5 @@ class RunMissed(Message):
     slot: AwareDatetime
     region: str
     trigger: Literal["scheduled", "manual", "confirmation"] = "scheduled"
-    reason: Literal["expired", "no_runner"]
+    reason: MissedReason
     detail: str = ""

@@ -264,6 +264,21 @@ class SchedulerLease(Base):
     acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class SchedulerSlot(Base):
+    """The last slot of each check the scheduler leader has dealt with (fired, or recorded as missed).
+
+    A new leader records every slot after it and before its own first firing as missed, so a time with no
+    leader (database away, every scheduler down) leaves a visible, counted gap instead of no rows at all.
+    Only the holder of the current ``scheduler_lease.epoch`` writes here.
+    """
+
+    __tablename__ = "scheduler_slots"
+
+    check_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    last_slot: Mapped[datetime] = mapped_column()
+    epoch: Mapped[int] = mapped_column(Integer)
+
+
 class Setting(Base):
     """Global settings editable at run time (global alert policy, maintenance windows)."""
 
