@@ -30,8 +30,8 @@ from contracts.topology import (
 )
 from contracts.v1 import CheckDue, CheckSpec, RequestSpec, RunMissed, decode, utcnow
 from services.common.bus import Delivery, Route
-from services.common.bus_memory import MemoryBus
-from services.common.bus_rabbit import RabbitBus
+from services.common.bus.memory import MemoryBus
+from services.common.bus.rabbit import RabbitBus
 from services.common.db.engine import make_engine, make_sessionmaker
 from services.common.db.models import Check
 from services.common.settings import Settings
