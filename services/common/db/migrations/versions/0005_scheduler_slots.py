@@ -1,7 +1,7 @@
 """scheduler_slots: the last slot each check's leader dealt with, so slots with no leader become missed
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0005
+Revises: run_steps
 Create Date: 2026-12-01 01:00:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import services.common.db.models
 
-revision = "0003"
-down_revision = "0002"
+revision = "0005"
+down_revision = "run_steps"
 branch_labels = None
 depends_on = None
 
