@@ -17,7 +17,6 @@ from contracts.v1.runners import RunnerHeartbeat
 from contracts.v1.runs import (
     AssertionOutcome,
     CheckCompleted,
-    MissedReason,
     ResponseSample,
     RunCheck,
     RunError,
@@ -39,7 +38,6 @@ __all__ = [
     "CheckSpec",
     "MaintenanceWindow",
     "Message",
-    "MissedReason",
     "RequestSpec",
     "ResponseSample",
     "RunCheck",

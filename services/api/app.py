@@ -25,6 +25,7 @@ from services.api.controllers.summary import CheckSummaryController
 from services.api.controllers.tokens import TokensController
 from services.api.controllers.users import UsersController
 from services.api.errors import error_handler
+from services.api.permissions import permission_guard
 from services.api.ui import route_handlers as ui_route_handlers
 from services.api.ui import template_config
 from services.common.bus import Publisher
@@ -62,7 +63,7 @@ def create_app(
             TokensController,
             prometheus_metrics,
         ],
-        guards=[token_guard],
+        guards=[token_guard, permission_guard],
     )
     app = Litestar(
         route_handlers=[healthz, api, *ui_route_handlers(), *extra_handlers],

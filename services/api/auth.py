@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 
 from contracts.v1.base import utcnow
 from services.api.errors import ApiError
+from services.api.permissions import Scope, grants, has, remember
 from services.common.db.models import ApiToken, User
 
 TOKEN_PREFIX = "sey_"
@@ -28,10 +29,16 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-async def create_token(sessions: Any, name: str, user_id: Any = None) -> tuple[ApiToken, str]:
-    """Store a new token and return it with its plain value (shown once, never again)."""
+async def create_token(
+    sessions: Any, name: str, user_id: Any = None, *, scope: Scope = "full"
+) -> tuple[ApiToken, str]:
+    """Store a new token and return it with its plain value (shown once, never again).
+
+    A ``full`` token acts with its owner's role (an admin's when it has no owner); a ``run`` token can
+    only trigger runs and read checks and their results, whoever owns it.
+    """
     token = new_token()
-    row = ApiToken(name=name, token_hash=hash_token(token), prefix=token[:10], user_id=user_id)
+    row = ApiToken(name=name, token_hash=hash_token(token), prefix=token[:10], user_id=user_id, scope=scope)
     async with sessions() as session, session.begin():
         session.add(row)
     return row, token
@@ -44,15 +51,12 @@ def bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-#: Where the guard leaves whether the caller may administer (users, tokens, global settings).
-ADMIN_SCOPE_KEY = "seymour_admin"
-
-
 async def token_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Admit a request with a valid Bearer token (otherwise 401) and note whether it may administer.
+    """Admit a request with a valid Bearer token (otherwise 401) and note what it may do.
 
-    Administrators: ``SEYMOUR_API_TOKEN``, tokens of admin users, and tokens that belong to no user
-    (made by an admin through the API, or the local CLI token of ``seymour up``).
+    ``SEYMOUR_API_TOKEN`` and tokens that belong to no user (made by an admin through the API, or the
+    local CLI token of ``seymour up``) act as an admin; a user's token acts with the user's role; either
+    is narrowed by the token's scope. :func:`permission_guard` then checks the route's permission.
     """
     state = connection.app.state
     token = bearer(connection)
@@ -60,25 +64,25 @@ async def token_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRou
         raise ApiError(401, "missing bearer token: send Authorization: Bearer <token>")
     admin = state.settings.api_token
     if admin and hmac.compare_digest(token.encode(), admin.encode()):
-        connection.scope[ADMIN_SCOPE_KEY] = True  # type: ignore[literal-required]
+        remember(connection, grants("admin"), None)
         return
     digest = hash_token(token)
     async with state.sessions() as session, session.begin():
         found = (
             await session.execute(
-                select(ApiToken.id, ApiToken.user_id, User.is_admin)
+                select(ApiToken.id, ApiToken.user_id, ApiToken.scope, User.role)
                 .outerjoin(User, User.id == ApiToken.user_id)
                 .where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None))
             )
         ).one_or_none()
         if found is None:
             raise ApiError(401, "invalid or revoked token")
-        token_id, user_id, is_admin = found
+        token_id, user_id, scope, role = found
         await session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow()))
-    connection.scope[ADMIN_SCOPE_KEY] = user_id is None or bool(is_admin)  # type: ignore[literal-required]
+    remember(connection, grants(role if user_id is not None else "admin", scope), user_id)
 
 
 async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """403 unless :func:`token_guard` found an administrator's token."""
-    if not connection.scope.get(ADMIN_SCOPE_KEY):
+    """403 unless the caller is an administrator (prefer ``opt=admin_only`` on a handler or controller)."""
+    if not has(connection, "admin"):
         raise ApiError(403, "this needs an administrator's token")

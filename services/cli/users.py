@@ -20,7 +20,13 @@ def register(subparsers: Any) -> None:
 
     create = actions.add_parser("create", help="add a user (asks for the password)")
     create.add_argument("username")
-    create.add_argument("--admin", action="store_true", help="may manage users")
+    create.add_argument("--admin", action="store_true", help="may manage users (same as --role admin)")
+    create.add_argument(
+        "--role",
+        choices=("admin", "editor", "viewer"),
+        default=None,
+        help="admin: everything; editor: checks and alerting; viewer: read only (default editor)",
+    )
     create.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     create.set_defaults(func=_create)
 
@@ -72,19 +78,19 @@ def _with_db(action: Callable[[Any], Awaitable[str]]) -> int:
 
 
 def _create(args: argparse.Namespace) -> int:
-    from services.api.accounts import create_user
+    from services.api.ui.accounts import create_user
 
     password = read_password(args.password_stdin)
 
     async def action(sessions: Any) -> str:
-        row = await create_user(sessions, args.username, password, is_admin=args.admin)
-        return f"created {'admin' if row.is_admin else 'user'} {row.username}"
+        row = await create_user(sessions, args.username, password, is_admin=args.admin, role=args.role)
+        return f"created {row.role} {row.username}"
 
     return _with_db(action)
 
 
 def _list(args: argparse.Namespace) -> int:
-    from services.api.accounts import list_users
+    from services.api.ui.accounts import list_users
 
     async def action(sessions: Any) -> str:
         rows = await list_users(sessions)
@@ -92,8 +98,7 @@ def _list(args: argparse.Namespace) -> int:
             return "no users yet: seymour user create <name> --admin"
         width = max(len(row.username) for row in rows)
         return "\n".join(
-            f"{row.username:<{width}}  {'admin' if row.is_admin else 'user '}  "
-            f"created {row.created_at:%Y-%m-%d %H:%M} UTC"
+            f"{row.username:<{width}}  {row.role:<6}  created {row.created_at:%Y-%m-%d %H:%M} UTC"
             for row in rows
         )
 
@@ -101,7 +106,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _delete(args: argparse.Namespace) -> int:
-    from services.api.accounts import delete_user, find_user
+    from services.api.ui.accounts import delete_user, find_user
 
     async def action(sessions: Any) -> str:
         row = await find_user(sessions, username=args.username)
@@ -112,7 +117,7 @@ def _delete(args: argparse.Namespace) -> int:
 
 
 def _passwd(args: argparse.Namespace) -> int:
-    from services.api.accounts import find_user, set_password
+    from services.api.ui.accounts import find_user, set_password
 
     password = read_password(args.password_stdin)
 

@@ -63,7 +63,11 @@ async def test_demo_check_across_processes(services: tuple[Fleet, Client, str, s
     await eventually(api_up, within=60, what="the api process to answer")
     engine = create_async_engine(database)
     async with engine.connect() as connection:
-        admins = (await connection.execute(text("SELECT username FROM users WHERE is_admin"))).scalars().all()
+        admins = (
+            (await connection.execute(text("SELECT username FROM users WHERE role = 'admin'")))
+            .scalars()
+            .all()
+        )
     await engine.dispose()
     assert admins == ["admin"], "the served api creates the first admin from SEYMOUR_ADMIN_PASSWORD"
 

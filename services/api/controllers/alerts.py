@@ -12,12 +12,11 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from contracts.v1 import AlertPolicy
 from contracts.v1.base import utcnow
+from services.alerts import incidents, metrics
+from services.alerts.delivery import send_test_notification
 from services.api.alert_settings import ABSENT, parse_alert_settings
-from services.api.auth import admin_guard
 from services.api.errors import ApiError
-from services.common import metrics
-from services.common.channels.probe import send_test_notification
-from services.common.db import incidents
+from services.api.permissions import admin_only
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +98,7 @@ class AlertSettingsController(Controller):
         """The global policy (defaults when unset) and global maintenance windows."""
         return await _alert_settings(request.app.state.sessions)
 
-    @put("/", guards=[admin_guard])
+    @put("/", **admin_only)
     async def put_alert_settings(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         """Replace the global policy and/or maintenance windows; 422 names each invalid field."""
         try:

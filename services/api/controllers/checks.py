@@ -10,6 +10,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from services.api.checks import CheckStore, check_view, parse_spec
 from services.api.errors import ApiError
+from services.api.permissions import can_run, can_see_results
 from services.api.queries import list_runs, run_view
 
 
@@ -55,7 +56,7 @@ class ChecksController(Controller):
 
     path = "/api/v1/checks"
 
-    @get("/")
+    @get("/", **can_see_results)
     async def list_checks(
         self,
         request: Request[Any, Any, Any],
@@ -87,7 +88,7 @@ class ChecksController(Controller):
         spec = parse_spec(await _json(request))
         return check_view(await _store(request).create(spec))
 
-    @get("/{check_id:uuid}")
+    @get("/{check_id:uuid}", **can_see_results)
     async def get_check(
         self, request: Request[Any, Any, Any], check_id: FromPath[uuid.UUID]
     ) -> dict[str, Any]:
@@ -123,7 +124,7 @@ class ChecksController(Controller):
         """Schedule a paused check again."""
         return check_view(await _store(request).set_enabled(check_id, True))
 
-    @post("/{check_id:uuid}/runs")
+    @post("/{check_id:uuid}/runs", **can_run)
     async def run_check_now(
         self, request: Request[Any, Any, Any], check_id: FromPath[uuid.UUID], wait: FromQuery[bool] = False
     ) -> Response[dict[str, Any]]:
@@ -143,7 +144,7 @@ class ChecksController(Controller):
         body["pending"] = [str(run_id) for run_id in run_ids if run_id not in done]
         return Response(body, status_code=200 if not body["pending"] else 202)
 
-    @get("/{check_id:uuid}/runs")
+    @get("/{check_id:uuid}/runs", **can_see_results)
     async def list_check_runs(
         self,
         request: Request[Any, Any, Any],

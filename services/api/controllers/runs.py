@@ -9,6 +9,7 @@ from litestar import Controller, Request, get
 from litestar.params import FromPath
 
 from services.api.errors import ApiError
+from services.api.permissions import can_see_results
 from services.api.queries import get_run, regions, run_view
 
 
@@ -17,7 +18,7 @@ class RunsController(Controller):
 
     path = "/api/v1/runs"
 
-    @get("/{run_id:uuid}")
+    @get("/{run_id:uuid}", **can_see_results)
     async def get_run(self, request: Request[Any, Any, Any], run_id: FromPath[uuid.UUID]) -> dict[str, Any]:
         """One run with its assertions, timings and response sample."""
         row = await get_run(request.app.state.sessions, run_id)
@@ -31,7 +32,7 @@ class RegionsController(Controller):
 
     path = "/api/v1/regions"
 
-    @get("/")
+    @get("/", **can_see_results)
     async def list_regions(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         """Every region with its runners' health."""
         settings = request.app.state.settings

@@ -9,8 +9,8 @@ from litestar import Controller, Request, delete, get, post, put
 from litestar.params import FromPath, JSONBody
 from pydantic import BaseModel, Field
 
-from services.api.accounts import create_user, delete_user, list_users, set_password, user_view
-from services.api.auth import admin_guard
+from services.api.permissions import Role, admin_only
+from services.api.ui.accounts import create_user, delete_user, list_users, set_password, set_role, user_view
 
 
 class UserCreate(BaseModel):
@@ -19,6 +19,7 @@ class UserCreate(BaseModel):
     username: str = Field(min_length=1, max_length=100)
     password: str = Field(min_length=8)
     is_admin: bool = False
+    role: Role | None = Field(default=None, description="admin, editor or viewer (default editor)")
 
 
 class PasswordChange(BaseModel):
@@ -27,11 +28,17 @@ class PasswordChange(BaseModel):
     password: str = Field(min_length=8)
 
 
+class RoleChange(BaseModel):
+    """A user's new role."""
+
+    role: Role
+
+
 class UsersController(Controller):
     """Users: list, create, remove, change password."""
 
     path = "/api/v1/users"
-    guards = [admin_guard]
+    opt = admin_only
 
     @get("/")
     async def list_users(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
@@ -44,7 +51,7 @@ class UsersController(Controller):
     ) -> dict[str, Any]:
         """Create a user; 409 if the name is taken."""
         row = await create_user(
-            request.app.state.sessions, data.username, data.password, is_admin=data.is_admin
+            request.app.state.sessions, data.username, data.password, is_admin=data.is_admin, role=data.role
         )
         return user_view(row)
 
@@ -59,3 +66,10 @@ class UsersController(Controller):
     ) -> None:
         """Set a user's password (their open sessions end)."""
         await set_password(request.app.state.sessions, user_id, data.password)
+
+    @put("/{user_id:uuid}/role")
+    async def change_role(
+        self, request: Request[Any, Any, Any], user_id: FromPath[uuid.UUID], data: JSONBody[RoleChange]
+    ) -> dict[str, Any]:
+        """Make a user an admin, editor or viewer; 409 when it would leave no admin."""
+        return user_view(await set_role(request.app.state.sessions, user_id, data.role))

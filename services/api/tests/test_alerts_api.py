@@ -124,14 +124,14 @@ async def test_metrics_are_prometheus_text_and_need_a_token(api: Api) -> None:
     [
         ("POST", "/api/v1/users", {"username": "mallory", "password": "long-enough-1", "is_admin": True}),
         ("GET", "/api/v1/users", None),
-        ("POST", "/api/v1/tokens", {"name": "more"}),
+        ("POST", "/api/v1/users", {"username": "mallory", "password": "long-enough-1", "role": "admin"}),
         ("PUT", "/api/v1/settings/alerts", {"alert_policy": {"failure_threshold": 9}}),
     ],
-    ids=["create-admin", "list-users", "create-token", "global-settings"],
+    ids=["create-admin", "list-users", "create-admin-by-role", "global-settings"],
 )
 async def test_a_non_admin_token_cannot_administer(api: Api, method: str, path: str, body: Any) -> None:
-    from services.api.accounts import create_user
     from services.api.auth import create_token
+    from services.api.ui.accounts import create_user
 
     user = await create_user(api.sessions, "viewer", "viewer-password-1", is_admin=False)
     _, token = await create_token(api.sessions, "viewer's", user.id)

@@ -9,6 +9,7 @@ from litestar.exceptions import HTTPException
 from litestar.response import Template
 from litestar.static_files import create_static_files_router
 
+from services.api.permissions import permission_guard
 from services.api.ui.login import login, login_form, logout
 from services.api.ui.pages import CheckPages
 from services.api.ui.security import CsrfRejected, LoginRequired, csrf_rejected, login_redirect, session_guard
@@ -46,7 +47,7 @@ def route_handlers() -> list[Any]:
         Router(
             path="/",
             route_handlers=[CheckPages, SettingsPages],
-            guards=[session_guard],
+            guards=[session_guard, permission_guard],
             exception_handlers={
                 LoginRequired: login_redirect,
                 CsrfRejected: csrf_rejected,

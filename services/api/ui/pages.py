@@ -16,18 +16,18 @@ from litestar.response import Redirect, Template
 
 from contracts.v1.checks import AlertPolicy, CheckSpec
 from contracts.v1.regions import REGIONS
-from services.api import stats
+from services.alerts.delivery import send_test_notification
+from services.alerts.incidents import effective_policy, list_incidents, load_global
 from services.api.checks import CheckStore, check_view
 from services.api.errors import ApiError
+from services.api.permissions import can_run, can_write
 from services.api.queries import get_run, list_runs, regions
-from services.api.ui import alert_form
+from services.api.ui import alert_form, stats
 from services.api.ui import form as check_form
 from services.api.ui.alert_form import MaintenanceRow, describe_policy, describe_window
 from services.api.ui.form import AssertionRow, ChannelRow, CheckForm, HeaderRow, row_key
 from services.api.ui.security import current_user, is_htmx
 from services.api.ui.views import channel_views, check_row, delivery_text, notification_summary, run_detail
-from services.common.channels.probe import send_test_notification
-from services.common.db.incidents import effective_policy, list_incidents, load_global
 from services.common.db.models import Check
 
 RUNS_PER_PAGE: Final = 50
@@ -190,7 +190,7 @@ class CheckPages(Controller):
         await store_of(request).set_enabled_by_tag(tag.strip(), enabled)
         return Redirect(f"/?tag={quote(tag.strip())}", status_code=303)
 
-    @get("/checks/new")
+    @get("/checks/new", **can_write)
     async def new_check(self, request: Req) -> Template:
         """An empty check form."""
         return await form_page(request, CheckForm.blank(default_regions=[]), check=None)
@@ -212,7 +212,7 @@ class CheckPages(Controller):
                 return Redirect(f"/checks/{row.id}", status_code=303)
         return await form_page(request, form, check=None, errors=errors, status_code=422)
 
-    @get("/checks/{check_id:uuid}/edit")
+    @get("/checks/{check_id:uuid}/edit", **can_write)
     async def edit_check(self, request: Req, check_id: FromPath[uuid.UUID]) -> Template:
         """The form of an existing check (secrets masked; left masked, they stay unchanged)."""
         view = check_view(await store_of(request).get(check_id))
@@ -393,7 +393,7 @@ class CheckPages(Controller):
             check = None
         return render(request, "pages/run_detail.html", run=run_detail(run), check=check)
 
-    @post("/checks/{check_id:uuid}/run", status_code=200)
+    @post("/checks/{check_id:uuid}/run", status_code=200, **can_run)
     async def run_now(
         self, request: Req, check_id: FromPath[uuid.UUID], view: FromQuery[str] = "table"
     ) -> Template | Redirect | Response[str]:

@@ -13,7 +13,8 @@ from litestar.exceptions import HTTPException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.response import Redirect
 
-from services.api.accounts import SESSION_LIFETIME, SessionUser, load_session
+from services.api.permissions import grants, remember
+from services.api.ui.accounts import SESSION_LIFETIME, SessionUser, load_session
 
 SESSION_COOKIE: Final = "seymour_session"
 LOGIN_CSRF_COOKIE: Final = "seymour_login_csrf"
@@ -79,6 +80,7 @@ async def session_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseR
     if user is None:
         raise LoginRequired(detail="log in first")
     connection.state.user = user
+    remember(connection, grants(user.role), user.user_id)
     if connection.scope.get("method", "GET") in SAFE_METHODS:
         return
     given = connection.headers.get(CSRF_HEADER)

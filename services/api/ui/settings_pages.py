@@ -13,7 +13,13 @@ from litestar.response import Redirect, Template
 from sqlalchemy import select
 
 from contracts.v1.base import utcnow
-from services.api.accounts import (
+from services.alerts.incidents import list_failed_notifications, save_global
+from services.api.auth import create_token
+from services.api.errors import ApiError
+from services.api.permissions import ROLES, admin_only, can_manage_account, check_scope
+from services.api.ui import alert_form
+from services.api.ui.accounts import (
+    ANY_OWNER,
     check_token_name,
     create_user,
     delete_user,
@@ -21,15 +27,12 @@ from services.api.accounts import (
     list_users,
     revoke_token,
     set_password,
+    set_role,
 )
-from services.api.auth import create_token
-from services.api.errors import ApiError
-from services.api.ui import alert_form
 from services.api.ui.alert_form import AlertFields
 from services.api.ui.form import CHANNELS, row_key
 from services.api.ui.pages import global_alerts, region_cards, render
 from services.api.ui.security import current_user
-from services.common.db.incidents import list_failed_notifications, save_global
 from services.common.db.models import Check
 
 FAILED_SHOWN = 50
@@ -77,7 +80,8 @@ class SettingsPages(Controller):
             "pages/settings.html",
             status_code=status_code,
             users=users,
-            tokens=await list_tokens(sessions),
+            tokens=await list_tokens(sessions, owner=ANY_OWNER if user.is_admin else user.user_id),
+            roles=ROLES,
             region_cards=await region_cards(request),
             stale_after=request.app.state.settings.runner_stale_after,
             errors=errors or {},
@@ -96,22 +100,21 @@ class SettingsPages(Controller):
             "user-removed": "User removed.",
             "password-changed": "Password changed.",
             "token-revoked": "Token revoked.",
+            "role-changed": "Role changed.",
             "alerts-saved": "Global alert defaults saved.",
         }
         return await self._page(request, message=messages.get(done or ""))
 
-    @post("/users", status_code=200)
+    @post("/users", status_code=200, **admin_only)
     async def add_user(self, request: Req) -> Template | Redirect:
         """Create a user (admins only)."""
-        if not current_user(request).is_admin:
-            raise ApiError(403, "only admins can add users")
         data = await request.form()
         try:
             await create_user(
                 request.app.state.sessions,
                 _field(data, "username"),
                 _field(data, "password"),
-                is_admin=_field(data, "is_admin") == "on",
+                role=_field(data, "role") or "editor",
             )
         except ApiError as exc:
             errors = {f"user_{item['field']}": item["message"] for item in exc.errors} or {
@@ -120,12 +123,20 @@ class SettingsPages(Controller):
             return await self._page(request, errors=errors, status_code=422)
         return Redirect("/settings", query_params={"done": "user-created"}, status_code=303)
 
-    @post("/users/{user_id:uuid}/delete", status_code=200)
+    @post("/users/{user_id:uuid}/role", status_code=200, **admin_only)
+    async def change_role(self, request: Req, user_id: FromPath[uuid.UUID]) -> Template | Redirect:
+        """Make a user an admin, editor or viewer (admins only; never the last admin away)."""
+        data = await request.form()
+        try:
+            await set_role(request.app.state.sessions, user_id, _field(data, "role"))
+        except ApiError as exc:
+            return await self._page(request, errors={"users": str(exc.detail)}, status_code=exc.status_code)
+        return Redirect("/settings", query_params={"done": "role-changed"}, status_code=303)
+
+    @post("/users/{user_id:uuid}/delete", status_code=200, **admin_only)
     async def remove_user(self, request: Req, user_id: FromPath[uuid.UUID]) -> Template | Redirect:
         """Remove a user (admins only; never yourself, never the last admin)."""
         user = current_user(request)
-        if not user.is_admin:
-            raise ApiError(403, "only admins can remove users")
         if user.user_id == user_id:
             return await self._page(request, errors={"users": "You cannot remove yourself."}, status_code=409)
         try:
@@ -134,7 +145,7 @@ class SettingsPages(Controller):
             return await self._page(request, errors={"users": str(exc.detail)}, status_code=exc.status_code)
         return Redirect("/settings", query_params={"done": "user-removed"}, status_code=303)
 
-    @post("/users/{user_id:uuid}/password", status_code=200)
+    @post("/users/{user_id:uuid}/password", status_code=200, **can_manage_account)
     async def change_password(self, request: Req, user_id: FromPath[uuid.UUID]) -> Template | Redirect:
         """Change a password (your own, or anyone's as an admin)."""
         user = current_user(request)
@@ -150,28 +161,35 @@ class SettingsPages(Controller):
             return Redirect("/login", status_code=303)
         return Redirect("/settings", query_params={"done": "password-changed"}, status_code=303)
 
-    @post("/tokens", status_code=200)
+    @post("/tokens", status_code=200, **can_manage_account)
     async def add_token(self, request: Req) -> Template:
-        """Create an API token and show it, once."""
+        """Create an API token of yours (acting with your role, or run-only) and show it, once."""
         data = await request.form()
         try:
             name = check_token_name(_field(data, "name"))
+            scope = check_scope(_field(data, "scope") or "full")
         except ApiError as exc:
-            return await self._page(request, errors={"token_name": exc.errors[0]["message"]}, status_code=422)
-        _, token = await create_token(request.app.state.sessions, name, current_user(request).user_id)
+            field = exc.errors[0]["field"] if exc.errors else "name"
+            return await self._page(
+                request, errors={f"token_{field}": exc.errors[0]["message"]}, status_code=422
+            )
+        _, token = await create_token(
+            request.app.state.sessions, name, current_user(request).user_id, scope=scope
+        )
         return await self._page(request, new_token=token, message=f"Token '{name}' created.")
 
-    @post("/tokens/{token_id:uuid}/revoke", status_code=200)
+    @post("/tokens/{token_id:uuid}/revoke", status_code=200, **can_manage_account)
     async def revoke(self, request: Req, token_id: FromPath[uuid.UUID]) -> Redirect:
-        """Revoke an API token."""
-        await revoke_token(request.app.state.sessions, token_id)
+        """Revoke an API token: your own, or anyone's as an admin."""
+        user = current_user(request)
+        await revoke_token(
+            request.app.state.sessions, token_id, owner=ANY_OWNER if user.is_admin else user.user_id
+        )
         return Redirect("/settings", query_params={"done": "token-revoked"}, status_code=303)
 
-    @post("/alerts", status_code=200)
+    @post("/alerts", status_code=200, **admin_only)
     async def save_alert_defaults(self, request: Req) -> Template | Redirect:
         """Save the global alert policy and maintenance windows (admins only)."""
-        if not current_user(request).is_admin:
-            raise ApiError(403, "only admins can change the global alert defaults")
         alerting = AlertFields.from_post(await request.form())
         policy, windows, errors = alerting.validate()
         if policy is None or windows is None:

@@ -11,6 +11,7 @@ from litestar.template.config import TemplateConfig
 
 from contracts.v1.base import utcnow
 from contracts.v1.regions import display_name
+from services.api.permissions import has
 from services.api.ui import form
 from services.api.ui.views import mark_title, observed_text, when
 
@@ -67,6 +68,9 @@ def _configure(engine: JinjaTemplateEngine) -> None:
     env.auto_reload = False
     env.trim_blocks = True
     env.lstrip_blocks = True
+    # ``{% if request is allowed_to('write') %}``: show a control only to whoever may use it (the routes
+    # check again; this only spares viewers buttons that would answer 403).
+    env.tests["allowed_to"] = lambda request, permission: has(request, permission)
     env.filters.update(
         {
             "ms": ms,

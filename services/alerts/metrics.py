@@ -1,4 +1,4 @@
-"""Counters of alert delivery and incidents, rendered in the Prometheus text format for ``/metrics``."""
+"""Counters of the alerts service, rendered in the Prometheus text format for the api's ``/metrics``."""
 
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from contracts.v1.base import utcnow
 from services.api.errors import ApiError
+from services.api.permissions import check_role
 from services.common.db.models import ApiToken, User, WebSession
 
 SESSION_LIFETIME: Final = timedelta(days=14)
@@ -74,18 +75,22 @@ def user_view(row: User) -> dict[str, Any]:
     return {
         "id": str(row.id),
         "username": row.username,
+        "role": row.role,
         "is_admin": row.is_admin,
         "created_at": row.created_at.isoformat().replace("+00:00", "Z"),
     }
 
 
-async def create_user(sessions: Any, username: str, password: str, *, is_admin: bool = False) -> User:
-    """Store a new user; 422 on a bad name or password, 409 if the name is taken."""
+async def create_user(
+    sessions: Any, username: str, password: str, *, is_admin: bool = False, role: str | None = None
+) -> User:
+    """Store a new user (an editor unless ``role`` or ``is_admin`` says otherwise); 422 on a bad name,
+    password or role, 409 if the name is taken."""
     row = User(
         id=uuid.uuid4(),
         username=check_username(username),
         password_hash=hash_password(check_password(password)),
-        is_admin=is_admin,
+        role=check_role(role or ("admin" if is_admin else "editor")),
         created_at=utcnow(),
     )
     try:
@@ -127,15 +132,32 @@ async def delete_user(sessions: Any, user_id: uuid.UUID) -> None:
         row = await session.get(User, user_id)
         if row is None:
             raise ApiError(404, f"no user {user_id}")
-        if row.is_admin:
-            admins = (
-                await session.execute(select(func.count()).select_from(User).where(User.is_admin.is_(True)))
-            ).scalar_one()
-            if admins <= 1:
-                raise ApiError(409, "cannot remove the last admin")
+        if row.is_admin and await _admins(session) <= 1:
+            raise ApiError(409, "cannot remove the last admin")
         await session.execute(delete(WebSession).where(WebSession.user_id == user_id))
         await session.execute(delete(ApiToken).where(ApiToken.user_id == user_id))
         await session.delete(row)
+
+
+async def _admins(session: Any) -> int:
+    return int(
+        (
+            await session.execute(select(func.count()).select_from(User).where(User.role == "admin"))
+        ).scalar_one()
+    )
+
+
+async def set_role(sessions: Any, user_id: uuid.UUID, role: str) -> User:
+    """Give a user another role; 422 for an unknown role, 409 when it would leave no admin."""
+    role = check_role(role)
+    async with sessions() as session, session.begin():
+        row: User | None = await session.get(User, user_id)
+        if row is None:
+            raise ApiError(404, f"no user {user_id}")
+        if row.is_admin and role != "admin" and await _admins(session) <= 1:
+            raise ApiError(409, "cannot demote the last admin", [{"field": "role", "message": "last admin"}])
+        row.role = role
+    return row
 
 
 async def set_password(sessions: Any, user_id: uuid.UUID, password: str) -> None:
@@ -167,8 +189,13 @@ class SessionUser:
 
     user_id: uuid.UUID
     username: str
-    is_admin: bool
+    role: str
     csrf_token: str
+
+    @property
+    def is_admin(self) -> bool:
+        """Whether this user administers Seymour."""
+        return self.role == "admin"
 
 
 async def open_session(sessions: Any, user: User) -> str:
@@ -195,14 +222,14 @@ async def load_session(sessions: Any, session_id: str, *, now: datetime | None =
     async with sessions() as session:
         row = (
             await session.execute(
-                select(WebSession.csrf_token, WebSession.expires_at, User.id, User.username, User.is_admin)
+                select(WebSession.csrf_token, WebSession.expires_at, User.id, User.username, User.role)
                 .join(User, User.id == WebSession.user_id)
                 .where(WebSession.id_hash == _sha256(session_id))
             )
         ).one_or_none()
     if row is None or row.expires_at <= now:
         return None
-    return SessionUser(row.id, row.username, row.is_admin, row.csrf_token)
+    return SessionUser(row.id, row.username, row.role, row.csrf_token)
 
 
 async def close_session(sessions: Any, session_id: str) -> None:
@@ -221,6 +248,7 @@ def token_view(row: ApiToken) -> dict[str, Any]:
         "id": str(row.id),
         "name": row.name,
         "prefix": row.prefix,
+        "scope": row.scope,
         "user_id": str(row.user_id) if row.user_id else None,
         "created_at": iso(row.created_at),
         "last_used_at": iso(row.last_used_at),
@@ -228,18 +256,26 @@ def token_view(row: ApiToken) -> dict[str, Any]:
     }
 
 
-async def list_tokens(sessions: Any) -> list[ApiToken]:
-    """Every token, newest first (revoked ones too, so people see what was revoked)."""
+#: ``owner=`` of :func:`list_tokens` and :func:`revoke_token` for an administrator: every token.
+ANY_OWNER: Final = object()
+
+
+async def list_tokens(sessions: Any, *, owner: Any) -> list[ApiToken]:
+    """The tokens of ``owner`` (a user id; ``ANY_OWNER`` for all), newest first (revoked ones too, so people
+    see what was revoked)."""
+    query = select(ApiToken).order_by(ApiToken.created_at.desc(), ApiToken.id)
+    if owner is not ANY_OWNER:
+        query = query.where(ApiToken.user_id == owner)
     async with sessions() as session:
-        query = select(ApiToken).order_by(ApiToken.created_at.desc(), ApiToken.id)
         return list((await session.execute(query)).scalars().all())
 
 
-async def revoke_token(sessions: Any, token_id: uuid.UUID) -> ApiToken:
-    """Revoke a token (it stops working at once); 404 if unknown."""
+async def revoke_token(sessions: Any, token_id: uuid.UUID, *, owner: Any) -> ApiToken:
+    """Revoke a token of ``owner`` (``ANY_OWNER`` for an admin): it stops working at once; 404 if unknown
+    or someone else's (the same answer, so ids of others' tokens cannot be probed)."""
     async with sessions() as session, session.begin():
         row: ApiToken | None = await session.get(ApiToken, token_id)
-        if row is None:
+        if row is None or (owner is not ANY_OWNER and row.user_id != owner):
             raise ApiError(404, f"no token {token_id}")
         if row.revoked_at is None:
             row.revoked_at = utcnow()
