@@ -21,6 +21,7 @@ from services.api.controllers.alerts import (
 from services.api.controllers.checks import ChecksController, TagsController
 from services.api.controllers.run_sets import RunSetsController
 from services.api.controllers.runs import RegionsController, RunsController
+from services.api.controllers.status_pages import BadgesController, StatusPagesController
 from services.api.controllers.summary import CheckSummaryController
 from services.api.controllers.tokens import TokensController
 from services.api.controllers.users import UsersController
@@ -55,6 +56,8 @@ def create_app(
             CheckSummaryController,
             RunsController,
             RunSetsController,
+            StatusPagesController,
+            BadgesController,
             RegionsController,
             IncidentsController,
             NotificationsController,

@@ -14,6 +14,8 @@ from services.api.ui.login import login, login_form, logout
 from services.api.ui.pages import CheckPages
 from services.api.ui.security import CsrfRejected, LoginRequired, csrf_rejected, login_redirect, session_guard
 from services.api.ui.settings_pages import SettingsPages
+from services.api.ui.status_admin import StatusPagesAdmin
+from services.api.ui.status_public import public_handlers
 from services.api.ui.templating import STATIC, template_config
 
 __all__ = ["route_handlers", "template_config"]
@@ -44,9 +46,10 @@ def route_handlers() -> list[Any]:
         login_form,
         login,
         logout,
+        *public_handlers(),
         Router(
             path="/",
-            route_handlers=[CheckPages, SettingsPages],
+            route_handlers=[CheckPages, SettingsPages, StatusPagesAdmin],
             guards=[session_guard, permission_guard],
             exception_handlers={
                 LoginRequired: login_redirect,

@@ -78,6 +78,52 @@ class RunSet(Base):
     items: Mapped[list[Any]] = mapped_column(JSON, default=list)
 
 
+class StatusPage(Base):
+    """A status page: its look, its groups of checks (by id with a display name, or by tag), and
+    whether anyone may see it without logging in. ``groups`` is validated by the api."""
+
+    __tablename__ = "status_pages"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    logo_text: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    logo_colour: Mapped[str | None] = mapped_column(String(7), nullable=True)
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    groups: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StatusNotice(Base):
+    """An incident update or a scheduled-maintenance notice an admin posted on a status page."""
+
+    __tablename__ = "status_notices"
+    __table_args__ = (Index("ix_status_notices_page_created", "page_id", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    page_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("status_pages.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text, default="")
+    starts_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    ends_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CheckBadge(Base):
+    """The unguessable token that lets a README show a check's badges without exposing the check."""
+
+    __tablename__ = "check_badges"
+
+    check_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("checks.id", ondelete="CASCADE"), primary_key=True
+    )
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Run(Base):
     """One slot × region: a result (passed/failed/error) or a miss."""
 
