@@ -1,7 +1,7 @@
 """status_pages, status_notices and check_badges: public status pages and README badges
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-01 01:10:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import services.common.db.models
 
-revision = "0004"
-down_revision = "0003"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
