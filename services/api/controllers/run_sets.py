@@ -11,6 +11,7 @@ from litestar.params import FromPath
 from services.api import run_sets
 from services.api.checks import CheckStore
 from services.api.errors import ApiError
+from services.api.permissions import can_run, can_see_results
 
 
 class RunSetsController(Controller):
@@ -18,7 +19,7 @@ class RunSetsController(Controller):
 
     path = "/api/v1/run-sets"
 
-    @post("/")
+    @post("/", **can_run)
     async def start_run_set(self, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
         """Run every check with ``tag`` now from each of its regions (or only ``regions``); 202 with the
         id to poll."""
@@ -33,7 +34,7 @@ class RunSetsController(Controller):
         run_set = await run_sets.start(CheckStore(state.sessions, state.bus), tag, regions)
         return Response(await run_sets.report(state.sessions, run_set), status_code=202)
 
-    @get("/{run_set_id:uuid}")
+    @get("/{run_set_id:uuid}", **can_see_results)
     async def get_run_set(
         self, request: Request[Any, Any, Any], run_set_id: FromPath[uuid.UUID]
     ) -> dict[str, Any]:

@@ -9,8 +9,8 @@ from litestar import Controller, Request, delete, get, post, put
 from litestar.params import FromPath
 
 from services.api import badges
-from services.api.auth import admin_guard
 from services.api.errors import ApiError
+from services.api.permissions import admin_only, can_read
 from services.api.status_pages import NoticeInput, PageConfig, StatusPageStore, notice_view, page_view, parse
 
 
@@ -38,7 +38,7 @@ class StatusPagesController(Controller):
     """Status pages, by id."""
 
     path = "/api/v1/status-pages"
-    guards = [admin_guard]
+    opt = admin_only
 
     @get("/")
     async def list_pages(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
@@ -95,9 +95,8 @@ class BadgesController(Controller):
     """A check's badge token and the URLs of its badges."""
 
     path = "/api/v1/checks/{check_id:uuid}/badges"
-    guards = [admin_guard]
 
-    @get("/")
+    @get("/", **can_read)
     async def badge_urls(
         self, request: Request[Any, Any, Any], check_id: FromPath[uuid.UUID]
     ) -> dict[str, Any]:

@@ -132,3 +132,49 @@ async def test_bad_run_set_requests_are_422_naming_the_field(api: Api, body: Any
 
 async def test_unknown_run_set_is_404(api: Api) -> None:
     assert (await api.client.get(f"/api/v1/run-sets/{uuid.uuid4()}")).status_code == 404
+
+
+SCOPED = [
+    ("POST", "/api/v1/run-sets", {"tag": "deploy-smoke"}, 202),
+    ("GET", "/api/v1/checks?tag=deploy-smoke", None, 200),
+    ("POST", "/api/v1/checks", "new-check", 403),
+    ("POST", "/api/v1/checks/pause?tag=deploy-smoke", None, 403),
+    ("GET", "/api/v1/tags", None, 403),
+    ("GET", "/api/v1/status-pages", None, 403),
+    ("GET", "/api/v1/incidents", None, 403),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    SCOPED,
+    ids=["start-run-set", "list-tagged", "create", "pause-tag", "tags", "status-pages", "incidents"],
+)
+async def test_a_run_only_token_runs_and_reads_results_and_nothing_else(
+    api: Api, method: str, path: str, body: Any, status: int
+) -> None:
+    from services.api.auth import create_token
+
+    await create(api, "cards", ["deploy-smoke"], ["us-east-1"])
+    _, token = await create_token(api.sessions, "ci", scope="run")
+    headers = {"Authorization": f"Bearer {token}"}
+    if body == "new-check":
+        body = {
+            **demo_check("http://127.0.0.1:9/x", "http://127.0.0.1:9/h", name="sneaky"),
+            "tags": ["deploy-smoke"],
+        }
+    response = await api.client.request(method, path, json=body, headers=headers)
+    assert response.status_code == status, response.text
+
+
+async def test_a_run_only_token_polls_its_run_set(api: Api) -> None:
+    from services.api.auth import create_token
+
+    await create(api, "cards", ["deploy-smoke"], ["us-east-1"])
+    _, token = await create_token(api.sessions, "ci", scope="run")
+    headers = {"Authorization": f"Bearer {token}"}
+    started = await api.client.post("/api/v1/run-sets", json={"tag": "deploy-smoke"}, headers=headers)
+    assert started.status_code == 202, started.text
+    polled = await api.client.get(f"/api/v1/run-sets/{started.json()['id']}", headers=headers)
+    assert polled.status_code == 200
+    assert polled.json()["state"] == "running"

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from services.api.controllers.status_pages import forget_rendered
 from services.api.errors import ApiError
+from services.api.permissions import admin_only
 from services.api.status_pages import (
     INCIDENT_STATUSES,
     MAINTENANCE_STATUSES,
@@ -142,11 +143,6 @@ class PageForm:
         return parts[0] if parts[0] in ("title", "slug", "logo_text", "logo_colour", "groups") else "general"
 
 
-def _require_admin(request: Req) -> None:
-    if not current_user(request).is_admin:
-        raise ApiError(403, "only admins can manage status pages")
-
-
 async def _check_names(request: Req) -> dict[str, str]:
     async with request.app.state.sessions() as session:
         return {str(cid): name for cid, name in await session.execute(select(Check.id, Check.name))}
@@ -166,30 +162,27 @@ class StatusPagesAdmin(Controller):
 
     path = "/status-pages"
     include_in_schema = False
+    opt = admin_only
 
     @get("/")
     async def index(self, request: Req) -> Template:
         """Every page, with its public link."""
-        _require_admin(request)
         pages = await StatusPageStore(request.app.state.sessions).all()
         return _render(request, "pages/status_pages.html", pages=pages)
 
     @get("/new")
     async def new(self, request: Req) -> Template:
         """An empty page form."""
-        _require_admin(request)
         return await self._form(request, PageForm().with_blank_group(), page=None)
 
     @post("/", status_code=200)
     async def create(self, request: Req) -> Template | Redirect:
         """Create a page from the form."""
-        _require_admin(request)
         return await self._save(request, None)
 
     @get("/{page_id:uuid}/edit")
     async def edit(self, request: Req, page_id: FromPath[uuid.UUID]) -> Template:
         """A page's form, and its notices."""
-        _require_admin(request)
         row = await StatusPageStore(request.app.state.sessions).get(page_id)
         form = PageForm.from_page(row, await _check_names(request)).with_blank_group()
         return await self._form(request, form, page=row)
@@ -197,13 +190,11 @@ class StatusPagesAdmin(Controller):
     @post("/{page_id:uuid}", status_code=200)
     async def update(self, request: Req, page_id: FromPath[uuid.UUID]) -> Template | Redirect:
         """Save a page from the form."""
-        _require_admin(request)
         return await self._save(request, page_id)
 
     @post("/{page_id:uuid}/delete", status_code=200)
     async def delete(self, request: Req, page_id: FromPath[uuid.UUID]) -> Redirect:
         """Delete a page."""
-        _require_admin(request)
         await StatusPageStore(request.app.state.sessions).delete(page_id)
         forget_rendered(request)
         return Redirect("/status-pages", status_code=303)
@@ -211,7 +202,6 @@ class StatusPagesAdmin(Controller):
     @get("/{page_id:uuid}/preview")
     async def preview(self, request: Req, page_id: FromPath[uuid.UUID]) -> Response[bytes]:
         """The page as the public will see it, public or not yet."""
-        _require_admin(request)
         row = await StatusPageStore(request.app.state.sessions).get(page_id)
         body = await render_page(request, row.slug, allow_private=True)
         return Response(body, media_type="text/html; charset=utf-8")
@@ -219,7 +209,6 @@ class StatusPagesAdmin(Controller):
     @post("/{page_id:uuid}/notices", status_code=200)
     async def post_notice(self, request: Req, page_id: FromPath[uuid.UUID]) -> Template | Redirect:
         """Post an incident update or a maintenance notice from the form."""
-        _require_admin(request)
         data = await request.form()
         fields = {
             key: data.get(key) or None for key in ("kind", "title", "body", "status", "starts_at", "ends_at")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from contracts.v1.base import utcnow
-from services.api.accounts import create_user
+from services.api.ui.accounts import create_user
 from services.common.db.models import AlertState, Incident, RunRollup
 from tests.support.servers import demo_check
 
@@ -319,3 +319,13 @@ async def test_badges_by_unguessable_token_expose_nothing_else(ui: Ui) -> None:
     await api(ui, "POST", "/api/v1/status-pages", page_body(ids))
     page_badge = await ui.client.get("/status/acme/badge.svg")
     assert "status: degraded" in page_badge.text
+
+
+@pytest.mark.parametrize("role", ["editor", "viewer"])
+async def test_status_page_api_needs_an_admin(ui: Ui, role: str) -> None:
+    from services.api.auth import create_token
+
+    user = await create_user(ui.sessions, f"u-{role}", "a long password 1", role=role)
+    _, token = await create_token(ui.sessions, "t", user.id)
+    response = await ui.client.get("/api/v1/status-pages", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 403

@@ -1,7 +1,7 @@
 """status_pages, status_notices and check_badges: public status pages and README badges
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: status_pages
+Revises: 0004
 Create Date: 2026-12-01 01:10:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import services.common.db.models
 
-revision = "0006"
-down_revision = "0005"
+revision = "status_pages"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
