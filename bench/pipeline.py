@@ -29,7 +29,7 @@ from bench.baseline import bare_aiohttp_rps
 from contracts.v1 import CheckSpec
 from services.common.db.engine import make_engine, make_sessionmaker, upgrade_sync
 from services.common.db.models import Check, Run
-from services.results.rollups import exact_percentile
+from services.common.db.rollups import exact_percentile
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DELAY_MS = 50

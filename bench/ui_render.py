@@ -23,8 +23,8 @@ from litestar.testing import AsyncTestClient
 
 from contracts.v1 import CheckSpec
 from contracts.v1.base import utcnow
+from services.api.accounts import create_user, open_session
 from services.api.app import create_app
-from services.api.ui.accounts import create_user, open_session
 from services.api.ui.security import SESSION_COOKIE
 from services.common.db.engine import make_engine, make_sessionmaker, upgrade
 from services.common.db.models import Check

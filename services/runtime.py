@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from services.common.bus import Bus, make_bus
+from services.common.bus import Bus
 from services.common.db.engine import make_engine, make_sessionmaker, upgrade
 from services.common.health import HealthBeat
 from services.common.service import Service
@@ -26,6 +26,20 @@ log = logging.getLogger(__name__)
 SERVICES: Final = ("scheduler", "router", "runner", "results", "alerts", "api")
 #: Services that never touch the database (a regional runner has none).
 DATABASE_FREE: Final = frozenset({"runner", "router"})
+
+
+def make_bus(broker_url: str, *, instance: str = "seymour") -> Bus:
+    """The adapter for ``broker_url``: ``memory://`` → in-process, ``amqp://`` → RabbitMQ.
+
+    Imported lazily so a process on the in-process bus never loads FastStream.
+    """
+    if broker_url.startswith("memory://"):
+        from services.common.bus.memory import MemoryBus
+
+        return MemoryBus()
+    from services.common.bus.rabbit import RabbitBus
+
+    return RabbitBus(broker_url, instance=instance)
 
 
 def build_service(name: str, settings: Settings, bus: Bus, sessions: Any) -> Service:

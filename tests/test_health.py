@@ -7,7 +7,7 @@ from pathlib import Path
 
 from services import runtime
 from services.cli import main as cli_main
-from services.common.bus_rabbit import RabbitBus
+from services.common.bus.rabbit import RabbitBus
 from services.common.health import age_of
 from services.common.settings import Settings
 from tests.support.servers import eventually

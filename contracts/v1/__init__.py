@@ -17,6 +17,7 @@ from contracts.v1.runners import RunnerHeartbeat
 from contracts.v1.runs import (
     AssertionOutcome,
     CheckCompleted,
+    MissedReason,
     ResponseSample,
     RunCheck,
     RunError,
@@ -38,6 +39,7 @@ __all__ = [
     "CheckSpec",
     "MaintenanceWindow",
     "Message",
+    "MissedReason",
     "RequestSpec",
     "ResponseSample",
     "RunCheck",

@@ -17,8 +17,18 @@ from pydantic import Field, field_validator, model_validator
 
 from contracts.v1.base import AwareDatetime, Frozen
 from contracts.v1.regions import REGIONS
+from contracts.v1.templates import NAME_RE, Placeholder, TemplateError, has_placeholders, parse
 
-Source = Literal["status_code", "response_time", "header", "json_body", "text_body"]
+Source = Literal[
+    "status_code",
+    "response_time",
+    "header",
+    "json_body",
+    "text_body",
+    "tls_certificate",
+    "json_schema",
+    "phase_time",
+]
 Comparison = Literal[
     "equals",
     "not_equals",
@@ -36,6 +46,7 @@ Comparison = Literal[
     "is_not_null",
     "exists",
     "not_exists",
+    "matches_schema",
 ]
 
 ORDERING: Final = frozenset({"greater_than", "less_than", "greater_or_equal", "less_or_equal"})
@@ -100,8 +111,26 @@ COMPARISONS_BY_SOURCE: Final[dict[str, tuple[str, ...]]] = {
         "is_empty",
         "is_not_empty",
     ),
+    "tls_certificate": (
+        "equals",
+        "not_equals",
+        "greater_than",
+        "less_than",
+        "greater_or_equal",
+        "less_or_equal",
+        "contains",
+        "not_contains",
+        "matches",
+        "not_matches",
+    ),
+    "json_schema": ("matches_schema",),
+    "phase_time": ("less_than", "less_or_equal", "greater_than", "greater_or_equal"),
 }
-SOURCES_WITH_PROPERTY: Final = frozenset({"header", "json_body"})
+SOURCES_WITH_PROPERTY: Final = frozenset({"header", "json_body", "tls_certificate", "phase_time"})
+#: What ``tls_certificate`` can look at in the certificate the server actually presented.
+CERTIFICATE_PROPERTIES: Final = ("days_until_expiry", "issuer", "subject", "san", "hostname_match")
+#: The request phases ``phase_time`` can assert on (milliseconds, as in the run's timings).
+PHASES: Final = ("dns", "connect", "tls", "first_byte", "download")
 METHODS: Final = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 HEADER_NAME: Final = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 MAX_INTERVAL: Final = 7 * 24 * 3600
@@ -137,6 +166,18 @@ class Assertion(Frozen):
                 raise ValueError(f"property '{self.property}' is not a valid header name")
             if self.source == "json_body":
                 _check_jsonpath(self.property)
+            if self.source == "tls_certificate" and self.property not in CERTIFICATE_PROPERTIES:
+                raise ValueError(
+                    f"property '{self.property}' is not a certificate property"
+                    f" (valid: {', '.join(CERTIFICATE_PROPERTIES)})"
+                )
+            if self.source == "phase_time" and self.property not in PHASES:
+                raise ValueError(f"property '{self.property}' is not a phase (valid: {', '.join(PHASES)})")
+        elif self.source == "json_schema":
+            if self.property not in (None, ""):
+                _check_jsonpath(self.property)
+            _check_schema(self.target)
+            return self
         elif self.property not in (None, ""):
             raise ValueError(f"property is not used by source '{self.source}'; leave it empty")
         if self.comparison in UNARY:
@@ -145,7 +186,7 @@ class Assertion(Frozen):
             return self
         if self.target is None or self.target == "":
             raise ValueError(f"target is required for comparison '{self.comparison}'")
-        numeric = self.comparison in ORDERING or self.source in ("status_code", "response_time")
+        numeric = self.comparison in ORDERING or self.source in ("status_code", "response_time", "phase_time")
         if numeric and self.comparison not in REGEX:
             _require_number(self.target, self.source)
         if self.comparison in REGEX:
@@ -170,6 +211,18 @@ def _require_number(target: Any, source: str) -> None:
         except ValueError:
             pass
     raise ValueError(f"target must be a number for this comparison on '{source}', got {target!r}")
+
+
+def _check_schema(schema: Any) -> None:
+    """A ``json_schema`` target must itself be a valid JSON Schema (any draft ``jsonschema`` knows)."""
+    import jsonschema
+
+    if not isinstance(schema, dict):
+        raise ValueError('target of json_schema must be a JSON Schema object, e.g. {"type": "object"}')
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise ValueError(f"target is not a valid JSON Schema: {exc.message}") from None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -211,6 +264,8 @@ class RequestSpec(Frozen):
     @classmethod
     def _http_url(cls, value: str) -> str:
         value = value.strip()
+        if has_placeholders(value):
+            return _templated_url(value)
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https"):
             raise ValueError("url must start with http:// or https://")
@@ -230,7 +285,118 @@ class RequestSpec(Frozen):
                 raise ValueError(f"'{name}' is not a valid header name")
             if "\n" in header_value or "\r" in header_value:
                 raise ValueError(f"header '{name}' value must not contain line breaks")
+            _placeholders(header_value, f"header '{name}'")
         return value
+
+    @field_validator("body")
+    @classmethod
+    def _body_templates(cls, value: Any) -> Any:
+        for text in _strings(value):
+            _placeholders(text, "body")
+        return value
+
+    def placeholders(self) -> list[Placeholder]:
+        """Every ``{{ … }}`` in the URL, header values and body (string leaves of a JSON body)."""
+        texts = [self.url, *self.headers.values(), *_strings(self.body)]
+        return [placeholder for text in texts if has_placeholders(text) for placeholder in parse(text)]
+
+
+def _strings(value: Any) -> list[str]:
+    """The strings of a body: itself, or every string key and leaf of a JSON document."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [
+            text for key, item in value.items() for text in (key, *_strings(item)) if isinstance(text, str)
+        ]
+    if isinstance(value, list):
+        return [text for item in value for text in _strings(item)]
+    return []
+
+
+def _placeholders(text: str, where: str) -> list[Placeholder]:
+    try:
+        return parse(text)
+    except TemplateError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+
+
+def _templated_url(value: str) -> str:
+    """A URL with placeholders: the syntax is checked now, the URL itself once rendered by the runner.
+    A literal scheme before the first placeholder must still be http(s)."""
+    found = _placeholders(value, "url")
+    prefix = value[: found[0].start] if found else value
+    if "://" in prefix and urlsplit(prefix).scheme not in ("http", "https"):
+        raise ValueError("url must start with http:// or https://")
+    if found and found[0].start == 0 and found[0].kind not in ("vars", "secrets"):
+        raise ValueError("url must start with http(s):// or a {{ vars.<name> }} holding one")
+    return value
+
+
+ExtractionSource = Literal["json_body", "header", "text_body", "status_code"]
+
+
+class Extraction(Frozen):
+    """Saves one value of a step's response as ``steps.<step>.<name>`` for the steps after it.
+
+    ``property`` is a JSONPath (``json_body``), a header name (``header``) or a regular expression
+    (``text_body``: its first group, or the whole match when it has none); ``status_code`` takes none.
+    """
+
+    name: str
+    source: ExtractionSource
+    property: str | None = None
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Extraction:
+        if not NAME_RE.fullmatch(self.name):
+            raise ValueError(f"extraction name '{self.name}' must be letters, digits, '_' or '-'")
+        if self.source == "status_code":
+            if self.property not in (None, ""):
+                raise ValueError("property is not used when extracting the status code; leave it empty")
+            return self
+        if not self.property:
+            raise ValueError(f"property is required to extract from '{self.source}'")
+        if self.source == "json_body":
+            _check_jsonpath(self.property)
+        elif self.source == "header" and not HEADER_NAME.match(self.property):
+            raise ValueError(f"property '{self.property}' is not a valid header name")
+        elif self.source == "text_body":
+            try:
+                re.compile(self.property)
+            except re.error as exc:
+                raise ValueError(f"property is not a valid regular expression: {exc}") from None
+        return self
+
+
+class Step(Frozen):
+    """One request of a multi-step check: sent, asserted, and mined for values the next steps use."""
+
+    name: str
+    request: RequestSpec
+    assertions: list[Assertion] = Field(default_factory=list, max_length=100)
+    extract: list[Extraction] = Field(default_factory=list, max_length=50)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME_RE.fullmatch(value):
+            raise ValueError(
+                f"step name '{value}' must start with a letter or '_' and hold letters, digits, '_' or '-'"
+            )
+        return value
+
+    @field_validator("extract")
+    @classmethod
+    def _unique(cls, value: list[Extraction]) -> list[Extraction]:
+        names = [extraction.name for extraction in value]
+        if len(set(names)) != len(names):
+            raise ValueError("extraction names must not repeat within a step")
+        return value
+
+
+#: The name the single request of a check without ``steps`` goes by.
+SINGLE_STEP: Final = "request"
 
 
 OnEvent = Literal["failure", "recovery", "reminder", "degraded", "flapping"]
@@ -428,6 +594,68 @@ class CheckSpec(Frozen):
     alert_policy: AlertPolicy = Field(default_factory=AlertPolicy)
     maintenance: list[MaintenanceWindow] = Field(default_factory=list, max_length=50)
     tags: list[str] = Field(default_factory=list, max_length=MAX_TAGS)
+    steps: list[Step] = Field(default_factory=list, max_length=20)
+    teardown: list[Step] = Field(default_factory=list, max_length=10)
+    teardown_fails_check: bool = False
+    share_cookies: bool = False
+    variables: dict[str, str] = Field(default_factory=dict, max_length=100)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _first_step_is_the_request(cls, data: Any) -> Any:
+        """With ``steps``, ``request``/``assertions`` are the first step's (filled in when omitted), so a
+        consumer that knows only single-request checks still reads a valid request."""
+        if isinstance(data, dict) and data.get("steps") and "request" not in data:
+            first = data["steps"][0]
+            if isinstance(first, dict):
+                data = {**data, "request": first.get("request"), "assertions": first.get("assertions", [])}
+            elif isinstance(first, Step):
+                data = {**data, "request": first.request, "assertions": first.assertions}
+        return data
+
+    @model_validator(mode="after")
+    def _scenario(self) -> CheckSpec:
+        if not self.steps:
+            if self.teardown:
+                raise ValueError("teardown needs steps: write the request as the first of 'steps'")
+            _check_references([Step(name=SINGLE_STEP, request=self.request)], [], self.variables)
+            return self
+        first = self.steps[0]
+        if self.request != first.request or self.assertions != first.assertions:
+            raise ValueError("with steps, request and assertions are the first step's: set only steps")
+        names = [step.name for step in (*self.steps, *self.teardown)]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"step names must be unique: {', '.join(repeated)}")
+        _check_references(self.steps, self.teardown, self.variables)
+        return self
+
+    def scenario(self) -> list[Step]:
+        """The main steps in order: ``steps``, or the single request as one step named ``request``."""
+        if self.steps:
+            return list(self.steps)
+        return [Step(name=SINGLE_STEP, request=self.request, assertions=self.assertions)]
+
+    def is_multi_step(self) -> bool:
+        """Whether runs of this check report steps (a check without ``steps`` reports as it always did)."""
+        return bool(self.steps)
+
+    def referenced(self, kind: Literal["vars", "secrets"]) -> set[str]:
+        """The names of the variables (or secrets) the check's requests use."""
+        return {
+            placeholder.name
+            for step in (*self.scenario(), *self.teardown)
+            for placeholder in step.request.placeholders()
+            if placeholder.kind == kind
+        }
+
+    @field_validator("variables")
+    @classmethod
+    def _variable_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not NAME_RE.fullmatch(name):
+                raise ValueError(f"variable name '{name}' must be letters, digits, '_' or '-'")
+        return value
 
     @field_validator("name")
     @classmethod
@@ -459,3 +687,29 @@ class CheckSpec(Frozen):
         if len(set(tags)) != len(tags):
             raise ValueError("tags must not repeat")
         return tags
+
+
+def _check_references(steps: list[Step], teardown: list[Step], variables: dict[str, str]) -> None:
+    """Every ``{{ steps.<step>.<name> }}`` names an extraction of an *earlier* main step (teardown may use
+    any main step's). Variables and secrets may also be global, so the api checks those."""
+    available: dict[str, set[str]] = {}
+    for label, group in (("steps", steps), ("teardown", teardown)):
+        for index, step in enumerate(group):
+            for placeholder in step.request.placeholders():
+                if placeholder.kind != "steps":
+                    continue
+                where = f"{label}[{index}] '{step.name}'"
+                if placeholder.scope not in available:
+                    known = ", ".join(sorted(available)) or "none yet"
+                    raise ValueError(
+                        f"{where}: {{{{ {placeholder.reference} }}}} refers to no earlier step"
+                        f" (earlier steps: {known})"
+                    )
+                if placeholder.name not in available[placeholder.scope]:
+                    known = ", ".join(sorted(available[placeholder.scope])) or "none"
+                    raise ValueError(
+                        f"{where}: step '{placeholder.scope}' extracts no '{placeholder.name}'"
+                        f" (it extracts: {known})"
+                    )
+            if label == "steps":
+                available[step.name] = {extraction.name for extraction in step.extract}

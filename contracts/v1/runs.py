@@ -26,6 +26,7 @@ ErrorClass = Literal[
     "expired",
     "no_runner",
     "internal",
+    "template",
 ]
 
 
@@ -84,6 +85,38 @@ class AssertionOutcome(_Part):
     message: str | None = None
 
 
+class CertificateInfo(_Part):
+    """The TLS certificate the server actually presented (the leaf), as a user reads it."""
+
+    subject: str
+    issuer: str
+    san: list[str] = Field(default_factory=list)
+    not_before: AwareDatetime
+    not_after: AwareDatetime
+    days_until_expiry: int
+    hostname_match: bool
+
+
+StepStatus = Literal["passed", "failed", "error", "skipped"]
+
+
+class StepOutcome(_Part):
+    """One step of a multi-step run: its request, response, phases and assertions, and the values it
+    extracted. ``skipped`` when an earlier main step failed; teardown steps carry ``teardown: true``."""
+
+    name: str
+    teardown: bool = False
+    status: StepStatus
+    started_at: AwareDatetime | None = None
+    request: dict[str, Any] | None = None
+    response: ResponseSample | None = None
+    timings: Timings = Field(default_factory=Timings)
+    error: RunError | None = None
+    assertions: list[AssertionOutcome] = Field(default_factory=list)
+    extracted: dict[str, Any] = Field(default_factory=dict)
+    certificate: CertificateInfo | None = None
+
+
 class RunCheck(Message):
     """Command to a region's runner: run this check for this slot, unless ``expires_at`` has passed.
 
@@ -122,10 +155,18 @@ class CheckCompleted(Message):
     request: dict[str, Any] | None = None
     runner_id: str | None = None
     degraded: bool = False
+    steps: list[StepOutcome] | None = None
+    failed_step: str | None = None
+    certificate: CertificateInfo | None = None
+
+
+MissedReason = Literal["expired", "no_runner", "no_leader", "not_published"]
 
 
 class RunMissed(Message):
-    """Event: a run never started — it expired in its queue, or no runner serves its region."""
+    """Event: a run never started — it expired in its queue, no runner serves its region, no scheduler
+    could fire its slot (``no_leader``: the database or every scheduler was away), or the slot could not
+    be handed to the broker while it was still fresh (``not_published``)."""
 
     kind: Literal["run.missed"] = "run.missed"
     run_id: uuid.UUID
@@ -133,5 +174,5 @@ class RunMissed(Message):
     slot: AwareDatetime
     region: str
     trigger: Literal["scheduled", "manual", "confirmation"] = "scheduled"
-    reason: Literal["expired", "no_runner"]
+    reason: MissedReason
     detail: str = ""

@@ -5,13 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from services.alerts.channels.base import AlertMessage, describe_assertion, region_lines
 from services.alerts.policy import Event
-
-
-def check_url(base_url: str, check_id: uuid.UUID) -> str:
-    """The check's page in the UI."""
-    return f"{base_url.rstrip('/')}/checks/{check_id}"
+from services.common.channels.base import AlertMessage, check_url, describe_assertion, region_lines
 
 
 def _duration(delta: timedelta) -> str:

@@ -18,11 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contracts.v1 import CheckCompleted, CheckDue, CheckSpec, RunMissed
 from contracts.v1.checks import AlertPolicy, MaintenanceWindow
 from services.alerts import policy as engine
-from services.alerts.incidents import apply_outcome, close_open_incidents, effective_policy, load_global
-from services.alerts.metrics import METRICS, Registry
+from services.alerts.incidents import apply_outcome, close_open_incidents
 from services.alerts.outcomes import observation
 from services.common.bus import Publisher
+from services.common.db.incidents import effective_policy, load_global
 from services.common.db.models import AlertState, Check, Runner
+from services.common.metrics import METRICS, Registry
 from services.common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)

@@ -1,24 +1,22 @@
-"""Incidents and the outbox in the database: one engine step's effects written in the caller's transaction,
-plus the queries the api shows (``/api/v1/incidents``, the check page) and the global alert settings."""
+"""Incidents and the outbox in the database: one engine step's effects written in the caller's transaction.
+
+The reads the api shows and the global alert settings live in :mod:`services.common.db.incidents`."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.v1.checks import AlertPolicy, CheckSpec, MaintenanceWindow
+from contracts.v1.checks import CheckSpec
 from contracts.v1.regions import display_name
-from services.alerts.channels.base import describe_assertion
 from services.alerts.compose import compose
 from services.alerts.policy import IncidentSnapshot, Outcome
-from services.common.db.models import Incident, Notification, Setting
-
-POLICY_KEY: Final = "alerts.policy"
-MAINTENANCE_KEY: Final = "alerts.maintenance"
+from services.common.channels.base import describe_assertion
+from services.common.db.models import Incident, Notification
 
 
 def _regions_json(snapshot: IncidentSnapshot) -> list[dict[str, Any]]:
@@ -126,145 +124,3 @@ async def close_open_incidents(
         .where(Incident.check_id == check_id, Incident.state == "open")
         .values(state="resolved", resolved_at=now, resolve_reason=reason)
     )
-
-
-def _notification_json(row: Notification) -> dict[str, Any]:
-    return {
-        "id": str(row.id),
-        "channel_index": row.channel_index,
-        "channel": row.channel_type,
-        "transition": row.transition,
-        "status": row.status,
-        "attempts": row.attempts,
-        "last_error": row.last_error,
-        "attempt_log": row.attempt_log,
-        "created_at": row.created_at.isoformat(),
-        "next_attempt_at": row.next_attempt_at.isoformat() if row.next_attempt_at else None,
-        "sent_at": row.sent_at.isoformat() if row.sent_at else None,
-    }
-
-
-def incident_json(row: Incident, notifications: list[Notification] | None = None) -> dict[str, Any]:
-    """An incident as the api returns it (with its notification attempts when given)."""
-    data: dict[str, Any] = {
-        "id": str(row.id),
-        "check_id": str(row.check_id),
-        "state": row.state,
-        "opened_at": row.opened_at.isoformat(),
-        "opened_slot": row.opened_slot.isoformat() if row.opened_slot else None,
-        "resolved_at": row.resolved_at.isoformat() if row.resolved_at else None,
-        "resolve_reason": row.resolve_reason,
-        "failing_regions": row.failing_regions,
-        "failing_assertions": row.failing_assertions,
-        "reminders_sent": row.reminders_sent,
-        "last_notified_at": row.last_notified_at.isoformat() if row.last_notified_at else None,
-        "held": row.held,
-        "note": (row.details or {}).get("note"),
-    }
-    if notifications is not None:
-        data["notifications"] = [_notification_json(n) for n in notifications]
-    return data
-
-
-async def list_incidents(
-    sessions: async_sessionmaker[AsyncSession],
-    *,
-    state: str | None = None,
-    check_id: uuid.UUID | None = None,
-    limit: int = 100,
-    offset: int = 0,
-    with_notifications: bool = False,
-) -> list[dict[str, Any]]:
-    """Incidents, newest first, filtered by ``state`` (``open``/``resolved``) and ``check_id``."""
-    query = select(Incident).order_by(Incident.opened_at.desc(), Incident.id)
-    if state is not None:
-        query = query.where(Incident.state == state)
-    if check_id is not None:
-        query = query.where(Incident.check_id == check_id)
-    async with sessions() as session:
-        rows = list((await session.scalars(query.limit(max(1, min(limit, 1000))).offset(offset))).all())
-        by_incident: dict[uuid.UUID, list[Notification]] = {}
-        if with_notifications and rows:
-            notes = await session.scalars(
-                select(Notification)
-                .where(Notification.incident_id.in_([row.id for row in rows]))
-                .order_by(Notification.created_at, Notification.channel_index)
-            )
-            for note in notes:
-                if note.incident_id is not None:
-                    by_incident.setdefault(note.incident_id, []).append(note)
-    return [incident_json(row, by_incident.get(row.id, []) if with_notifications else None) for row in rows]
-
-
-async def get_incident(
-    sessions: async_sessionmaker[AsyncSession], incident_id: uuid.UUID
-) -> dict[str, Any] | None:
-    """One incident with every notification attempt, or ``None``."""
-    async with sessions() as session:
-        row = await session.get(Incident, incident_id)
-        if row is None:
-            return None
-        notes = list(
-            (
-                await session.scalars(
-                    select(Notification)
-                    .where(Notification.incident_id == incident_id)
-                    .order_by(Notification.created_at, Notification.channel_index)
-                )
-            ).all()
-        )
-    return incident_json(row, notes)
-
-
-async def list_failed_notifications(
-    sessions: async_sessionmaker[AsyncSession], *, check_id: uuid.UUID | None = None, limit: int = 100
-) -> list[dict[str, Any]]:
-    """Notifications given up on, newest first (for the UI's 'delivery failed' list)."""
-    query = (
-        select(Notification).where(Notification.status == "failed").order_by(Notification.created_at.desc())
-    )
-    if check_id is not None:
-        query = query.where(Notification.check_id == check_id)
-    async with sessions() as session:
-        rows = (await session.scalars(query.limit(limit))).all()
-    return [{"check_id": str(row.check_id), **_notification_json(row)} for row in rows]
-
-
-async def load_global(session: AsyncSession) -> tuple[AlertPolicy | None, tuple[MaintenanceWindow, ...]]:
-    """The global policy (if set) and global maintenance windows from the ``settings`` table."""
-    policy_row = await session.get(Setting, POLICY_KEY)
-    windows_row = await session.get(Setting, MAINTENANCE_KEY)
-    policy = AlertPolicy.model_validate(policy_row.value) if policy_row is not None else None
-    windows = tuple(
-        MaintenanceWindow.model_validate(w)
-        for w in (windows_row.value.get("windows", []) if windows_row else [])
-    )
-    return policy, windows
-
-
-async def save_global(
-    sessions: async_sessionmaker[AsyncSession],
-    *,
-    policy: AlertPolicy | None = None,
-    maintenance: list[MaintenanceWindow] | None = None,
-    now: datetime,
-) -> None:
-    """Store the global policy and/or global maintenance windows (what the api's settings page writes)."""
-    async with sessions() as session, session.begin():
-        if policy is not None:
-            await session.merge(Setting(key=POLICY_KEY, value=policy.model_dump(mode="json"), updated_at=now))
-        if maintenance is not None:
-            value = {"windows": [w.model_dump(mode="json") for w in maintenance]}
-            await session.merge(Setting(key=MAINTENANCE_KEY, value=value, updated_at=now))
-
-
-def effective_policy(check: AlertPolicy, global_policy: AlertPolicy | None) -> AlertPolicy:
-    """The check's policy, where each field left at its default takes the global value instead."""
-    if global_policy is None:
-        return check
-    default = AlertPolicy()
-    merged = {
-        name: getattr(global_policy if getattr(check, name) == getattr(default, name) else check, name)
-        for name in AlertPolicy.model_fields
-    }
-    return AlertPolicy.model_validate(merged)

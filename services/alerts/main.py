@@ -11,10 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contracts.topology import ALERTS_EVALUATE
 from contracts.v1 import CheckCompleted, RunMissed
 from contracts.v1.base import utcnow
-from services.alerts.delivery import DeliveryConfig, Sender, smtp_config
+from services.alerts.delivery import DeliveryConfig, Sender
 from services.alerts.evaluator import Clock, Evaluator, EvaluatorConfig, Ticker
 from services.alerts.handlers import handle_check_completed, handle_run_missed
 from services.common.bus import Publisher, Route
+from services.common.channels.probe import smtp_config
 from services.common.service import Service
 from services.common.settings import Settings
 

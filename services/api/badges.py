@@ -16,11 +16,11 @@ from typing import Any, Final
 from sqlalchemy import delete, select
 
 from contracts.v1.base import utcnow
-from services.alerts.incidents import load_global
 from services.api.errors import ApiError
 from services.api.status_view import STATE_RANK, check_state, in_maintenance
+from services.common.db import rollups
+from services.common.db.incidents import load_global
 from services.common.db.models import AlertState, Check, CheckBadge, Incident, RunRollup
-from services.results import rollups
 
 KINDS: Final = ("status", "uptime-24h", "uptime-7d", "uptime-30d", "p95")
 WINDOWS: Final = {

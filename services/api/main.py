@@ -29,7 +29,7 @@ class FirstAdmin:
 
     async def start(self) -> None:
         """Create the admin if configured and missing (two api processes racing is fine)."""
-        from services.api.ui.accounts import count_users
+        from services.api.accounts import count_users
         from services.api.ui.bootstrap import ensure_admin
 
         if self._settings.admin_password:

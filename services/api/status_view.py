@@ -18,8 +18,8 @@ from sqlalchemy import func, or_, select
 
 from contracts.v1.checks import MaintenanceWindow
 from contracts.v1.regions import display_name
-from services.alerts.incidents import load_global
 from services.api.status_pages import ResolvedGroup, StatusPageStore
+from services.common.db.incidents import load_global
 from services.common.db.models import AlertState, Check, Incident, RunRollup, StatusNotice, StatusPage
 
 DAYS: Final = 90

@@ -78,7 +78,7 @@ def _with_db(action: Callable[[Any], Awaitable[str]]) -> int:
 
 
 def _create(args: argparse.Namespace) -> int:
-    from services.api.ui.accounts import create_user
+    from services.api.accounts import create_user
 
     password = read_password(args.password_stdin)
 
@@ -90,7 +90,7 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from services.api.ui.accounts import list_users
+    from services.api.accounts import list_users
 
     async def action(sessions: Any) -> str:
         rows = await list_users(sessions)
@@ -106,7 +106,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _delete(args: argparse.Namespace) -> int:
-    from services.api.ui.accounts import delete_user, find_user
+    from services.api.accounts import delete_user, find_user
 
     async def action(sessions: Any) -> str:
         row = await find_user(sessions, username=args.username)
@@ -117,7 +117,7 @@ def _delete(args: argparse.Namespace) -> int:
 
 
 def _passwd(args: argparse.Namespace) -> int:
-    from services.api.ui.accounts import find_user, set_password
+    from services.api.accounts import find_user, set_password
 
     password = read_password(args.password_stdin)
 

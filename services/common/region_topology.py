@@ -52,7 +52,7 @@ from contracts.topology import (
     UPSTREAM,
     runner_queue,
 )
-from services.common.bus_rabbit import queue_arguments
+from services.common.bus.rabbit import queue_arguments
 
 #: Backstop for runs buffered on home; each run's own expiry (``run_expiry_max``) is far shorter.
 RUN_BUFFER_TTL_MS: Final = 3600 * 1000

@@ -10,12 +10,25 @@ from contracts.v1 import CheckCompleted, RunMissed
 MAX_STORED_BODY = 64 * 1024
 
 
-def completed_row(message: CheckCompleted) -> dict[str, Any]:
-    """The ``runs`` row for a finished run."""
-    response = message.response.model_dump(mode="json") if message.response else None
-    if response and response.get("body") and len(response["body"]) > MAX_STORED_BODY:
-        response["body"] = response["body"][:MAX_STORED_BODY]
+def _capped(response: dict[str, Any] | None, limit: int = MAX_STORED_BODY) -> dict[str, Any] | None:
+    if response and response.get("body") and len(response["body"]) > limit:
+        response["body"] = response["body"][:limit]
         response["truncated"] = True
+    return response
+
+
+def completed_row(message: CheckCompleted) -> dict[str, Any]:
+    """The ``runs`` row for a finished run. A multi-step run keeps every step (each sample capped to a
+    share of the body budget, so a 20-step run is no bigger than a few single ones)."""
+    response = _capped(message.response.model_dump(mode="json") if message.response else None)
+    steps: list[dict[str, Any]] | None = None
+    if message.steps is not None:
+        share = max(4096, MAX_STORED_BODY // max(1, len(message.steps)))
+        steps = []
+        for step in message.steps:
+            row = step.model_dump(mode="json", by_alias=True)
+            row["response"] = _capped(row.get("response"), share)
+            steps.append(row)
     passed = sum(1 for outcome in message.assertions if outcome.passed)
     return {
         "run_id": message.run_id,
@@ -38,6 +51,9 @@ def completed_row(message: CheckCompleted) -> dict[str, Any]:
         "assertions": [outcome.model_dump(mode="json") for outcome in message.assertions],
         "request": message.request,
         "runner_id": message.runner_id,
+        "steps": steps,
+        "failed_step": message.failed_step,
+        "certificate": message.certificate.model_dump(mode="json") if message.certificate else None,
     }
 
 
@@ -64,4 +80,7 @@ def missed_row(message: RunMissed) -> dict[str, Any]:
         "assertions": [],
         "request": None,
         "runner_id": None,
+        "steps": None,
+        "failed_step": None,
+        "certificate": None,
     }

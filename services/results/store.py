@@ -12,8 +12,8 @@ from sqlalchemy import select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.db import rollups
 from services.common.db.models import Run, Runner, RunRollup
-from services.results import rollups
 
 
 def _insert(session: AsyncSession, table: Any) -> Any:

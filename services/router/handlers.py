@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from contracts.v1 import CheckDue, RunCheck, RunnerHeartbeat, utcnow
 from services.common.bus import Delivery, Publisher
 from services.common.errors import Unroutable
+from services.common.fencing import EpochFence
 from services.router.fanout import fan_out, missed, run_ttl
 from services.router.liveness import RunnerLiveness
-from services.scheduler.fencing import EpochFence
 
 log = logging.getLogger(__name__)
 

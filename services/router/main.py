@@ -10,11 +10,11 @@ from typing import Any
 from contracts.topology import ROUTER_DEAD_RUNS, ROUTER_DUE, router_heartbeats
 from contracts.v1 import CheckDue, RunCheck, RunnerHeartbeat
 from services.common.bus import Bus, Route
+from services.common.fencing import EpochFence
 from services.common.service import Service
 from services.common.settings import Settings
 from services.router.handlers import RouterDeps, handle_check_due, handle_dead_run, handle_heartbeat
 from services.router.liveness import RunnerLiveness
-from services.scheduler.fencing import EpochFence
 
 
 def build(settings: Settings, bus: Bus, sessions: Any = None) -> Service:

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Any, Final
 
-from contracts.v1.checks import Assertion
-from contracts.v1.runs import AssertionOutcome
+from contracts.v1.checks import Assertion, Source
+from contracts.v1.runs import AssertionOutcome, CertificateInfo, Timings
 
 #: Observed strings are cut to this many characters before they are stored.
 OBSERVED_MAX_CHARS: Final = 500
@@ -62,6 +62,8 @@ class ResponseFacts:
     body: bytes = b""
     truncated: bool = False
     charset: str | None = None
+    timings: Timings | None = None
+    certificate: CertificateInfo | None = None
 
     @cached_property
     def text(self) -> str:
@@ -102,7 +104,7 @@ def _decode(data: bytes, charset: str | None) -> str:
 
 def needs_json(assertions: Sequence[Assertion]) -> bool:
     """Whether any assertion reads the JSON body (so a truncated body makes the run ``too_large``)."""
-    return any(assertion.source == "json_body" for assertion in assertions)
+    return any(assertion.source in ("json_body", "json_schema") for assertion in assertions)
 
 
 def evaluate(assertions: Sequence[Assertion], response: ResponseFacts) -> list[AssertionOutcome]:
@@ -113,6 +115,8 @@ def evaluate(assertions: Sequence[Assertion], response: ResponseFacts) -> list[A
 def evaluate_one(assertion: Assertion, response: ResponseFacts) -> AssertionOutcome:
     """Evaluate one assertion against one response; never raises on odd data, it fails instead."""
     label = _label(assertion)
+    if assertion.source == "json_schema":
+        return _schema_outcome(assertion, response, label)
     try:
         observed, problem = _observe(assertion, response)
     except Exception as exc:  # a JSONPath extension choking on odd data fails the assertion, not the run
@@ -164,6 +168,12 @@ def _observe(assertion: Assertion, response: ResponseFacts) -> tuple[Any, str | 
         return (_MISSING if value is None else value), None
     if source == "text_body":
         return response.text, None
+    if source == "phase_time":
+        return _phase(response.timings, assertion.property or ""), None
+    if source == "tls_certificate":
+        if response.certificate is None:
+            return None, "no TLS certificate (not an https response)"
+        return getattr(response.certificate, assertion.property or ""), None
     document, problem = response.document
     if problem is not None:
         return None, problem
@@ -180,6 +190,70 @@ def _observe(assertion: Assertion, response: ResponseFacts) -> tuple[Any, str | 
     if not matches:
         return _MISSING, None
     return (matches[0] if len(matches) == 1 else matches), None
+
+
+#: ``phase_time`` property → the :class:`Timings` field it reads.
+_PHASE_FIELDS: Final = {
+    "dns": "dns_ms",
+    "connect": "connect_ms",
+    "tls": "tls_ms",
+    "first_byte": "ttfb_ms",
+    "download": "download_ms",
+}
+
+
+def _phase(timings: Timings | None, phase: str) -> Any:
+    """A phase's time in ms; a phase that did not happen (no DNS for an IP, no TLS on http) is 0."""
+    value = getattr(timings, _PHASE_FIELDS[phase], None) if timings is not None else None
+    return round(value, 3) if value is not None else 0.0
+
+
+#: At most this many schema violations are listed in an outcome.
+SCHEMA_ERRORS_SHOWN: Final = 10
+
+
+def _schema_outcome(assertion: Assertion, response: ResponseFacts, label: str) -> AssertionOutcome:
+    """Validate the body (or the value at ``property``) against the target schema; the observed value
+    lists the failing paths, each with what is wrong there."""
+    document, problem = response.document
+    if problem is None and assertion.property:
+        found, problem = _observe(assertion.model_copy(update={"source": "json_body"}), response)
+        if found is _MISSING:
+            return _outcome(assertion, None, False, f"{label} not found, expected matches schema")
+        document = found
+    if problem is not None:
+        return _outcome(assertion, None, False, f"{label}: {problem}, expected matches schema")
+    validator = _schema_validator(json.dumps(assertion.target, sort_keys=True))
+    errors = sorted(validator.iter_errors(document), key=lambda error: list(error.absolute_path))
+    failing = [f"{error.json_path}: {error.message}" for error in errors[:SCHEMA_ERRORS_SHOWN]]
+    if not failing:
+        return _outcome(assertion, [], True, f"{label} matches schema")
+    shown = "; ".join(failing[:3]) + (f" (and {len(errors) - 3} more)" if len(errors) > 3 else "")
+    message = f"{label} {len(errors)} violation(s): {shown}, expected matches schema"
+    return _outcome(assertion, failing, False, message)
+
+
+@lru_cache(maxsize=256)
+def _schema_validator(schema_text: str) -> Any:
+    import jsonschema
+
+    schema = json.loads(schema_text)
+    return jsonschema.validators.validator_for(schema)(schema)
+
+
+def read_value(source: Source, path: str | None, response: ResponseFacts) -> tuple[bool, Any, str | None]:
+    """``(found, value, problem)`` for a ``json_body`` JSONPath, a header or the status code — the same
+    reading the assertions do, whole (not cut for storage). Extractions use it."""
+    probe = Assertion.model_construct(source=source, property=path, comparison="exists", target=None)
+    value, problem = _observe(probe, response)
+    if problem is not None:
+        return False, None, problem
+    return value is not _MISSING, (None if value is _MISSING else value), None
+
+
+def search(pattern: str, text: str) -> re.Match[str] | None:
+    """The first match of a user's regular expression in ``text`` (the same engine as ``matches``)."""
+    return _regex(pattern).search(text)
 
 
 def _compare(comparison: str, observed: Any, target: Any) -> tuple[bool, str | None]:
@@ -332,13 +406,13 @@ def _expected(assertion: Assertion) -> str:
     words = assertion.comparison.replace("_", " ")
     if assertion.target is None or assertion.target == "":
         return words
-    if assertion.source == "response_time":
+    if assertion.source in ("response_time", "phase_time"):
         return f"{words} {_text(assertion.target)} ms"
     return f"{words} {_quote(assertion.target)}"
 
 
 def _show(observed: Any, source: str) -> str:
-    if source == "response_time":
+    if source in ("response_time", "phase_time"):
         return f"{observed:.0f} ms" if isinstance(observed, float) else f"{observed} ms"
     return _quote(observed)
 

@@ -83,6 +83,9 @@ async def handle_run_check(
             request=result.request,
             runner_id=runner_id,
             degraded=result.degraded,
+            steps=result.steps,
+            failed_step=result.failed_step,
+            certificate=result.certificate,
         )
     )
     if log.isEnabledFor(logging.DEBUG):

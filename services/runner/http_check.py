@@ -54,9 +54,18 @@ from multidict import CIMultiDictProxy
 import services
 from contracts.v1.base import utcnow
 from contracts.v1.checks import CheckSpec
-from contracts.v1.runs import AssertionOutcome, ErrorClass, ResponseSample, RunError, Timings
+from contracts.v1.runs import (
+    AssertionOutcome,
+    CertificateInfo,
+    ErrorClass,
+    ResponseSample,
+    RunError,
+    StepOutcome,
+    Timings,
+)
 from services.common.redaction import MASK, SENSITIVE
 from services.runner.assertions import ResponseFacts, evaluate, needs_json
+from services.runner.certificate import peer_certificate
 from services.runner.http_timing import PhaseTimer, trace_config
 
 log = logging.getLogger(__name__)
@@ -181,6 +190,12 @@ class CheckResult:
     error: RunError | None = None
     assertions: list[AssertionOutcome] = field(default_factory=list)
     degraded: bool = False
+    certificate: CertificateInfo | None = None
+    steps: list[StepOutcome] | None = None
+    failed_step: str | None = None
+    #: What the assertions saw (extractions read the whole body from it) and the cookies set; not sent.
+    facts: ResponseFacts | None = None
+    cookies: dict[str, str] = field(default_factory=dict)
 
 
 class HttpChecker:
@@ -233,7 +248,15 @@ class HttpChecker:
             await session.close()
 
     async def run(self, spec: CheckSpec) -> CheckResult:
-        """Send ``spec``'s request, evaluate its assertions. Raises only once the checker was stopped."""
+        """Run ``spec``: its steps and teardown, or its one request (placeholders rendered either way).
+        Raises only once the checker was stopped."""
+        from services.runner.scenario import run_scenario
+
+        return await run_scenario(self.run_request, spec)
+
+    async def run_request(self, spec: CheckSpec, cookies: Mapping[str, str] | None = None) -> CheckResult:
+        """Send ``spec``'s request as it is (no placeholders left), evaluate its assertions. ``cookies``
+        are sent with it (a scenario that shares cookies passes those earlier steps received)."""
         if self._session is None:
             if self._stopped:
                 raise RuntimeError("HttpChecker.run() after stop()")
@@ -251,7 +274,7 @@ class HttpChecker:
                 headers["Content-Type"] = "application/json"
         elif isinstance(request.body, str):
             data = request.body
-        sent = _request_record(request.method, request.url, headers, request.body)
+        sent = request_record(request.method, request.url, headers, request.body)
         follow = request.follow_redirects
         started_at = utcnow()
         state = _RunState(PhaseTimer())
@@ -268,8 +291,11 @@ class HttpChecker:
                     max_redirects=request.max_redirects + 1,
                     ssl=request.verify_tls,
                     trace_request_ctx=state.timer,
+                    cookies=dict(cookies) if cookies else None,
                 ) as response,
             ):
+                certificate = peer_certificate(response) if response.url.scheme == "https" else None
+                received = {name: morsel.value for name, morsel in response.cookies.items()}
                 body, truncated = await _read_capped(response, request.max_response_bytes)
                 state.timer.body_done()
                 status_code = response.status
@@ -282,7 +308,9 @@ class HttpChecker:
             _RUN.reset(token)
         timings = state.timer.timings()
         total_ms = timings.total_ms or 0.0
-        facts = ResponseFacts(status_code, total_ms, response_headers, body, truncated, charset)
+        facts = ResponseFacts(
+            status_code, total_ms, response_headers, body, truncated, charset, timings, certificate
+        )
         outcomes = evaluate(spec.assertions, facts)
         sample = _sample(facts)
         threshold = spec.alert_policy.degraded_response_time
@@ -300,7 +328,18 @@ class HttpChecker:
             failing = next(outcome for outcome in outcomes if not outcome.passed)
             status, error = "failed", RunError(cls="assertion", message=failing.message or "")
         return CheckResult(
-            status, started_at, utcnow(), timings, sent, sample, error, outcomes, degraded=degraded
+            status,
+            started_at,
+            utcnow(),
+            timings,
+            sent,
+            sample,
+            error,
+            outcomes,
+            degraded=degraded,
+            certificate=certificate,
+            facts=facts,
+            cookies=received,
         )
 
 
@@ -347,7 +386,7 @@ def _sample(facts: ResponseFacts) -> ResponseSample:
     )
 
 
-def _request_record(method: str, url: str, headers: Mapping[str, str], body: Any) -> dict[str, Any]:
+def request_record(method: str, url: str, headers: Mapping[str, str], body: Any) -> dict[str, Any]:
     """The request as sent, for the run's record: secret-looking header, query and body values masked."""
     record_body: Any = None
     if isinstance(body, dict | list):

@@ -12,7 +12,7 @@ On PostgreSQL the leader holds ``pg_try_advisory_lock`` on a dedicated asyncpg c
 The leader treats itself as leader only while its last successful ``SELECT 1`` is younger than ``lease``
 (shorter than the idle timeout), so a leader waking from a freeze stops firing before it even learns it
 was deposed. Its stray messages, if any, carry an older epoch that
-:class:`~services.scheduler.fencing.EpochFence` rejects: the epoch is bumped in ``scheduler_lease``
+:class:`~services.common.fencing.EpochFence` rejects: the epoch is bumped in ``scheduler_lease``
 *on the lock connection*, so only a holder can bump it.
 
 On SQLite (embedded mode, one process) this process is trivially the leader; it still bumps the epoch.

@@ -6,8 +6,9 @@ leader publishes; a standby's jobs run as no-ops, so on takeover it fires the ve
 replaying anything.
 
 Missed firings are not made up: a slot whose firing comes later than its misfire grace
-(``min(interval, 30 s)``) is skipped, and slots that passed while no scheduler was leading are simply never
-fired (the UI shows the gap). Several missed slots of one check coalesce into at most one late firing.
+(``min(interval, 30 s)``) is not fired late. It is not forgotten either: the :class:`SlotLedger` records it,
+and every slot that passed while no scheduler was leading, as missed (``no_leader``), and keeps slots the
+broker would not take until it does (``CheckDue`` while fresh, else missed with ``not_published``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from services.common.bus import Bus
 from services.common.db.models import Check
 from services.common.tasks import cancel_and_wait
 from services.scheduler.jobs import SlotExecutor, SlotTrigger
+from services.scheduler.ledger import SlotLedger
 
 log = logging.getLogger(__name__)
 #: APScheduler logs every job added or removed at INFO: 10k lines per start at 10k checks. Our own logs
@@ -115,6 +117,7 @@ class CheckSchedule:
         self._reconcile_lock = asyncio.Lock()
         self._resync_task: asyncio.Task[None] | None = None
         self.counters = Counters()
+        self.ledger = SlotLedger(bus, sessions, leadership, freshness=misfire_grace)
 
     # -- lifecycle --------------------------------------------------------------------------------------
 
@@ -123,10 +126,12 @@ class CheckSchedule:
         await self._bus.declare_queue(ROUTER_DUE)
         self._scheduler.start()
         await self.reconcile()
+        await self.ledger.start()
         self._resync_task = asyncio.create_task(self._resync(), name="scheduler-resync")
 
     async def stop(self) -> None:
-        """Stop resyncing and firing."""
+        """Stop resyncing and firing; hand over what the ledger holds (see :meth:`SlotLedger.stop`)."""
+        await self.ledger.stop()
         await cancel_and_wait(self._resync_task)
         self._resync_task = None
         if self._scheduler.running:
@@ -137,6 +142,12 @@ class CheckSchedule:
         """A new leadership starts from the database's view of the checks."""
         log.info("rebuilding schedule for new leadership epoch=%d", epoch)
         await self.reconcile()
+        await self.ledger.record_gaps(self._current)
+        await self.ledger.drain()
+
+    def _current(self, check_id: uuid.UUID) -> tuple[int, CheckSpec] | None:
+        scheduled = self._scheduled.get(check_id)
+        return None if scheduled is None else (scheduled.revision, scheduled.spec)
 
     # -- queries ----------------------------------------------------------------------------------------
 
@@ -206,6 +217,8 @@ class CheckSchedule:
         same_interval = previous is not None and previous.spec.interval == spec.interval
         if same_interval and self._scheduler.get_job(job_id) is not None:
             return
+        if previous is not None and not same_interval:
+            self.ledger.interval_changed(check_id)
         self._scheduler.add_job(
             self._fire,
             trigger=SlotTrigger(check_id, spec.interval),
@@ -222,6 +235,7 @@ class CheckSchedule:
 
     def _unschedule(self, check_id: uuid.UUID) -> bool:
         existed = self._scheduled.pop(check_id, None) is not None
+        self.ledger.forget(check_id)
         with contextlib.suppress(JobLookupError):
             self._scheduler.remove_job(str(check_id))
         return existed
@@ -291,12 +305,21 @@ class CheckSchedule:
     # -- firing -----------------------------------------------------------------------------------------
 
     async def _fire(self, check_id: uuid.UUID, slot: datetime | None) -> None:
-        """Publish ``CheckDue`` for ``slot`` if this process leads (checked right before every firing)."""
+        """Publish ``CheckDue`` for ``slot`` if this process leads (checked right before every firing).
+
+        A slot the broker does not confirm in time is kept by the ledger and published (or recorded as
+        missed) once the broker is back; while such slots wait, new ones queue behind them.
+        """
         if not self._leadership.is_leader():
             self.counters.standby_skips += 1
             return
         scheduled = self._scheduled.get(check_id)
         if scheduled is None or slot is None:
+            return
+        if not self.ledger.claim(check_id, slot, scheduled.revision, scheduled.spec):
+            return
+        if self.ledger.must_queue():
+            self.ledger.keep(check_id, slot, scheduled.revision, scheduled.spec)
             return
         message = CheckDue(
             check_id=check_id,
@@ -311,8 +334,9 @@ class CheckSchedule:
                 await self._bus.publish(message, mandatory=True)
         except Exception as exc:
             self.counters.publish_failures += 1
+            self.ledger.keep(check_id, slot, scheduled.revision, scheduled.spec)
             log.warning(
-                "slot not published check_id=%s slot=%s error=%s",
+                "slot kept until the broker takes it check_id=%s slot=%s error=%s",
                 check_id,
                 slot.isoformat(),
                 type(exc).__name__,

@@ -63,3 +63,16 @@ def slot_at_or_before(check_id: uuid.UUID, interval: int, instant: datetime) -> 
 def is_slot(check_id: uuid.UUID, interval: int, instant: datetime) -> bool:
     """Whether ``instant`` is one of the check's slots."""
     return slot_at_or_before(check_id, interval, instant) == instant
+
+
+def slots_between(check_id: uuid.UUID, interval: int, after: datetime, until: datetime) -> list[datetime]:
+    """The check's slots ``s`` with ``after < s <= until``, oldest first."""
+    step = timedelta(seconds=interval)
+    slot = slot_at_or_after(check_id, interval, after)
+    if slot == after:
+        slot += step
+    slots = []
+    while slot <= until:
+        slots.append(slot)
+        slot += step
+    return slots

@@ -47,6 +47,104 @@ class DemoTarget:
 
 
 @dataclass
+class CardApi:
+    """A small card store: ``POST /api/cards`` (201, ``Connection: close``, like :class:`DemoTarget`),
+    ``GET``/``DELETE /api/cards/{id}``, ``GET /api/cards`` (all). ``PUT`` answers 405."""
+
+    cards: dict[int, dict[str, Any]] = field(default_factory=dict)
+    created: int = 0
+    deleted: int = 0
+    base: str = ""
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    async def create(self, request: web.Request) -> web.Response:
+        body = await request.json() if request.can_read_body else {}
+        card = {
+            "id": next(self._ids),
+            "title": body.get("title"),
+            "listId": body.get("listId"),
+            "completed": False,
+            "dueDate": None,
+        }
+        self.cards[card["id"]] = card
+        self.created += 1
+        response = web.json_response(card, status=201, headers={"Connection": "close"})
+        response.set_cookie("session", f"s{card['id']}")
+        return response
+
+    async def get(self, request: web.Request) -> web.Response:
+        card = self.cards.get(_card_id(request))
+        if card is None:
+            return web.json_response({"error": "no such card"}, status=404)
+        cookie = request.cookies.get("session")
+        return web.json_response(card, headers={"X-Session": cookie} if cookie else {})
+
+    async def delete(self, request: web.Request) -> web.Response:
+        if self.cards.pop(_card_id(request), None) is None:
+            return web.json_response({"error": "no such card"}, status=404)
+        self.deleted += 1
+        return web.Response(status=204)
+
+    async def list(self, request: web.Request) -> web.Response:
+        return web.json_response(list(self.cards.values()))
+
+
+def _card_id(request: web.Request) -> int:
+    text = request.match_info["id"]
+    return int(text) if text.isdigit() else -1
+
+
+@asynccontextmanager
+async def card_api() -> AsyncIterator[CardApi]:
+    """A running :class:`CardApi`; its ``base`` is e.g. ``http://127.0.0.1:PORT``."""
+    api = CardApi()
+    app = web.Application()
+    app.router.add_post("/api/cards", api.create)
+    app.router.add_get("/api/cards", api.list)
+    app.router.add_get("/api/cards/{id}", api.get)
+    app.router.add_delete("/api/cards/{id}", api.delete)
+    async with serve(app) as base:
+        api.base = base
+        yield api
+
+
+def demo_scenario(base: str, *, name: str = "seymour-demo-scenario", interval: int = 60) -> dict[str, Any]:
+    """The demo check as a scenario: create a card (the seven demo assertions, its id extracted), fetch
+    it back by that id, and a teardown that deletes it."""
+    single = demo_check(f"{base}/api/cards", "http://127.0.0.1:9/unused")
+    return {
+        "name": name,
+        "regions": single["regions"],
+        "interval": interval,
+        "timeout": 10,
+        "variables": {"base_url": base},
+        "steps": [
+            {
+                "name": "create",
+                "request": {**single["request"], "url": "{{ vars.base_url }}/api/cards"},
+                "assertions": single["assertions"],
+                "extract": [{"name": "id", "source": "json_body", "property": "$.id"}],
+            },
+            {
+                "name": "fetch",
+                "request": {"method": "GET", "url": "{{ vars.base_url }}/api/cards/{{ steps.create.id }}"},
+                "assertions": [
+                    {"source": "status_code", "comparison": "equals", "target": 200},
+                    {"source": "json_body", "property": "$.title", "comparison": "equals", "target": "demo"},
+                ],
+            },
+        ],
+        "teardown": [
+            {
+                "name": "delete",
+                "request": {"method": "DELETE", "url": "{{ vars.base_url }}/api/cards/{{ steps.create.id }}"},
+                "assertions": [{"source": "status_code", "comparison": "equals", "target": 204}],
+            }
+        ],
+    }
+
+
+@dataclass
 class Receiver:
     """Collects JSON POSTs (webhook notifications)."""
 

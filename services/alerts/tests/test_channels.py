@@ -19,12 +19,8 @@ from sqlalchemy import select
 
 from contracts.v1 import CheckSpec
 from contracts.v1.base import utcnow
-from services.alerts.channels import PROVIDERS
-from services.alerts.channels.base import AlertMessage, EmailOutgoing, HttpRequest, SmtpConfig, send_email
-from services.alerts.channels.webhook import verify
 from services.alerts.compose import compose
-from services.alerts.delivery import DeliveryConfig, Sender, send_test_notification
-from services.alerts.metrics import Registry
+from services.alerts.delivery import DeliveryConfig, Sender
 from services.alerts.policy import Event, IncidentSnapshot, RegionOutcome
 from services.alerts.tests.conftest import all_channels, free_port, store_check
 from services.alerts.tests.receivers import (
@@ -37,8 +33,13 @@ from services.alerts.tests.receivers import (
     validate_teams,
     validate_webhook,
 )
+from services.common.channels import PROVIDERS
+from services.common.channels.base import AlertMessage, EmailOutgoing, HttpRequest, SmtpConfig, send_email
+from services.common.channels.probe import send_test_notification
+from services.common.channels.webhook import verify
 from services.common.db.engine import make_engine, make_sessionmaker
 from services.common.db.models import Notification
+from services.common.metrics import Registry
 from services.common.settings import Settings
 from tests.support.tls import self_signed
 

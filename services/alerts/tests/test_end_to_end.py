@@ -18,15 +18,15 @@ from contracts.topology import ROUTER_DUE
 from contracts.v1 import AssertionOutcome, CheckCompleted, CheckDue, ResponseSample
 from contracts.v1.base import utcnow
 from services.alerts.delivery import DeliveryConfig
-from services.alerts.incidents import list_incidents
 from services.alerts.main import AlertsOptions, build
-from services.alerts.metrics import render_stored_metrics
 from services.alerts.tests.conftest import all_channels, store_check
 from services.alerts.tests.receivers import MailBox, Receiver
 from services.common.bus import Delivery, Route
-from services.common.bus_memory import MemoryBus
+from services.common.bus.memory import MemoryBus
 from services.common.db.engine import make_engine, make_sessionmaker
+from services.common.db.incidents import list_incidents
 from services.common.db.models import AlertState, Incident, Notification
+from services.common.metrics import render_stored_metrics
 from services.common.service import Service
 from services.common.settings import Settings
 

@@ -13,12 +13,12 @@ from contracts.v1 import CheckCompleted
 from contracts.v1.base import utcnow
 from contracts.v1.checks import AlertPolicy, MaintenanceWindow
 from services.alerts.evaluator import Evaluator
-from services.alerts.incidents import effective_policy, list_incidents, save_global
-from services.alerts.metrics import Registry
 from services.alerts.tests.conftest import all_channels, store_check
-from services.common.bus_memory import MemoryBus
+from services.common.bus.memory import MemoryBus
 from services.common.db.engine import make_engine, make_sessionmaker
+from services.common.db.incidents import effective_policy, list_incidents, save_global
 from services.common.db.models import Check, Notification
+from services.common.metrics import Registry
 
 MERGES = [
     ("no-global", {"failure_threshold": 5}, None, 5),

@@ -12,11 +12,12 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from contracts.v1 import AlertPolicy
 from contracts.v1.base import utcnow
-from services.alerts import incidents, metrics
-from services.alerts.delivery import send_test_notification
 from services.api.alert_settings import ABSENT, parse_alert_settings
 from services.api.errors import ApiError
 from services.api.permissions import admin_only
+from services.common import metrics
+from services.common.channels.probe import send_test_notification
+from services.common.db import incidents
 
 log = logging.getLogger(__name__)
 

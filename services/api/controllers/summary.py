@@ -9,9 +9,9 @@ from typing import Annotated, Any, Literal
 from litestar import Controller, Request, get
 from litestar.params import FromPath, FromQuery, QueryParameter
 
-from services.alerts import incidents
+from services.api import stats
 from services.api.checks import CheckStore
-from services.api.ui import stats
+from services.common.db import incidents
 
 Window = Literal["1h", "24h", "7d", "30d"]
 

@@ -12,9 +12,9 @@ from litestar import Controller, Request, delete, get, post
 from litestar.params import FromPath, JSONBody
 from pydantic import BaseModel, Field
 
+from services.api.accounts import ANY_OWNER, check_token_name, list_tokens, revoke_token, token_view
 from services.api.auth import create_token
 from services.api.permissions import caller_id, can_manage_account, has
-from services.api.ui.accounts import ANY_OWNER, check_token_name, list_tokens, revoke_token, token_view
 
 
 class TokenCreate(BaseModel):

@@ -9,8 +9,8 @@ from litestar import Controller, Request, delete, get, post, put
 from litestar.params import FromPath, JSONBody
 from pydantic import BaseModel, Field
 
+from services.api.accounts import create_user, delete_user, list_users, set_password, set_role, user_view
 from services.api.permissions import Role, admin_only
-from services.api.ui.accounts import create_user, delete_user, list_users, set_password, set_role, user_view
 
 
 class UserCreate(BaseModel):

@@ -130,8 +130,8 @@ async def test_metrics_are_prometheus_text_and_need_a_token(api: Api) -> None:
     ids=["create-admin", "list-users", "create-admin-by-role", "global-settings"],
 )
 async def test_a_non_admin_token_cannot_administer(api: Api, method: str, path: str, body: Any) -> None:
+    from services.api.accounts import create_user
     from services.api.auth import create_token
-    from services.api.ui.accounts import create_user
 
     user = await create_user(api.sessions, "viewer", "viewer-password-1", is_admin=False)
     _, token = await create_token(api.sessions, "viewer's", user.id)

@@ -15,11 +15,11 @@ from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
+from services.api.accounts import create_user, load_session, open_session
 from services.api.app import create_app
 from services.api.auth import create_token
 from services.api.permissions import grants, required
 from services.api.tests.conftest import Published
-from services.api.ui.accounts import create_user, load_session, open_session
 from services.api.ui.security import CSRF_HEADER, SESSION_COOKIE
 from services.common.db.engine import make_engine, make_sessionmaker
 from services.common.db.models import ApiToken, Check, Setting, User

@@ -6,8 +6,8 @@ import logging
 import secrets
 from typing import Any
 
+from services.api.accounts import count_users, create_user, find_user
 from services.api.errors import ApiError
-from services.api.ui.accounts import count_users, create_user, find_user
 from services.common.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from litestar import Request, get, post
 from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
-from services.api.ui.accounts import authenticate, close_session, load_session, open_session
+from services.api.accounts import authenticate, close_session, load_session, open_session
 from services.api.ui.security import (
     CSRF_FIELD,
     LOGIN_CSRF_COOKIE,

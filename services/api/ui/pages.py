@@ -16,18 +16,19 @@ from litestar.response import Redirect, Template
 
 from contracts.v1.checks import AlertPolicy, CheckSpec
 from contracts.v1.regions import REGIONS
-from services.alerts.delivery import send_test_notification
-from services.alerts.incidents import effective_policy, list_incidents, load_global
+from services.api import stats
 from services.api.checks import CheckStore, check_view
 from services.api.errors import ApiError
 from services.api.permissions import can_run, can_write
 from services.api.queries import get_run, list_runs, regions
-from services.api.ui import alert_form, stats
+from services.api.ui import alert_form
 from services.api.ui import form as check_form
 from services.api.ui.alert_form import MaintenanceRow, describe_policy, describe_window
 from services.api.ui.form import AssertionRow, ChannelRow, CheckForm, HeaderRow, row_key
 from services.api.ui.security import current_user, is_htmx
 from services.api.ui.views import channel_views, check_row, delivery_text, notification_summary, run_detail
+from services.common.channels.probe import send_test_notification
+from services.common.db.incidents import effective_policy, list_incidents, load_global
 from services.common.db.models import Check
 
 RUNS_PER_PAGE: Final = 50

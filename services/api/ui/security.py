@@ -13,8 +13,8 @@ from litestar.exceptions import HTTPException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.response import Redirect
 
+from services.api.accounts import SESSION_LIFETIME, SessionUser, load_session
 from services.api.permissions import grants, remember
-from services.api.ui.accounts import SESSION_LIFETIME, SessionUser, load_session
 
 SESSION_COOKIE: Final = "seymour_session"
 LOGIN_CSRF_COOKIE: Final = "seymour_login_csrf"

@@ -13,12 +13,7 @@ from litestar.response import Redirect, Template
 from sqlalchemy import select
 
 from contracts.v1.base import utcnow
-from services.alerts.incidents import list_failed_notifications, save_global
-from services.api.auth import create_token
-from services.api.errors import ApiError
-from services.api.permissions import ROLES, admin_only, can_manage_account, check_scope
-from services.api.ui import alert_form
-from services.api.ui.accounts import (
+from services.api.accounts import (
     ANY_OWNER,
     check_token_name,
     create_user,
@@ -29,10 +24,15 @@ from services.api.ui.accounts import (
     set_password,
     set_role,
 )
+from services.api.auth import create_token
+from services.api.errors import ApiError
+from services.api.permissions import ROLES, admin_only, can_manage_account, check_scope
+from services.api.ui import alert_form
 from services.api.ui.alert_form import AlertFields
 from services.api.ui.form import CHANNELS, row_key
 from services.api.ui.pages import global_alerts, region_cards, render
 from services.api.ui.security import current_user
+from services.common.db.incidents import list_failed_notifications, save_global
 from services.common.db.models import Check
 
 FAILED_SHOWN = 50

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from contracts.v1.regions import display_name
 from services.api.queries import run_view
-from services.api.ui.stats import RunMark
+from services.api.stats import RunMark
 from services.common.db.models import Check, Incident, Run
 
 PHASES: Final = (

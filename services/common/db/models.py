@@ -155,6 +155,9 @@ class Run(Base):
     request: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     runner_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     stored_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    steps: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    failed_step: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    certificate: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class RunRollup(Base):
@@ -311,6 +314,21 @@ class SchedulerLease(Base):
     epoch: Mapped[int] = mapped_column(Integer, default=0)
     holder: Mapped[str] = mapped_column(String(200))
     acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SchedulerSlot(Base):
+    """The last slot of each check the scheduler leader has dealt with (fired, or recorded as missed).
+
+    A new leader records every slot after it and before its own first firing as missed, so a time with no
+    leader (database away, every scheduler down) leaves a visible, counted gap instead of no rows at all.
+    Only the holder of the current ``scheduler_lease.epoch`` writes here.
+    """
+
+    __tablename__ = "scheduler_slots"
+
+    check_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    last_slot: Mapped[datetime] = mapped_column()
+    epoch: Mapped[int] = mapped_column(Integer)
 
 
 class Setting(Base):

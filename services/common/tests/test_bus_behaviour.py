@@ -32,8 +32,8 @@ from contracts.v1 import (
     run_id_for,
 )
 from services.common.bus import Delivery, Route
-from services.common.bus_memory import MemoryBus
-from services.common.bus_rabbit import RabbitBus
+from services.common.bus.memory import MemoryBus
+from services.common.bus.rabbit import RabbitBus
 from services.common.errors import Unroutable
 
 REGION = "eu-north-1"

@@ -32,7 +32,7 @@ from contracts.topology import (
 )
 from contracts.v1 import RunCheck, RunnerHeartbeat, decode, encode
 from services.common.bus import Delivery, Route
-from services.common.bus_rabbit import RabbitBus
+from services.common.bus.rabbit import RabbitBus
 from services.common.errors import NotConfirmed
 from services.common.tests.test_bus_behaviour import REGION, heartbeat, run_check, until
 

@@ -20,11 +20,11 @@ from contracts.v1 import (
     RunnerHeartbeat,
     Timings,
 )
-from services.common.bus_memory import MemoryBus
+from services.common.bus.memory import MemoryBus
+from services.common.db import rollups
 from services.common.db.engine import make_engine, make_sessionmaker
 from services.common.db.models import Run, Runner, RunRollup
 from services.common.settings import Settings
-from services.results import rollups
 from services.results.batcher import Batcher
 from services.results.main import build
 

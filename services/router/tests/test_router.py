@@ -21,7 +21,7 @@ from contracts.v1 import (
     utcnow,
 )
 from services.common.bus import Delivery, Route
-from services.common.bus_memory import MemoryBus
+from services.common.bus.memory import MemoryBus
 from services.common.settings import Settings
 from services.router.fanout import fan_out, run_ttl
 from services.router.main import build

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from contracts.v1.checks import COMPARISONS_BY_SOURCE, Assertion
+from contracts.v1.runs import CertificateInfo, Timings
 from services.runner.assertions import (
     OBSERVED_MAX_CHARS,
     OBSERVED_MAX_ITEMS,
@@ -37,6 +38,27 @@ DOCUMENT = {
 HEADERS = {"content-type": "application/json; charset=utf-8", "x-count": "42", "x-empty": ""}
 
 
+TIMINGS = Timings(dns_ms=1.5, connect_ms=2.0, tls_ms=7.25, ttfb_ms=30.0, download_ms=0.5, total_ms=41.25)
+CERTIFICATE = CertificateInfo(
+    subject="CN=api.example.test",
+    issuer="CN=Example Test CA,O=Example",
+    san=["api.example.test", "*.api.example.test"],
+    not_before="2026-01-01T00:00:00Z",
+    not_after="2026-03-01T00:00:00Z",
+    days_until_expiry=30,
+    hostname_match=True,
+)
+SCHEMA = {
+    "type": "object",
+    "required": ["id", "title"],
+    "properties": {"id": {"type": "integer"}, "title": {"type": "string"}, "tags": {"type": "array"}},
+}
+BAD_SCHEMA = {
+    "type": "object",
+    "properties": {"id": {"type": "string"}, "tags": {"items": {"type": "integer"}}},
+}
+
+
 def facts(kind: str = "json") -> ResponseFacts:
     if kind == "json":
         return ResponseFacts(201, 123.4, HEADERS, json.dumps(DOCUMENT).encode())
@@ -46,6 +68,8 @@ def facts(kind: str = "json") -> ResponseFacts:
         return ResponseFacts(204, 5.0, {}, b"")
     if kind == "html":
         return ResponseFacts(200, 5.0, {"content-type": "text/html"}, b"<html>oops</html>")
+    if kind == "tls":
+        return ResponseFacts(200, 41.25, {}, b"{}", timings=TIMINGS, certificate=CERTIFICATE)
     if kind == "truncated":
         return ResponseFacts(200, 5.0, {}, b'{"a": [1, 2', truncated=True)
     raise ValueError(kind)
@@ -210,6 +234,118 @@ CASES = [
     case("text_body", "is_empty", None, kind="text", passed=False, id="text-is-empty-fail"),
     case("text_body", "is_not_empty", None, kind="text", id="text-is-not-empty"),
     case("text_body", "is_not_empty", None, kind="empty", passed=False, id="text-is-not-empty-fail"),
+    # tls_certificate: 30 days left, issuer Example Test CA, SAN api.example.test
+    case(
+        "tls_certificate", "greater_than", 14, "days_until_expiry", kind="tls", observed=30, id="cert-days-gt"
+    ),
+    case(
+        "tls_certificate",
+        "greater_than",
+        30,
+        "days_until_expiry",
+        kind="tls",
+        passed=False,
+        id="cert-days-gt-f",
+    ),
+    case("tls_certificate", "less_than", 31, "days_until_expiry", kind="tls", id="cert-days-lt"),
+    case(
+        "tls_certificate", "less_than", 14, "days_until_expiry", kind="tls", passed=False, id="cert-days-lt-f"
+    ),
+    case("tls_certificate", "greater_or_equal", 30, "days_until_expiry", kind="tls", id="cert-days-ge"),
+    case(
+        "tls_certificate",
+        "greater_or_equal",
+        31,
+        "days_until_expiry",
+        kind="tls",
+        passed=False,
+        id="cert-ge-f",
+    ),
+    case("tls_certificate", "less_or_equal", 30, "days_until_expiry", kind="tls", id="cert-days-le"),
+    case(
+        "tls_certificate", "less_or_equal", 29, "days_until_expiry", kind="tls", passed=False, id="cert-le-f"
+    ),
+    case("tls_certificate", "equals", True, "hostname_match", kind="tls", id="cert-hostname-match"),
+    case(
+        "tls_certificate", "equals", "false", "hostname_match", kind="tls", passed=False, id="cert-hostname-f"
+    ),
+    case("tls_certificate", "not_equals", "CN=other", "subject", kind="tls", id="cert-subject-not-equals"),
+    case(
+        "tls_certificate",
+        "not_equals",
+        "CN=api.example.test",
+        "subject",
+        kind="tls",
+        passed=False,
+        id="cert-ne-f",
+    ),
+    case("tls_certificate", "contains", "api.example.test", "san", kind="tls", id="cert-san-contains"),
+    case(
+        "tls_certificate", "contains", "evil.test", "san", kind="tls", passed=False, id="cert-san-contains-f"
+    ),
+    case("tls_certificate", "not_contains", "evil.test", "san", kind="tls", id="cert-san-not-contains"),
+    case(
+        "tls_certificate", "not_contains", "api.example.test", "san", kind="tls", passed=False, id="cert-nc-f"
+    ),
+    case("tls_certificate", "matches", "O=Example$", "issuer", kind="tls", id="cert-issuer-matches"),
+    case(
+        "tls_certificate", "matches", "Let's Encrypt", "issuer", kind="tls", passed=False, id="cert-matches-f"
+    ),
+    case(
+        "tls_certificate", "not_matches", "Let's Encrypt", "issuer", kind="tls", id="cert-issuer-not-matches"
+    ),
+    case("tls_certificate", "not_matches", "Example", "issuer", kind="tls", passed=False, id="cert-nm-f"),
+    case(
+        "tls_certificate",
+        "greater_than",
+        14,
+        "days_until_expiry",
+        passed=False,
+        observed=None,
+        id="cert-on-http",
+    ),
+    # phase_time: dns 1.5, connect 2, tls 7.25, first byte 30, download 0.5 (ms)
+    case("phase_time", "less_than", 10, "tls", kind="tls", observed=7.25, id="phase-tls-lt"),
+    case("phase_time", "less_than", 5, "tls", kind="tls", passed=False, id="phase-tls-lt-fail"),
+    case("phase_time", "less_or_equal", 30, "first_byte", kind="tls", id="phase-ttfb-le"),
+    case(
+        "phase_time", "less_or_equal", 29.9, "first_byte", kind="tls", passed=False, id="phase-ttfb-le-fail"
+    ),
+    case("phase_time", "greater_than", 1, "dns", kind="tls", id="phase-dns-gt"),
+    case("phase_time", "greater_than", 2, "connect", kind="tls", passed=False, id="phase-connect-gt-fail"),
+    case("phase_time", "greater_or_equal", 0.5, "download", kind="tls", id="phase-download-ge"),
+    case("phase_time", "greater_or_equal", 1, "tls", kind="text", passed=False, id="phase-absent-is-zero"),
+    # json_schema
+    case("json_schema", "matches_schema", SCHEMA, observed=[], id="schema-matches"),
+    case(
+        "json_schema",
+        "matches_schema",
+        BAD_SCHEMA,
+        observed=[
+            "$.id: 7 is not of type 'string'",
+            "$.tags[0]: 'a' is not of type 'integer'",
+            "$.tags[1]: 'b' is not of type 'integer'",
+        ],
+        passed=False,
+        id="schema-lists-failing-paths",
+    ),
+    case(
+        "json_schema",
+        "matches_schema",
+        {"type": "integer"},
+        "$.meta.owner",
+        passed=False,
+        id="schema-at-path",
+    ),
+    case(
+        "json_schema",
+        "matches_schema",
+        SCHEMA,
+        kind="html",
+        passed=False,
+        observed=None,
+        id="schema-not-json",
+    ),
 ]
 
 

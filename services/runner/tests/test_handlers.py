@@ -13,7 +13,7 @@ import pytest
 from contracts.topology import RESULTS_EXCHANGE, QueueSpec, runner_queue
 from contracts.v1 import CheckCompleted, RunCheck, RunMissed, RunnerHeartbeat
 from services.common.bus import Delivery, Route
-from services.common.bus_memory import MemoryBus
+from services.common.bus.memory import MemoryBus
 from services.common.settings import Settings
 from services.runner.main import build
 from services.runner.tests.support import make_spec

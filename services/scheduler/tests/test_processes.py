@@ -21,7 +21,7 @@ import pytest
 
 from contracts.topology import CHECK_DUE, CONTROL_EXCHANGE
 from contracts.v1 import CheckDue, CheckSpec, RequestSpec, decode
-from services.scheduler.fencing import EpochFence
+from services.common.fencing import EpochFence
 from services.scheduler.leader import asyncpg_dsn
 from services.scheduler.slots import is_slot
 

@@ -19,7 +19,7 @@ from contracts.topology import ROUTER_DUE
 from contracts.v1 import CheckChanged, CheckDue, CheckSpec, RequestSpec
 from contracts.v1.base import utcnow
 from services.common.bus import Delivery, Route
-from services.common.bus_memory import MemoryBus
+from services.common.bus.memory import MemoryBus
 from services.common.db.engine import make_engine, make_sessionmaker
 from services.common.db.models import Check
 from services.common.service import Service

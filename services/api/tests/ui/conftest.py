@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
+from services.api.accounts import create_user, find_user, load_session, open_session
 from services.api.app import create_app
-from services.api.ui.accounts import create_user, find_user, load_session, open_session
 from services.api.ui.security import SESSION_COOKIE
 from services.common.db.engine import make_engine, make_sessionmaker, upgrade_sync
 from services.common.settings import Settings

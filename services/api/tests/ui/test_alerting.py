@@ -17,8 +17,8 @@ import pytest
 
 from contracts.v1.base import utcnow
 from contracts.v1.checks import AlertPolicy, MaintenanceWindow
-from services.alerts.incidents import load_global, save_global
 from services.api.ui.alert_form import describe_policy
+from services.common.db.incidents import load_global, save_global
 from services.common.db.models import Check, Incident, Notification
 
 from .conftest import Ui, demo_form, form_fields

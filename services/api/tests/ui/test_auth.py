@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from services.api.ui.accounts import authenticate, list_users
+from services.api.accounts import authenticate, list_users
 from services.api.ui.bootstrap import ensure_admin
 from services.common.settings import Settings
 

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from contracts.v1.base import utcnow
-from services.api.ui import stats
+from services.api import stats
 from services.common.db.models import Incident, Run
-from services.results.rollups import exact_percentile
+from services.common.db.rollups import exact_percentile
 
 from .conftest import TOKEN, Ui, run_row, store_runs
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from contracts.v1.base import utcnow
-from services.api.ui.accounts import create_user
+from services.api.accounts import create_user
 from services.common.db.models import AlertState, Incident, RunRollup
 from tests.support.servers import demo_check
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from contracts.v1 import CheckDue, CheckSpec, RequestSpec
-from services.scheduler.fencing import EpochFence
+from services.common.fencing import EpochFence
 
 
 @pytest.mark.parametrize(

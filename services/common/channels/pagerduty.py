@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from contracts.v1.checks import PagerDutyChannel
-from services.alerts.channels.base import AlertMessage, HttpRequest, truncate
+from services.common.channels.base import AlertMessage, HttpRequest, truncate
 
 EVENTS_URL: Final = "https://events.pagerduty.com/v2/enqueue"
 SUMMARY_MAX: Final = 1024

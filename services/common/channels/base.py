@@ -339,3 +339,8 @@ async def transmit(
     if isinstance(outgoing, HttpRequest):
         return await send_http(http, outgoing, time_limit=time_limit, now=now)
     return await send_email(outgoing, smtp, time_limit=time_limit)
+
+
+def check_url(base_url: str, check_id: uuid.UUID) -> str:
+    """The check's page in the UI."""
+    return f"{base_url.rstrip('/')}/checks/{check_id}"

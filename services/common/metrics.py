@@ -1,4 +1,4 @@
-"""Counters of the alerts service, rendered in the Prometheus text format for the api's ``/metrics``."""
+"""Counters of alert delivery and incidents, rendered in the Prometheus text format for ``/metrics``."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """status_pages, status_notices and check_badges: public status pages and README badges
 
 Revision ID: status_pages
-Revises: 0004
+Revises: 0006
 Create Date: 2026-12-01 01:10:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import services.common.db.models
 
 revision = "status_pages"
-down_revision = "0004"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

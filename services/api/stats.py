@@ -18,8 +18,8 @@ from sqlalchemy.orm import aliased
 from contracts.v1.base import utcnow
 from contracts.v1.regions import display_name
 from services.api.errors import ApiError
+from services.common.db import rollups
 from services.common.db.models import Check, Incident, Run, RunRollup
-from services.results import rollups
 
 WINDOWS: Final[dict[str, timedelta]] = {
     "1h": timedelta(hours=1),

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from contracts.v1.checks import DiscordChannel
-from services.alerts.channels.base import COLOURS, EMOJI, AlertMessage, HttpRequest, truncate
+from services.common.channels.base import COLOURS, EMOJI, AlertMessage, HttpRequest, truncate
 
 TITLE_MAX: Final = 256
 DESCRIPTION_MAX: Final = 4096

@@ -41,7 +41,7 @@ from faststream.rabbit.message import RabbitMessage
 
 from contracts.topology import DEAD_LETTERS, DELIVERY_LIMIT, EXCHANGES, QueueSpec
 from contracts.v1 import AnyMessage, decode, encode
-from services.common.bus import Delivery, Handler, Route, address_of
+from services.common.bus.protocol import Delivery, Handler, Route, address_of
 from services.common.errors import BusClosed, NotConfirmed, Unroutable
 
 if TYPE_CHECKING:

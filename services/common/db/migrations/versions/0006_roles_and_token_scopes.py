@@ -4,8 +4,8 @@ Existing admins stay admins and every other user becomes an editor (what they co
 existing tokens keep full scope. Going down cannot express either, so it removes run-only tokens and the
 viewers' tokens and sessions rather than widen them (viewers can log in again, as plain users).
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-01 01:00:00
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -6,7 +6,7 @@ import html
 from datetime import datetime
 
 from contracts.v1.checks import EmailChannel
-from services.alerts.channels.base import COLOURS, EMOJI, AlertMessage, EmailOutgoing, truncate
+from services.common.channels.base import COLOURS, EMOJI, AlertMessage, EmailOutgoing, truncate
 
 
 def subject(message: AlertMessage) -> str:

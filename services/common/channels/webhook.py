@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from contracts.v1.checks import WebhookChannel
-from services.alerts.channels.base import AlertMessage, HttpRequest
+from services.common.channels.base import AlertMessage, HttpRequest
 
 SIGNATURE_HEADER: Final = "X-Seymour-Signature"
 TIMESTAMP_HEADER: Final = "X-Seymour-Timestamp"

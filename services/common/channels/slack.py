@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from contracts.v1.checks import SlackChannel
-from services.alerts.channels.base import EMOJI, AlertMessage, HttpRequest, truncate
+from services.common.channels.base import EMOJI, AlertMessage, HttpRequest, truncate
 
 HEADER_MAX: Final = 150
 SECTION_MAX: Final = 3000

@@ -17,7 +17,7 @@ from typing import Any
 
 from contracts.topology import DEAD_LETTERS, DELIVERY_LIMIT, EXCHANGES, QueueSpec
 from contracts.v1 import AnyMessage, decode, encode
-from services.common.bus import Delivery, Route, address_of
+from services.common.bus.protocol import Delivery, Route, address_of
 from services.common.errors import MalformedMessage, Unroutable
 
 log = logging.getLogger(__name__)

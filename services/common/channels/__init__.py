@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Final
 
-from services.alerts.channels.base import Provider
-from services.alerts.channels.discord import DiscordProvider
-from services.alerts.channels.email import EmailProvider
-from services.alerts.channels.pagerduty import PagerDutyProvider
-from services.alerts.channels.slack import SlackProvider
-from services.alerts.channels.teams import TeamsProvider
-from services.alerts.channels.webhook import WebhookProvider
+from services.common.channels.base import Provider
+from services.common.channels.discord import DiscordProvider
+from services.common.channels.email import EmailProvider
+from services.common.channels.pagerduty import PagerDutyProvider
+from services.common.channels.slack import SlackProvider
+from services.common.channels.teams import TeamsProvider
+from services.common.channels.webhook import WebhookProvider
 
 PROVIDERS: Final[dict[str, Provider]] = {
     "slack": SlackProvider(),

@@ -1,7 +1,8 @@
 """The bus seam: what services need from a message bus, whichever adapter carries the messages.
 
-Two adapters implement it: :mod:`services.common.bus_rabbit` (RabbitMQ via FastStream/aio-pika) and
-:mod:`services.common.bus_memory` (in-process, for ``seymour up`` and tests). Both serialize every
+Two adapters implement it: :mod:`services.common.bus.rabbit` (RabbitMQ via FastStream/aio-pika) and
+:mod:`services.common.bus.memory` (in-process, for ``seymour up`` and tests); the composition root
+(:func:`services.runtime.make_bus`) picks one. Both serialize every
 message to JSON and back, ack only after the handler returned, redeliver a message whose handler
 raised up to ``DELIVERY_LIMIT`` times, and dead-letter it after that — so both modes fail alike.
 """
@@ -86,14 +87,3 @@ class Bus(Publisher, Protocol):
     async def dead_letter_count(self) -> int:
         """How many messages wait in the dead-letter queue."""
         ...
-
-
-def make_bus(broker_url: str, *, instance: str = "seymour") -> Bus:
-    """The adapter for ``broker_url``: ``memory://`` → in-process, ``amqp://`` → RabbitMQ."""
-    if broker_url.startswith("memory://"):
-        from services.common.bus_memory import MemoryBus
-
-        return MemoryBus()
-    from services.common.bus_rabbit import RabbitBus
-
-    return RabbitBus(broker_url, instance=instance)

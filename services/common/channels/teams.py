@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from contracts.v1.checks import TeamsChannel
-from services.alerts.channels.base import EMOJI, AlertMessage, HttpRequest, truncate
+from services.common.channels.base import EMOJI, AlertMessage, HttpRequest, truncate
 
 CARD_SCHEMA: Final = "http://adaptivecards.io/schemas/adaptive-card.json"
 CARD_CONTENT_TYPE: Final = "application/vnd.microsoft.card.adaptive"

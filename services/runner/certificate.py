@@ -1,0 +1,87 @@
+"""The TLS certificate a server actually presented, read from the live connection and summarised."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from cryptography import x509
+from cryptography.x509.oid import ExtensionOID
+
+from contracts.v1.runs import CertificateInfo
+
+log = logging.getLogger(__name__)
+
+
+def peer_certificate(response: aiohttp.ClientResponse, now: datetime | None = None) -> CertificateInfo | None:
+    """The leaf certificate of ``response``'s connection, or ``None`` when there is none to read.
+
+    Must be called before the body is read: aiohttp releases the connection once it is. The
+    certificate is read whether or not it was verified (``verify_tls: false`` still records it)."""
+    connection = response.connection
+    transport = connection.transport if connection is not None else None
+    ssl_object: Any = transport.get_extra_info("ssl_object") if transport is not None else None
+    if ssl_object is None:
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    if not der:
+        return None
+    try:
+        return describe(der, response.url.host or "", now)
+    except ValueError as exc:
+        log.info("certificate unreadable host=%s error=%s", response.url.host, exc)
+        return None
+
+
+def describe(der: bytes, host: str, now: datetime | None = None) -> CertificateInfo:
+    """A DER certificate as :class:`CertificateInfo`; ``hostname_match`` against ``host`` (RFC 6125:
+    SAN DNS names with a left-most wildcard label, SAN IP addresses; the subject CN only without SANs)."""
+    certificate = x509.load_der_x509_certificate(der)
+    now = now or datetime.now(UTC)
+    not_after = certificate.not_valid_after_utc
+    dns_names: list[str] = []
+    addresses: list[str] = []
+    try:
+        extension = certificate.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+        names: Any = extension.value
+        dns_names = list(names.get_values_for_type(x509.DNSName))
+        addresses = [str(address) for address in names.get_values_for_type(x509.IPAddress)]
+    except x509.ExtensionNotFound:
+        pass
+    common_names = [
+        str(attribute.value)
+        for attribute in certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    ]
+    candidates = dns_names or ([] if addresses else common_names)
+    return CertificateInfo(
+        subject=certificate.subject.rfc4514_string(),
+        issuer=certificate.issuer.rfc4514_string(),
+        san=[*dns_names, *addresses],
+        not_before=certificate.not_valid_before_utc,
+        not_after=not_after,
+        days_until_expiry=math.floor((not_after - now).total_seconds() / 86400),
+        hostname_match=_matches(host, candidates, addresses),
+    )
+
+
+def _matches(host: str, names: list[str], addresses: list[str]) -> bool:
+    host = host.lower().rstrip(".").strip("[]")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        ip = None
+    if ip is not None:
+        return any(ipaddress.ip_address(address) == ip for address in addresses)
+    for name in names:
+        name = name.lower().rstrip(".")
+        if name == host:
+            return True
+        if name.startswith("*.") and "." in host:
+            label, rest = host.split(".", 1)
+            if label and rest == name[2:]:
+                return True
+    return False
