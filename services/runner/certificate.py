@@ -8,7 +8,6 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
 
@@ -17,23 +16,16 @@ from contracts.v1.runs import CertificateInfo
 log = logging.getLogger(__name__)
 
 
-def peer_certificate(response: aiohttp.ClientResponse, now: datetime | None = None) -> CertificateInfo | None:
-    """The leaf certificate of ``response``'s connection, or ``None`` when there is none to read.
-
-    Must be called before the body is read: aiohttp releases the connection once it is. The
-    certificate is read whether or not it was verified (``verify_tls: false`` still records it)."""
-    connection = response.connection
-    transport = connection.transport if connection is not None else None
-    ssl_object: Any = transport.get_extra_info("ssl_object") if transport is not None else None
-    if ssl_object is None:
-        return None
+def peer_certificate(ssl_object: Any, host: str, now: datetime | None = None) -> CertificateInfo | None:
+    """The leaf certificate the server presented on a connection (its ``ssl.SSLObject``), or ``None``
+    when there is none to read. Read whether or not it was verified (``verify_tls: false`` records it)."""
     der = ssl_object.getpeercert(binary_form=True)
     if not der:
         return None
     try:
-        return describe(der, response.url.host or "", now)
+        return describe(der, host, now)
     except ValueError as exc:
-        log.info("certificate unreadable host=%s error=%s", response.url.host, exc)
+        log.info("certificate unreadable host=%s error=%s", host, exc)
         return None
 
 

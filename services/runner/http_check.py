@@ -133,6 +133,8 @@ class _RunState:
     timer: PhaseTimer
     blocked: dict[int, list[str]] = field(default_factory=dict)
     attempted: dict[int, int] = field(default_factory=dict)
+    #: The TLS object of the latest connection: it holds the certificate the server presented.
+    ssl_object: Any = None
 
     def refused_only(self) -> list[str]:
         """The addresses refused for the latest connection, if nothing else was tried for it."""
@@ -148,9 +150,18 @@ _RUN: Final[contextvars.ContextVar[_RunState | None]] = contextvars.ContextVar("
 def _timed_protocol(factory: Any) -> Any:
     """The protocol factory, stamping "TCP connected" first (asyncio calls it before the TLS handshake)."""
     state = _RUN.get()
+    protocol = factory()
     if state is not None:
         state.timer.tcp_connected()
-    return factory()
+        made = protocol.connection_made
+
+        def connection_made(transport: Any) -> None:
+            # After the TLS handshake; aiohttp drops the transport when it closes the connection.
+            state.ssl_object = transport.get_extra_info("ssl_object")
+            made(transport)
+
+        protocol.connection_made = connection_made
+    return protocol
 
 
 class _Connector(aiohttp.TCPConnector):
@@ -294,7 +305,9 @@ class HttpChecker:
                     cookies=dict(cookies) if cookies else None,
                 ) as response,
             ):
-                certificate = peer_certificate(response) if response.url.scheme == "https" else None
+                certificate = None
+                if response.url.scheme == "https" and state.ssl_object is not None:
+                    certificate = peer_certificate(state.ssl_object, response.url.host or "")
                 received = {name: morsel.value for name, morsel in response.cookies.items()}
                 body, truncated = await _read_capped(response, request.max_response_bytes)
                 state.timer.body_done()
