@@ -9,7 +9,15 @@ from services.alerts.policy import Observation, RegionOutcome
 
 
 def failure_detail(message: CheckCompleted) -> dict[str, Any] | None:
-    """The first failing assertion (target and observed value), or the error, of a failed run."""
+    """The first failing assertion (target and observed value), or the error, of a failed run; for a
+    multi-step check, named by the step that failed."""
+    detail = _first_failure(message)
+    if detail is not None and message.failed_step:
+        detail["step"] = message.failed_step
+    return detail
+
+
+def _first_failure(message: CheckCompleted) -> dict[str, Any] | None:
     for outcome in message.assertions:
         if not outcome.passed:
             return {

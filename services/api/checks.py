@@ -46,6 +46,9 @@ def parse_spec(data: Any, stored: dict[str, Any] | None = None) -> CheckSpec:
     data = {
         key: value for key, value in data.items() if key not in ("id", "revision", "created_at", "updated_at")
     }
+    if data.get("steps"):  # request/assertions are the first step's: taken from it, never out of step
+        data.pop("request", None)
+        data.pop("assertions", None)
     try:
         return CheckSpec.model_validate(restore_secrets(data, stored))
     except ValidationError as exc:

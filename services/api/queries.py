@@ -35,6 +35,9 @@ def run_view(row: Run) -> dict[str, Any]:
         "assertions": row.assertions or [],
         "request": row.request,
         "runner_id": row.runner_id,
+        "steps": row.steps,
+        "failed_step": row.failed_step,
+        "certificate": row.certificate,
     }
 
 

@@ -23,13 +23,39 @@ def mask_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}/{MASK}"
 
 
+#: Fields of a check that were added with multi-step checks; left out of its view while at their default,
+#: so a single-request check reads (and exports) exactly as it did before they existed.
+SCENARIO_DEFAULTS: Final[dict[str, Any]] = {
+    "steps": [],
+    "teardown": [],
+    "teardown_fails_check": False,
+    "share_cookies": False,
+    "variables": {},
+}
+
+
+def _requests(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The check's request and every step's (the same objects, for masking in place)."""
+    found = [spec["request"]] if isinstance(spec.get("request"), dict) else []
+    for group in ("steps", "teardown"):
+        for step in spec.get(group) or []:
+            if isinstance(step, dict) and isinstance(step.get("request"), dict):
+                found.append(step["request"])
+    return found
+
+
 def redact_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a check spec with sensitive header values and channel secrets masked."""
+    """A copy of a check spec with sensitive header values (of every step) and channel secrets masked,
+    and the multi-step fields left out while at their defaults."""
     out = copy.deepcopy(spec)
-    headers = out.get("request", {}).get("headers") or {}
-    for name in headers:
-        if SENSITIVE.search(name):
-            headers[name] = MASK
+    for key, default in SCENARIO_DEFAULTS.items():
+        if key in out and out[key] == default:
+            del out[key]
+    for request in _requests(out):
+        headers = request.get("headers") or {}
+        for name in headers:
+            if SENSITIVE.search(name):
+                headers[name] = MASK
     for channel in out.get("alerts") or []:
         if channel.get("channel") in URL_CHANNELS and channel.get("url"):
             channel["url"] = mask_url(channel["url"])
@@ -44,13 +70,17 @@ def restore_secrets(incoming: Any, stored: dict[str, Any] | None) -> Any:
     if not isinstance(incoming, dict) or stored is None:
         return incoming
     out = copy.deepcopy(incoming)
-    new_headers = (out.get("request") or {}).get("headers")
-    old_headers = (stored.get("request") or {}).get("headers") or {}
-    if isinstance(new_headers, dict):
-        lowered = {name.lower(): value for name, value in old_headers.items()}
-        for name, value in new_headers.items():
-            if value == MASK and name.lower() in lowered:
-                new_headers[name] = lowered[name.lower()]
+    _restore_headers((out.get("request") or {}).get("headers"), (stored.get("request") or {}).get("headers"))
+    for group in ("steps", "teardown"):
+        old_steps = {step.get("name"): step for step in stored.get(group) or [] if isinstance(step, dict)}
+        for step in out.get(group) or []:
+            if (
+                isinstance(step, dict)
+                and step.get("name") in old_steps
+                and isinstance(step.get("request"), dict)
+            ):
+                old_request = old_steps[step["name"]].get("request") or {}
+                _restore_headers(step["request"].get("headers"), old_request.get("headers"))
     old_channels = stored.get("alerts") or []
     for index, channel in enumerate(out.get("alerts") or []):
         if not isinstance(channel, dict):
@@ -64,6 +94,15 @@ def restore_secrets(incoming: Any, stored: dict[str, Any] | None) -> Any:
             if channel.get(key) == MASK:
                 channel[key] = match.get(key)
     return out
+
+
+def _restore_headers(new_headers: Any, old_headers: Any) -> None:
+    if not isinstance(new_headers, dict) or not isinstance(old_headers, dict):
+        return
+    lowered = {name.lower(): value for name, value in old_headers.items()}
+    for name, value in new_headers.items():
+        if value == MASK and name.lower() in lowered:
+            new_headers[name] = lowered[name.lower()]
 
 
 def _same_channel(channel: dict[str, Any], old: list[dict[str, Any]], index: int) -> dict[str, Any] | None:

@@ -133,15 +133,22 @@ def _export(args: argparse.Namespace) -> int:
     except ApiFailure as failure:
         _print_failure("export", failure)
         return 2
-    documents = [
-        {k: v for k, v in c.items() if k not in ("id", "revision", "created_at", "updated_at")}
-        for c in checks
-    ]
+    documents = [export_document(check) for check in checks]
     if args.json:
         print(json.dumps({"checks": documents}, indent=2))
     else:
         print(yaml.safe_dump({"checks": documents}, sort_keys=False, allow_unicode=True), end="")
     return 0
+
+
+def export_document(check: dict[str, Any]) -> dict[str, Any]:
+    """A check as ``seymour export`` writes it: no bookkeeping; a multi-step check as its steps only
+    (``request``/``assertions`` repeat the first step and ``apply`` fills them back in)."""
+    document = {k: v for k, v in check.items() if k not in ("id", "revision", "created_at", "updated_at")}
+    if document.get("steps"):
+        document.pop("request", None)
+        document.pop("assertions", None)
+    return document
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -273,29 +280,53 @@ def render_runs(name: str, runs: list[dict[str, Any]], pending: list[str]) -> st
         total = run.get("timings", {}).get("total_ms")
         took = f"{total:.1f} ms" if isinstance(total, int | float) else "-"
         lines.append(f"\n[{run['region']}] {run['status'].upper()}  {took}")
-        if run.get("error") and run["status"] != "failed":
+        if run.get("error") and (run["status"] != "failed" or run.get("steps")):
             lines.append(f"  error: {run['error']['class']}: {run['error']['message']}")
-        rows = [("", "source", "property", "comparison", "target", "observed")]
-        for outcome in run.get("assertions", []):
-            rows.append(
-                (
-                    "PASS" if outcome["passed"] else "FAIL",
-                    outcome["source"],
-                    outcome.get("property") or "",
-                    outcome["comparison"],
-                    _show(outcome.get("target")),
-                    _show(outcome.get("observed")),
-                )
-            )
-        if len(rows) > 1:
-            widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-            for row in rows:
-                lines.append(
-                    "  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-                )
+        if run.get("steps"):
+            for step in run["steps"]:
+                lines.extend(_step_lines(step))
+        else:
+            lines.extend(_assertion_table(run.get("assertions", []), "  "))
     for run_id in pending:
         lines.append(f"\n[pending] run {run_id} did not finish in time")
     return "\n".join(lines)
+
+
+def _step_lines(step: dict[str, Any]) -> list[str]:
+    """One step of a multi-step run: status, time, request, its error and its assertion table."""
+    total = (step.get("timings") or {}).get("total_ms")
+    took = f"{total:.1f} ms" if isinstance(total, int | float) else "-"
+    label = f"teardown {step['name']}" if step.get("teardown") else f"step {step['name']}"
+    request = step.get("request") or {}
+    sent = f"{request.get('method', '')} {request.get('url', '')}".strip()
+    lines = [f"  {label}: {step['status'].upper()}  {took}  {sent}".rstrip()]
+    if step.get("error") and step["status"] != "skipped":
+        lines.append(f"    error: {step['error']['class']}: {step['error']['message']}")
+    lines.extend(_assertion_table(step.get("assertions", []), "    "))
+    for name, value in (step.get("extracted") or {}).items():
+        lines.append(f"    extracted steps.{step['name']}.{name} = {_show(value)}")
+    return lines
+
+
+def _assertion_table(outcomes: list[dict[str, Any]], indent: str) -> list[str]:
+    rows = [("", "source", "property", "comparison", "target", "observed")]
+    for outcome in outcomes:
+        rows.append(
+            (
+                "PASS" if outcome["passed"] else "FAIL",
+                outcome["source"],
+                outcome.get("property") or "",
+                outcome["comparison"],
+                _show(outcome.get("target")),
+                _show(outcome.get("observed")),
+            )
+        )
+    if len(rows) == 1:
+        return []
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        indent + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows
+    ]
 
 
 def _show(value: Any) -> str:

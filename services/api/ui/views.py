@@ -111,6 +111,43 @@ def waterfall(timings: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def step_waterfall(steps: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """A multi-step run's steps as bars one after another (offset and width in % of the steps' sum),
+    each with its assertions (failed first), its phases and what it extracted."""
+    if not steps:
+        return []
+    times = [float((step.get("timings") or {}).get("total_ms") or 0.0) for step in steps]
+    total = max(sum(times), 0.001)
+    out = []
+    offset = 0.0
+    for step, ms in zip(steps, times, strict=True):
+        width = 100.0 * ms / total
+        response = step.get("response") or {}
+        request = step.get("request") or {}
+        assertions = sorted(step.get("assertions") or [], key=lambda item: bool(item.get("passed")))
+        out.append(
+            {
+                "name": step.get("name"),
+                "teardown": bool(step.get("teardown")),
+                "status": step.get("status"),
+                "ms": ms if step.get("status") != "skipped" else None,
+                "offset": offset,
+                "width": max(width, 0.4) if step.get("status") != "skipped" else 0.0,
+                "error": step.get("error"),
+                "assertions": assertions,
+                "failed_count": sum(1 for item in assertions if not item.get("passed")),
+                "phases": waterfall(step.get("timings") or {}),
+                "extracted": sorted((step.get("extracted") or {}).items()),
+                "request_method": request.get("method"),
+                "request_url": request.get("url"),
+                "status_code": response.get("status_code"),
+                "body": pretty_body(response.get("body"))[0],
+            }
+        )
+        offset = min(100.0, offset + width)
+    return out
+
+
 def pretty_body(body: str | None) -> tuple[str, bool]:
     """The body pretty-printed when it is JSON, and whether it was."""
     if not body:
@@ -147,6 +184,7 @@ def run_detail(run: Run) -> dict[str, Any]:
         "request_url": request.get("url"),
         "request_headers": sorted((request.get("headers") or {}).items()),
         "request_body": request_body,
+        "step_bars": step_waterfall(view.get("steps")),
     }
 
 

@@ -121,6 +121,8 @@ def describe_assertion(detail: dict[str, Any]) -> AssertionLine | None:
         if target is not None:
             text += f" {target!r}"
         text += f" — actual {observed!r}"
+        if detail.get("step"):
+            text = f"step '{detail['step']}': {text}"
         return AssertionLine(
             source=str(detail.get("source", "")),
             property=detail.get("property"),
@@ -131,6 +133,8 @@ def describe_assertion(detail: dict[str, Any]) -> AssertionLine | None:
         )
     if detail.get("kind") == "error":
         text = f"{detail.get('class', 'error')}: {detail.get('message', '')}".strip()
+        if detail.get("step") and f"'{detail['step']}'" not in text:
+            text = f"step '{detail['step']}': {text}"
         return AssertionLine(source="error", comparison="error", target=None, observed=text, text=text)
     return None
 
