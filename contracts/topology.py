@@ -4,7 +4,8 @@
 
     api ──check.changed.v1──► [seymour.control] ──► scheduler.changes.<instance>   (per scheduler)
     scheduler ──check.due.v1──► [seymour.control] ──► router.due
-    router ──<region>──► [seymour.runs] ──► runner.<region>  (federated to the region's broker)
+    router ──<region>──► [seymour.runs] ──► runner.<region>  (a region served from home)
+                               └─<region>─► [seymour.runs.<region>] ──► federated to the region's broker
                                runner.<region> ─expired/rejected─► [seymour.runs.dlx] ──► router.dead-runs
     runner ──check.completed.v1──► [seymour.results] ──► results.store, alerts.evaluate
     router ──run.missed.v1──────► [seymour.results] ──► results.store, alerts.evaluate
@@ -14,6 +15,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -123,6 +125,33 @@ def router_heartbeats(instance: str) -> QueueSpec:
 
 # -- a region's broker: federation from home, shovels back to home (see services/common/region_topology) --
 
+_REGION_CODE: Final = r"[a-z0-9][a-z0-9-]{0,38}"
+#: A region's account on the home broker is ``seymour-<region>``, optionally ``.<suffix>`` (several
+#: deployments sharing one broker). Home trusts what such a user publishes only for that region.
+REGION_USER_PREFIX: Final = "seymour-"
+_REGION_USER: Final = re.compile(
+    rf"{re.escape(REGION_USER_PREFIX)}({_REGION_CODE})(?:\.[A-Za-z0-9_-]{{1,40}})?"
+)
+
+
+def region_runs_exchange(region: str) -> str:
+    """The home exchange a region's federation link reads: ``seymour.runs`` forwards the region's key to
+    it, so the region's account can be allowed to read this exchange and not ``seymour.runs`` itself
+    (on a direct exchange, read permission would let it bind any other region's key)."""
+    return f"{RUNS_EXCHANGE}.{region}"
+
+
+def region_user(region: str, suffix: str = "") -> str:
+    """The name of ``region``'s account on the home broker."""
+    return f"{REGION_USER_PREFIX}{region}{'.' + suffix if suffix else ''}"
+
+
+def region_of_user(user: str | None) -> str | None:
+    """The region whose account ``user`` is, or ``None`` for any other broker user (home's own)."""
+    match = _REGION_USER.fullmatch(user or "")
+    return match.group(1) if match else None
+
+
 #: Name of the federation upstream (the home broker) on the regional broker.
 UPSTREAM: Final = "seymour-home"
 #: Regional policy that makes the regional ``seymour.runs`` federated from :data:`UPSTREAM`.
@@ -135,6 +164,6 @@ RESULTS_SHOVEL: Final = "seymour-results-to-home"
 DEAD_RUNS_SHOVEL: Final = "seymour-dead-runs-to-home"
 #: Home policy: runs that expire while buffered on home (WAN down) are dead-lettered, not dropped.
 HOME_BUFFER_POLICY: Final = "seymour-federation-buffers"
-HOME_BUFFER_PATTERN: Final = r"^federation: seymour\.runs -> "
+HOME_BUFFER_PATTERN: Final = r"^federation: seymour\.runs(\.[a-z0-9-]+)? -> "
 #: Regional brokers are named ``seymour-<region>`` (see the module docstring).
 CLUSTER_NAME_PREFIX: Final = "seymour-"

@@ -76,21 +76,17 @@ ENV
 umask 022
 
 # Every region's account on the home broker, kept in step with SSM (a region added later appears
-# within a minute). Passwords go to rabbitmqctl on stdin, never on a command line.
+# within a minute). Each account may read only its own runs and write only results and dead runs
+# ('seymour region grant'); passwords go on stdin, never on a command line.
 cat >/usr/local/sbin/seymour-sync-regions <<'SYNC'
 #!/bin/bash
 set -euo pipefail
+set -a; . /etc/seymour/home.env; set +a
 aws ssm get-parameters-by-path --region '{{region}}' --path '{{param_prefix}}/broker/' --recursive \
   --with-decryption --query 'Parameters[?ends_with(Name, `/password`)].[Name,Value]' --output text |
 while read -r name value; do
   region=$(basename "$(dirname "$name")")
-  user="seymour-$region"
-  if docker exec seymour-broker rabbitmqctl -q list_users | cut -f1 | grep -qx "$user"; then
-    printf '%s' "$value" | docker exec -i seymour-broker rabbitmqctl -q change_password "$user"
-  else
-    printf '%s' "$value" | docker exec -i seymour-broker rabbitmqctl -q add_user "$user"
-  fi
-  docker exec seymour-broker rabbitmqctl -q set_permissions -p / "$user" '.*' '.*' '.*'
+  printf '%s\n' "$value" | /opt/seymour/bin/seymour region grant "$region" --home-api http://127.0.0.1:15672
 done
 SYNC
 chmod 700 /usr/local/sbin/seymour-sync-regions

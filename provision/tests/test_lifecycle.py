@@ -78,6 +78,8 @@ def _check_user_data(deployment: str, region: str, release: str) -> None:
     assert "for service in api scheduler router results alerts;" in home
     assert "ExecStart=/opt/seymour/bin/seymour serve %i" in home
     assert "listeners.ssl.default = 5671" in home
+    assert '| /opt/seymour/bin/seymour region grant "$region"' in home
+    assert "'.*'" not in home
     assert "postgresql15-server" in home
 
 

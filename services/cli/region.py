@@ -12,12 +12,14 @@ import time
 from dataclasses import asdict
 from typing import Any
 
+from contracts.topology import region_of_user, region_user
 from services.common.region_management import ManagementApi, ManagementError
 from services.common.region_status import home_buffers, merge, region_side, render
 from services.common.region_topology import (
     DEFAULT_RECONNECT_DELAY,
     BrokerAddress,
     RegionLink,
+    account_plan,
     check_region,
     home_plan,
     redact,
@@ -49,6 +51,19 @@ def register(subparsers: Any) -> None:
         "--wait", type=float, default=30.0, help="seconds to wait for both links to run (0: do not wait)"
     )
     connect.set_defaults(func=_connect)
+
+    grant = commands.add_parser(
+        "grant",
+        help="create or update a region's own least-privilege account on the home broker "
+        "(password read from standard input)",
+    )
+    grant.add_argument("region", help="region code, e.g. eu-north-1")
+    grant.add_argument(
+        "--home", default=None, help="home broker as an administrator (default: SEYMOUR_BROKER_URL)"
+    )
+    grant.add_argument("--home-api", default=None, help="home's management API (default http://host:15672)")
+    grant.add_argument("--user", default=None, help="account name (default seymour-<region>)")
+    grant.set_defaults(func=_grant)
 
     status = commands.add_parser("status", help="link state, buffered messages and runner heartbeats")
     status.add_argument(
@@ -88,6 +103,34 @@ async def connect(
             await asyncio.sleep(0.25)
             states = await _links(api)
     return states
+
+
+async def grant(region: str, home_api: BrokerAddress, username: str, password: str) -> None:
+    """Give ``region`` its own account on home (see :func:`account_plan`). Raises ``ValueError`` for a
+    bad region code or an account name that does not name this region, :class:`ManagementError` when
+    home refuses."""
+    check_region(region)
+    if region_of_user(username) != region:
+        raise ValueError(f"account {username!r} must be named {region_user(region)!r} (optionally '.suffix')")
+    if not password:
+        raise ValueError("empty password (give it on standard input)")
+    async with ManagementApi(home_api) as api:
+        await api.apply(account_plan(home_api, region, username, password))
+
+
+def _grant(args: argparse.Namespace) -> int:
+    from services.common.settings import Settings
+
+    password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        home = BrokerAddress.parse(args.home or Settings().broker_url, args.home_api)
+        username = args.user or region_user(args.region)
+        asyncio.run(grant(args.region, home, username, password))
+    except (ValueError, ManagementError) as exc:
+        print(f"seymour region grant: {exc}", file=sys.stderr)
+        return 1
+    print(f"region {args.region}: account {username} on home {redact(home.amqp_url)}")
+    return 0
 
 
 async def _links(api: ManagementApi) -> dict[str, str]:

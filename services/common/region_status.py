@@ -16,7 +16,12 @@ from contracts.topology import CLUSTER_NAME_PREFIX, DEAD_RUNS_OUTBOX, RESULTS_OU
 from services.common.region_management import ManagementApi
 from services.common.region_topology import q
 
-_BUFFER = re.compile(rf"^federation: {re.escape(RUNS_EXCHANGE)} -> {re.escape(CLUSTER_NAME_PREFIX)}([^:]+)")
+#: ``federation: seymour.runs.<region> -> …`` (the region read from the exchange its account may read),
+#: or a link made before regions had their own exchange: ``federation: seymour.runs -> seymour-<region>``.
+_BUFFER = re.compile(
+    rf"^federation: {re.escape(RUNS_EXCHANGE)}"
+    rf"(?:\.([a-z0-9-]+) -> | -> {re.escape(CLUSTER_NAME_PREFIX)}([^:]+))"
+)
 
 
 @dataclass
@@ -37,7 +42,7 @@ class RegionRow:
 def region_of_buffer(queue: str) -> str | None:
     """The region a home buffer queue serves, or ``None`` for any other queue."""
     match = _BUFFER.match(queue)
-    return match.group(1) if match else None
+    return (match.group(1) or match.group(2)) if match else None
 
 
 async def home_buffers(api: ManagementApi) -> dict[str, tuple[int, int]]:

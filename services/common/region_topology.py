@@ -3,7 +3,8 @@
 ::
 
     home broker                                    regional broker (cluster name seymour-<region>)
-    [seymour.runs] ─<region>─► federation: seymour.runs -> seymour-<region>  ◄── federation link
+    [seymour.runs] ─<region>─► [seymour.runs.<region>]
+                       ─► federation: seymour.runs.<region> -> seymour-<region>:…  ◄── federation link
         (home buffer: message-ttl + expires; home policy HOME_BUFFER_POLICY dead-letters runs that
          expire there to [seymour.runs.dlx] → router.dead-runs → RunMissed)
                                                     [seymour.runs] ─<region>─► runner.<region> ─► runner
@@ -18,7 +19,12 @@ by ``expires`` so a region gone for good does not make home grow forever), resul
 outbox. Links redeliver: every consumer downstream is idempotent on ``run_id``.
 
 The federation upstream binds on home only the keys the regional ``seymour.runs`` has bindings for — the
-region's own code — so runs for other regions never cross. The regional broker's cluster name is set
+region's own code — so runs for other regions never cross. Each region's links log in to home as its own
+account (``seymour-<region>``, :func:`account_plan`), which may read only ``seymour.runs.<region>`` and its
+own federation buffer, and write only there and to ``seymour.results`` / ``seymour.runs.dlx``: a
+compromised region host can neither read other regions' runs or ``alerts.evaluate``, nor delete queues,
+nor publish commands. The shovels stamp ``user_id`` with that account, which home's broker validates, so
+home knows for which region a result may speak. The regional broker's cluster name is set
 to ``seymour-<region>`` because RabbitMQ names the home buffer queue after it: that makes the name
 predictable (``seymour region status`` looks it up) and unique per region.
 
@@ -36,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from contracts.topology import (
+    CHECK_COMPLETED,
     CLUSTER_NAME_PREFIX,
     DEAD_RUNS_OUTBOX,
     DEAD_RUNS_SHOVEL,
@@ -45,11 +52,13 @@ from contracts.topology import (
     RESULTS_EXCHANGE,
     RESULTS_OUTBOX,
     RESULTS_SHOVEL,
+    RUNNER_HEARTBEAT,
     RUNNER_QUEUE_EXPIRES_MS,
     RUNS_DEAD_LETTER_EXCHANGE,
     RUNS_EXCHANGE,
     RUNS_FEDERATION_POLICY,
     UPSTREAM,
+    region_runs_exchange,
     runner_queue,
 )
 from services.common.bus.rabbit import queue_arguments
@@ -145,9 +154,9 @@ def cluster_name(region: str) -> str:
 
 def home_buffer_queue(region: str, *, home_vhost: str = "/", region_vhost: str = "/") -> str:
     """The queue on home that buffers ``region``'s runs (declared by the federation link; RabbitMQ adds
-    the regional vhost and exchange to the name when the two vhosts differ)."""
-    suffix = "" if region_vhost == home_vhost else f":{region_vhost}:{RUNS_EXCHANGE}"
-    return f"federation: {RUNS_EXCHANGE} -> {cluster_name(region)}{suffix}"
+    the regional exchange, and the vhost when the two vhosts differ, because the names differ)."""
+    suffix = f":{RUNS_EXCHANGE}" if region_vhost == home_vhost else f":{region_vhost}:{RUNS_EXCHANGE}"
+    return f"federation: {region_runs_exchange(region)} -> {cluster_name(region)}{suffix}"
 
 
 def local_uri(vhost: str) -> str:
@@ -173,7 +182,7 @@ class RegionLink:
         """The federation upstream definition (the home broker, as seen from the region)."""
         return {
             "uri": self.home.amqp_url,
-            "exchange": RUNS_EXCHANGE,
+            "exchange": region_runs_exchange(self.region),
             "ack-mode": "on-confirm",
             "trust-user-id": False,
             "max-hops": 1,
@@ -195,6 +204,8 @@ class RegionLink:
             "dest-uri": self.home.amqp_url,
             "dest-exchange": destination_exchange,
             "dest-add-forward-headers": False,
+            # Home's broker validates user_id against the link's account: home knows which region spoke.
+            "dest-publish-properties": {"user_id": self.home.username},
             "ack-mode": "on-confirm",
             "reconnect-delay": self.reconnect_seconds,
         }
@@ -258,6 +269,62 @@ class RegionLink:
         return steps
 
 
+def region_permissions(region: str) -> dict[str, str]:
+    """The configure/write/read regexes of ``region``'s account on home, derived from the topology.
+
+    Its federation link declares, binds and consumes its own buffer (``federation: seymour.runs.<region>
+    -> …``, queue and exchange) and binds it to ``seymour.runs.<region>`` (read on that exchange); its
+    shovels publish to ``seymour.results`` and ``seymour.runs.dlx``. Nothing else: no other region's
+    exchange or buffer, no ``alerts.evaluate`` or ``results.store``, no ``seymour.control``.
+    """
+    runs = re.escape(region_runs_exchange(check_region(region)))
+    buffer = f"federation: {runs} -> .*"
+    outputs = "|".join(re.escape(name) for name in (RESULTS_EXCHANGE, RUNS_DEAD_LETTER_EXCHANGE))
+    return {
+        "configure": f"^{buffer}$",
+        "write": f"^({buffer}|{outputs})$",
+        "read": f"^({buffer}|{runs})$",
+    }
+
+
+#: Routing keys a region may publish on home's ``seymour.results`` (a topic exchange, so the broker
+#: enforces it): its runners' results and heartbeats, never ``run.missed`` (the router's to say).
+REGION_RESULT_KEYS: Final = (CHECK_COMPLETED, RUNNER_HEARTBEAT)
+
+
+def account_plan(home: BrokerAddress, region: str, username: str, password: str) -> list[Step]:
+    """Every request that gives ``region`` its own least-privilege account on home. Idempotent; a new
+    ``password`` replaces the old one.
+
+    Also declares ``seymour.runs.<region>`` and binds it to ``seymour.runs`` with the region's key: the
+    account reads that exchange only (see :func:`region_permissions`).
+    """
+    v = home.quoted_vhost
+    exchange = region_runs_exchange(check_region(region))
+    keys = "|".join(re.escape(key) for key in REGION_RESULT_KEYS)
+    return [
+        Step("PUT", f"/api/users/{q(username)}", {"password": password, "tags": ""}, "region account"),
+        Step("PUT", f"/api/permissions/{v}/{q(username)}", region_permissions(region), "permissions"),
+        Step(
+            "PUT",
+            f"/api/topic-permissions/{v}/{q(username)}",
+            {"exchange": RESULTS_EXCHANGE, "write": f"^({keys})$", "read": "^$"},
+            "topic permissions",
+        ),
+        *(
+            Step("PUT", f"/api/exchanges/{v}/{q(name)}", {"type": "direct", "durable": True}, "exchange")
+            for name in (RUNS_EXCHANGE, exchange)
+        ),
+        Step(
+            "POST",
+            f"/api/bindings/{v}/e/{q(RUNS_EXCHANGE)}/e/{q(exchange)}",
+            {"routing_key": region},
+            "binding",
+        ),
+        *home_plan(home),
+    ]
+
+
 def home_plan(home: BrokerAddress) -> list[Step]:
     """The one thing home needs per vhost (not per region): runs expiring in a buffer are dead-lettered."""
     return [
@@ -276,12 +343,15 @@ def home_plan(home: BrokerAddress) -> list[Step]:
 
 
 __all__ = [
+    "REGION_RESULT_KEYS",
     "BrokerAddress",
     "RegionLink",
     "Step",
+    "account_plan",
     "check_region",
     "cluster_name",
     "home_buffer_queue",
     "home_plan",
     "redact",
+    "region_permissions",
 ]

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from contracts.topology import runner_queue
+from contracts.topology import region_runs_exchange, runner_queue
 from services.common.region_management import ManagementApi
 from services.common.region_status import region_side
 from services.common.region_topology import RegionLink, home_buffer_queue
@@ -64,12 +64,13 @@ async def test_runs_cross_only_to_their_region_and_results_reach_home(
         # Only the region's own runs were ever made there; home bound only its key to the link.
         assert {hit["region"] for hit in world.target.hits} == {REGION}
         vhost = home_vhost(rabbit_url)
+        bindings = home_bindings(vhost)
+        exchange = region_runs_exchange(REGION)
         federation_keys = {
-            key
-            for source, dest, key in home_bindings(vhost)
-            if source == "seymour.runs" and "federation" in dest
+            key for source, dest, key in bindings if source == exchange and dest.startswith("federation: ")
         }
         assert federation_keys == {REGION}
+        assert {key for source, dest, key in bindings if dest == exchange} == {REGION}
         assert any(
             dest == home_buffer_queue(REGION, home_vhost=vhost, region_vhost=region_vhost)
             for _, dest, _ in home_bindings(vhost)

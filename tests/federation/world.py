@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -15,11 +16,12 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import func, select
 
-from contracts.topology import HOME_BUFFER_PATTERN, HOME_BUFFER_POLICY
+from contracts.topology import HOME_BUFFER_PATTERN, HOME_BUFFER_POLICY, region_user
 from contracts.v1 import CheckDue, CheckSpec, utcnow
 from services import runtime
-from services.cli.region import connect
+from services.cli.region import connect, grant
 from services.common.db.models import Check, Incident, Run, Runner
+from services.common.region_management import ManagementApi
 from services.common.region_topology import BrokerAddress
 from services.common.settings import Settings
 from tests.federation.conftest import home_vhost, set_home_policy
@@ -79,6 +81,29 @@ class World:
             return (await session.scalar(select(Runner).where(Runner.region == REGION))) is not None
 
 
+def with_credentials(url: str, username: str, password: str) -> str:
+    """``url`` logging in as ``username``."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    user = urllib.parse.quote(username, safe="")
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:{urllib.parse.quote(password)}@{host}"))
+
+
+@asynccontextmanager
+async def region_account(home_url: str, region: str) -> AsyncIterator[tuple[str, str]]:
+    """A fresh account for ``region`` on the shared home broker, as ``seymour region grant`` makes it
+    (suffixed: user names are broker-wide and other tests share this broker); deleted afterwards."""
+    username = region_user(region, uuid.uuid4().hex[:8])
+    password = uuid.uuid4().hex
+    home = BrokerAddress.parse(home_url)
+    await grant(region, home, username, password)
+    try:
+        yield username, password
+    finally:
+        async with ManagementApi(home) as api:
+            await api.request("DELETE", f"/api/users/{urllib.parse.quote(username, safe='')}")
+
+
 @asynccontextmanager
 async def federated_world(
     *,
@@ -103,10 +128,14 @@ async def federated_world(
     )
     region_url = node.amqp_url(region_vhost)
     region_api = BrokerAddress.parse(region_url, node.api_url)
-    await connect(
-        REGION, BrokerAddress.parse(home_url_from_region), region_api, reconnect_delay=1.0, wait=20.0
-    )
-    async with serve(app) as base:
+    async with region_account(home_url, REGION) as account, serve(app) as base:
+        await connect(
+            REGION,
+            BrokerAddress.parse(with_credentials(home_url_from_region, *account)),
+            region_api,
+            reconnect_delay=1.0,
+            wait=20.0,
+        )
         target.url = f"{base}/api/cards"
         spec = CheckSpec(
             name=f"fed-{uuid.uuid4().hex[:6]}",
