@@ -16,6 +16,7 @@ import pamqp.constants
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from aiormq.exceptions import ChannelAccessRefused
+from services.common.bus_rabbit import RabbitBus
 
 from contracts.topology import (
     ALERTS_EVALUATE,
@@ -31,7 +32,6 @@ from contracts.topology import (
     runner_queue,
 )
 from contracts.v1 import CheckDue, CheckSpec, encode, utcnow
-from services.common.bus_rabbit import RabbitBus
 from tests.federation.world import OTHER, REGION, region_account, with_credentials
 
 pytestmark = [pytest.mark.rabbit]
