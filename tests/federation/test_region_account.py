@@ -16,7 +16,6 @@ import pamqp.constants
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from aiormq.exceptions import ChannelAccessRefused
-from services.common.bus_rabbit import RabbitBus
 
 from contracts.topology import (
     ALERTS_EVALUATE,
@@ -32,6 +31,7 @@ from contracts.topology import (
     runner_queue,
 )
 from contracts.v1 import CheckDue, CheckSpec, encode, utcnow
+from services.common.bus.rabbit import RabbitBus
 from tests.federation.world import OTHER, REGION, region_account, with_credentials
 
 pytestmark = [pytest.mark.rabbit]
