@@ -13,9 +13,15 @@ from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from contracts.v1.base import AwareDatetime, Frozen
+from contracts.v1.patterns import (
+    MAX_PATTERN_CHARS,
+    UnsupportedPattern,
+    compile_pattern,
+    parse_jsonpath,
+)
 from contracts.v1.regions import REGIONS
 from contracts.v1.templates import NAME_RE, Placeholder, TemplateError, has_placeholders, parse
 
@@ -141,6 +147,11 @@ MAX_TAGS: Final = 20
 
 JSONValue = Any
 
+#: Validation context for configuration being saved (api, UI form, import): regexes must run on RE2.
+#: Without it (a spec read back from the database or the bus) a regex RE2 refuses still loads, and the
+#: runner ends its runs as errors that say why — a check saved earlier is never silently unscheduled.
+SAVING: Final[dict[str, bool]] = {"saving": True}
+
 
 class Assertion(Frozen):
     """One thing the response must satisfy, e.g. ``$.title equals "demo"``."""
@@ -151,7 +162,8 @@ class Assertion(Frozen):
     target: JSONValue = None
 
     @model_validator(mode="after")
-    def _coherent(self) -> Assertion:
+    def _coherent(self, info: ValidationInfo) -> Assertion:
+        strict = saving(info)
         allowed = COMPARISONS_BY_SOURCE[self.source]
         if self.comparison not in allowed:
             raise ValueError(
@@ -165,7 +177,7 @@ class Assertion(Frozen):
             if self.source == "header" and not HEADER_NAME.match(self.property):
                 raise ValueError(f"property '{self.property}' is not a valid header name")
             if self.source == "json_body":
-                _check_jsonpath(self.property)
+                _check_jsonpath(self.property, strict)
             if self.source == "tls_certificate" and self.property not in CERTIFICATE_PROPERTIES:
                 raise ValueError(
                     f"property '{self.property}' is not a certificate property"
@@ -175,7 +187,7 @@ class Assertion(Frozen):
                 raise ValueError(f"property '{self.property}' is not a phase (valid: {', '.join(PHASES)})")
         elif self.source == "json_schema":
             if self.property not in (None, ""):
-                _check_jsonpath(self.property)
+                _check_jsonpath(self.property, strict)
             _check_schema(self.target)
             return self
         elif self.property not in (None, ""):
@@ -192,10 +204,7 @@ class Assertion(Frozen):
         if self.comparison in REGEX:
             if not isinstance(self.target, str):
                 raise ValueError("target of a regex comparison must be a string")
-            try:
-                re.compile(self.target)
-            except re.error as exc:
-                raise ValueError(f"target is not a valid regular expression: {exc}") from None
+            _check_regex(self.target, strict)
         return self
 
 
@@ -225,21 +234,40 @@ def _check_schema(schema: Any) -> None:
         raise ValueError(f"target is not a valid JSON Schema: {exc.message}") from None
 
 
+def saving(info: ValidationInfo) -> bool:
+    """Whether this validation is of configuration being saved (see :data:`SAVING`)."""
+    return isinstance(info.context, dict) and bool(info.context.get("saving"))
+
+
+def _check_regex(pattern: str, strict: bool, field: str = "target") -> None:
+    """A regex target: RE2 must run it when saving; a stored one only has to be a regex at all, so a
+    check saved before the RE2 rule still loads and its run says why it cannot be evaluated."""
+    try:
+        compile_pattern(pattern)
+    except UnsupportedPattern as exc:
+        if strict or len(pattern) > MAX_PATTERN_CHARS:
+            raise ValueError(f"{field}: {exc}") from None
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise ValueError(f"{field} is not a valid regular expression: {error}") from None
+
+
 @functools.lru_cache(maxsize=4096)
-def _check_jsonpath(path: str) -> None:
+def _check_jsonpath(path: str, strict: bool = True) -> None:
     """Parse a JSONPath at config time so a typo is a 422, not a failing run.
 
     Cached: every message that carries a spec is validated again on arrival, and a parse costs far
     more than the rest of the message (~0.7 ms against ~30 µs).
     """
-    from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
-    from jsonpath_ng.ext import parse
-
     if not path.startswith("$"):
         raise ValueError(f"property '{path}' must be a JSONPath starting with '$' (e.g. $.id)")
     try:
-        parse(path)
-    except (JsonPathLexerError, JsonPathParserError, Exception) as exc:
+        parse_jsonpath(path)
+    except UnsupportedPattern as exc:
+        if strict:
+            raise ValueError(f"property '{path}': {exc}") from None
+    except Exception as exc:
         raise ValueError(f"property '{path}' is not a valid JSONPath: {exc}") from None
 
 
@@ -348,7 +376,8 @@ class Extraction(Frozen):
     property: str | None = None
 
     @model_validator(mode="after")
-    def _coherent(self) -> Extraction:
+    def _coherent(self, info: ValidationInfo) -> Extraction:
+        strict = saving(info)
         if not NAME_RE.fullmatch(self.name):
             raise ValueError(f"extraction name '{self.name}' must be letters, digits, '_' or '-'")
         if self.source == "status_code":
@@ -358,14 +387,11 @@ class Extraction(Frozen):
         if not self.property:
             raise ValueError(f"property is required to extract from '{self.source}'")
         if self.source == "json_body":
-            _check_jsonpath(self.property)
+            _check_jsonpath(self.property, strict)
         elif self.source == "header" and not HEADER_NAME.match(self.property):
             raise ValueError(f"property '{self.property}' is not a valid header name")
         elif self.source == "text_body":
-            try:
-                re.compile(self.property)
-            except re.error as exc:
-                raise ValueError(f"property is not a valid regular expression: {exc}") from None
+            _check_regex(self.property, strict, "property")
         return self
 
 

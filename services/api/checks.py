@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from contracts.v1 import CheckChanged, CheckDue, CheckSpec, run_id_for
 from contracts.v1.base import utcnow
+from contracts.v1.checks import SAVING
 from services.api.errors import ApiError, invalid
 from services.api.redaction import redact_spec, restore_secrets
 from services.common.bus import Publisher
@@ -50,7 +51,7 @@ def parse_spec(data: Any, stored: dict[str, Any] | None = None) -> CheckSpec:
         data.pop("request", None)
         data.pop("assertions", None)
     try:
-        return CheckSpec.model_validate(restore_secrets(data, stored))
+        return CheckSpec.model_validate(restore_secrets(data, stored), context=SAVING)
     except ValidationError as exc:
         raise invalid(exc) from None
 

@@ -8,7 +8,7 @@ Semantics, chosen to match what a user types into the UI:
   strings compare as strings. ``text_body`` equality ignores leading and trailing whitespace.
 - **contains** on a JSON array is membership (typed, as above), on an object is "has this key", on a
   string (or header, or text body) is a case-sensitive substring.
-- **matches** is ``re.search`` (anchor with ``^``/``$`` for a full match) on the value's text; non-string
+- **matches** is an RE2 search (anchor with ``^``/``$`` for a full match) on the value's text; non-string
   JSON values are matched against their compact JSON text.
 - **is_empty** holds for ``""``, ``[]``, ``{}`` and JSON ``null``; **is_null** only for JSON ``null``.
 - **A missing header** (absent) reads as ``""`` for every comparison but ``exists``/``not_exists``, so
@@ -20,7 +20,9 @@ Semantics, chosen to match what a user types into the UI:
   fail with "body truncated" and the runner classifies the run ``too_large`` (see ``needs_json``);
   ``text_body`` assertions see the truncated text.
 
-JSONPath expressions (``jsonpath_ng.ext``) and regular expressions are compiled once and cached.
+JSONPath expressions (``jsonpath_ng.ext``) and regular expressions are compiled once and cached; every
+regex, ``=~`` and ``sub`` inside a JSONPath included, runs on RE2 (:mod:`contracts.v1.patterns`): linear
+in the text, so a pattern cannot stall the runner's loop.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Any, Final
 
-from contracts.v1.checks import Assertion, Source
+from contracts.v1 import patterns
+from contracts.v1.checks import REGEX, Assertion, Source
+from contracts.v1.patterns import UnsupportedPattern, parse_jsonpath
 from contracts.v1.runs import AssertionOutcome, CertificateInfo, Timings
 
 #: Observed strings are cut to this many characters before they are stored.
@@ -105,6 +109,25 @@ def _decode(data: bytes, charset: str | None) -> str:
 def needs_json(assertions: Sequence[Assertion]) -> bool:
     """Whether any assertion reads the JSON body (so a truncated body makes the run ``too_large``)."""
     return any(assertion.source in ("json_body", "json_schema") for assertion in assertions)
+
+
+def unrunnable(assertions: Sequence[Assertion]) -> str | None:
+    """Why one of ``assertions`` cannot be evaluated (a regex RE2 refuses, in a target or a JSONPath),
+    or ``None``. Config validation refuses these when a check is saved; a check stored before that
+    rule still arrives, and its run ends as an error saying this instead of backtracking on the loop."""
+    for number, assertion in enumerate(assertions, start=1):
+        try:
+            if assertion.comparison in REGEX:
+                patterns.compile_pattern(_text(assertion.target))
+            if (
+                assertion.source == "json_body"
+                and assertion.property
+                and _plain_keys(assertion.property) is None
+            ):
+                parse_jsonpath(assertion.property)
+        except UnsupportedPattern as exc:
+            return f"assertion {number} ({_label(assertion)} {assertion.comparison.replace('_', ' ')}): {exc}"
+    return None
 
 
 def evaluate(assertions: Sequence[Assertion], response: ResponseFacts) -> list[AssertionOutcome]:
@@ -186,7 +209,7 @@ def _observe(assertion: Assertion, response: ResponseFacts) -> tuple[Any, str | 
                 return _MISSING, None
             value = value[key]
         return value, None
-    matches = [match.value for match in _jsonpath(path).find(document)]
+    matches = [match.value for match in parse_jsonpath(path).find(document)]
     if not matches:
         return _MISSING, None
     return (matches[0] if len(matches) == 1 else matches), None
@@ -251,9 +274,10 @@ def read_value(source: Source, path: str | None, response: ResponseFacts) -> tup
     return value is not _MISSING, (None if value is _MISSING else value), None
 
 
-def search(pattern: str, text: str) -> re.Match[str] | None:
-    """The first match of a user's regular expression in ``text`` (the same engine as ``matches``)."""
-    return _regex(pattern).search(text)
+def search(pattern: str, text: str) -> Any:
+    """The first match (with its groups) of a user's regular expression in ``text``, on RE2 like
+    ``matches``, or ``None``. Raises :class:`UnsupportedPattern` for a pattern RE2 cannot run."""
+    return patterns.compile_pattern(pattern, capture=True).search(text)
 
 
 def _compare(comparison: str, observed: Any, target: Any) -> tuple[bool, str | None]:
@@ -281,9 +305,9 @@ def _compare(comparison: str, observed: Any, target: Any) -> tuple[bool, str | N
         return not _contains(observed, target), None
     if comparison in ("matches", "not_matches"):
         try:
-            found = _regex(_text(target)).search(_text(observed)) is not None
-        except re.error as exc:
-            return False, f"invalid regular expression: {exc}"
+            found = patterns.search(_text(target), _text(observed))
+        except UnsupportedPattern as exc:
+            return False, str(exc)
         return (found if comparison == "matches" else not found), None
     if comparison == "is_empty":
         return _empty(observed), None
@@ -376,24 +400,11 @@ def _text(value: Any) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _jsonpath(path: str) -> Any:
-    """A compiled JSONPath (``parse`` costs ~150 µs, ``find`` ~3 µs: compile once)."""
-    from jsonpath_ng.ext.parser import parse
-
-    return parse(path)
-
-
-@lru_cache(maxsize=4096)
 def _plain_keys(path: str) -> tuple[str, ...] | None:
     """The keys of a path made only of ``.name`` steps (``$.a.b`` → ``("a", "b")``), else ``None``."""
     if not _PLAIN_PATH.fullmatch(path):
         return None
     return tuple(path.split(".")[1:])
-
-
-@lru_cache(maxsize=4096)
-def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
 
 
 def _label(assertion: Assertion) -> str:

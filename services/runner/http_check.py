@@ -10,7 +10,9 @@ Outcomes:
 - ``error``: no usable response. ``dns``, ``connect``, ``tls``, ``timeout`` (``spec.timeout`` for the whole
   run, redirects and body included), ``blocked`` (the address is in a blocked network),
   ``http_error`` (a protocol failure: malformed response, connection closed without a response, more
-  than ``max_redirects`` redirects), ``too_large`` (see below), ``internal`` (a bug here, logged).
+  than ``max_redirects`` redirects), ``too_large`` (see below), ``internal`` (a bug here, logged),
+  ``assertion`` (an assertion cannot be evaluated: a regex the linear-time engine refuses, in a check
+  stored before that rule; no request is sent).
 
 Body size: the body is read up to ``max_response_bytes``; a longer body is cut there and
 ``response.truncated`` is set. That is only an error when a ``json_body`` assertion needs the whole
@@ -64,7 +66,7 @@ from contracts.v1.runs import (
     Timings,
 )
 from services.common.redaction import MASK, SENSITIVE
-from services.runner.assertions import ResponseFacts, evaluate, needs_json
+from services.runner.assertions import ResponseFacts, evaluate, needs_json, unrunnable
 from services.runner.certificate import peer_certificate
 from services.runner.http_timing import PhaseTimer, trace_config
 
@@ -288,6 +290,10 @@ class HttpChecker:
         sent = request_record(request.method, request.url, headers, request.body)
         follow = request.follow_redirects
         started_at = utcnow()
+        refused = unrunnable(spec.assertions)
+        if refused is not None:
+            unusable = RunError(cls="assertion", message=refused[:ERROR_MESSAGE_CHARS])
+            return CheckResult("error", started_at, utcnow(), PhaseTimer().timings(), sent, error=unusable)
         state = _RunState(PhaseTimer())
         token = _RUN.set(state)
         try:

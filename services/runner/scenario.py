@@ -28,6 +28,7 @@ from typing import Any, Final
 
 from contracts.v1.base import utcnow
 from contracts.v1.checks import CheckSpec, Extraction, Step
+from contracts.v1.patterns import UnsupportedPattern
 from contracts.v1.runs import RunError, StepOutcome, Timings
 from contracts.v1.templates import TemplateError
 from services.common.redaction import MASK
@@ -184,7 +185,11 @@ def _extract(extractions: list[Extraction], facts: ResponseFacts) -> tuple[dict[
     problem: str | None = None
     for extraction in extractions:
         if extraction.source == "text_body":
-            match = search(extraction.property or "", facts.text)
+            try:
+                match = search(extraction.property or "", facts.text)
+            except UnsupportedPattern as exc:
+                problem = problem or f"extract '{extraction.name}': {exc}"
+                continue
             if match is None:
                 problem = (
                     problem or f"extract '{extraction.name}': /{extraction.property}/ did not match the body"
