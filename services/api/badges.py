@@ -93,6 +93,13 @@ async def token_for(sessions: Any, check_id: uuid.UUID, *, rotate: bool = False)
     return token
 
 
+async def existing_token(sessions: Any, check_id: uuid.UUID) -> str | None:
+    """The check's badge token if one was made (reading never makes one)."""
+    async with sessions() as session:
+        row: CheckBadge | None = await session.get(CheckBadge, check_id)
+    return row.token if row else None
+
+
 async def check_of_token(sessions: Any, token: str) -> uuid.UUID | None:
     """The check a badge token belongs to, if any."""
     async with sessions() as session:

@@ -16,7 +16,7 @@ from litestar.response import Redirect, Template
 
 from contracts.v1.checks import AlertPolicy, CheckSpec
 from contracts.v1.regions import REGIONS
-from services.api import stats
+from services.api import badges, stats
 from services.api.checks import CheckStore, check_view
 from services.api.errors import ApiError
 from services.api.permissions import can_run, can_write
@@ -322,7 +322,19 @@ class CheckPages(Controller):
             incidents=incidents,
             latest=[run_detail(run) for run in latest],
             alerts=await alerts_card(request, row, view),
+            badge_token=await badges.existing_token(sessions, check_id),
+            badge_kinds=badges.KINDS,
         )
+
+    @post("/checks/{check_id:uuid}/badges", status_code=200)
+    async def make_badges(self, request: Req, check_id: FromPath[uuid.UUID]) -> Redirect:
+        """Make the check's badge token, or replace it (``rotate``: old badge URLs stop working)."""
+        rotate = (await request.form()).get("rotate") == "on"
+        await badges.token_for(request.app.state.sessions, check_id, rotate=rotate)
+        cache = getattr(request.app.state, "status_cache", None)
+        if cache is not None:
+            cache.entries.clear()
+        return Redirect(f"/checks/{check_id}#badges", status_code=303)
 
     @get("/checks/{check_id:uuid}/partials/latest")
     async def latest_partial(self, request: Req, check_id: FromPath[uuid.UUID]) -> Template:

@@ -329,3 +329,22 @@ async def test_status_page_api_needs_an_admin(ui: Ui, role: str) -> None:
     _, token = await create_token(ui.sessions, "t", user.id)
     response = await ui.client.get("/api/v1/status-pages", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 403
+
+
+async def test_check_page_makes_and_rotates_badge_links(ui: Ui) -> None:
+    ids = await seed(ui)
+    await ui.sign_in()
+    page = await ui.client.get(f"/checks/{ids['cart']}")
+    assert "Make badge links" in page.text
+    made = await ui.post_form(f"/checks/{ids['cart']}/badges", {}, follow_redirects=False)
+    assert made.status_code == 303
+    page = await ui.client.get(f"/checks/{ids['cart']}")
+    first = re.search(r"/badge/([\w-]+)/status\.svg", page.text)
+    assert first is not None
+    assert (await ui.client.get(first.group(0))).status_code == 200
+    await ui.post_form(f"/checks/{ids['cart']}/badges", {"rotate": "on"}, follow_redirects=False)
+    page = await ui.client.get(f"/checks/{ids['cart']}")
+    second = re.search(r"/badge/([\w-]+)/status\.svg", page.text)
+    assert second is not None
+    assert second.group(1) != first.group(1)
+    assert (await ui.client.get(first.group(0))).status_code == 404
