@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import select
-from sqlalchemy.orm import aliased
+from sqlalchemy import Executable, select, true, union_all
 
 from contracts.v1.base import utcnow
 from contracts.v1.regions import display_name
@@ -28,6 +27,8 @@ WINDOWS: Final[dict[str, timedelta]] = {
     "30d": timedelta(days=30),
 }
 DEFAULT_WINDOW: Final = "24h"
+#: Terms per ``UNION ALL`` (SQLite's limit on a compound select is 500).
+_UNION_TERMS: Final = 400
 #: Above this many expected runs in a window, read hourly rollups instead of raw runs.
 MAX_RAW_RUNS: Final = 6000
 
@@ -248,29 +249,58 @@ async def latest_runs(
     sessions: Any, check_ids: Iterable[uuid.UUID], *, per_check: int = 3
 ) -> dict[uuid.UUID, list[RunMark]]:
     """The newest ``per_check`` runs of each stored check in ``check_ids``, newest first, in one
-    statement: for each check a correlated ``LIMIT`` subquery reads ``ix_runs_check_completed``
-    backwards, so the cost grows with the number of checks, never with the number of runs."""
+    statement whose cost grows with the number of checks, never with the number of runs.
+
+    PostgreSQL gets a ``LATERAL`` join: per check, an index scan of ``ix_runs_check_completed`` backwards
+    that stops after ``per_check`` rows. (A correlated ``run_id IN (… LIMIT n)`` is planned there as a
+    sequential scan of every run, running the subquery once per run.) SQLite has no ``LATERAL``, and with
+    statistics it planned that correlated form as a scan of runs too: it gets a ``UNION ALL`` of one
+    ``LIMIT`` read per check instead, each a search of the same index."""
     ids = list(check_ids)
     out: dict[uuid.UUID, list[RunMark]] = {check_id: [] for check_id in ids}
     if not ids:
         return out
-    newest = aliased(Run)
-    recent = (
-        select(newest.run_id)
-        .where(newest.check_id == Check.id)
-        .order_by(newest.completed_at.desc(), newest.run_id.desc())
-        .limit(per_check)
-        .correlate(Check)
-    )
-    statement = (
-        select(*_MARK_COLUMNS).select_from(Check).join(Run, Run.run_id.in_(recent)).where(Check.id.in_(ids))
-    )
     async with sessions() as session:
-        for row in await session.execute(statement):
-            out[row.check_id].append(RunMark(*row))
+        dialect = session.bind.dialect.name if session.bind is not None else ""
+        statements = (
+            [_latest_lateral(ids, per_check)] if dialect == "postgresql" else _latest_union(ids, per_check)
+        )
+        for statement in statements:
+            for row in await session.execute(statement):
+                out[row.check_id].append(RunMark(*row))
     for marks in out.values():
         marks.sort(key=lambda mark: (mark.completed_at, mark.run_id), reverse=True)
     return out
+
+
+def _latest_lateral(ids: Sequence[uuid.UUID], per_check: int) -> Executable:
+    recent = (
+        select(*_MARK_COLUMNS)
+        .where(Run.check_id == Check.id)
+        .order_by(Run.completed_at.desc(), Run.run_id.desc())
+        .limit(per_check)
+        .lateral("recent")
+    )
+    return select(*recent.c).select_from(Check).join(recent, true()).where(Check.id.in_(ids))
+
+
+def _latest_union(ids: Sequence[uuid.UUID], per_check: int) -> list[Executable]:
+    """One ``UNION ALL`` of per-check ``LIMIT`` reads per chunk of ids (SQLite allows 500 terms)."""
+    statements: list[Executable] = []
+    for start in range(0, len(ids), _UNION_TERMS):
+        terms = [
+            select(*recent.c)
+            for recent in (
+                select(*_MARK_COLUMNS)
+                .where(Run.check_id == check_id)
+                .order_by(Run.completed_at.desc(), Run.run_id.desc())
+                .limit(per_check)
+                .subquery()
+                for check_id in ids[start : start + _UNION_TERMS]
+            )
+        ]
+        statements.append(union_all(*terms) if len(terms) > 1 else terms[0])
+    return statements
 
 
 async def open_incidents(sessions: Any, check_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Incident]:

@@ -6,7 +6,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from contracts.v1.base import utcnow
 from services.api import stats
@@ -184,3 +184,20 @@ async def test_users_and_tokens_api(ui: Ui) -> None:
     for path in ("/api/v1/users", "/api/v1/tokens", "/api/v1/checks/{check_id}/summary"):
         assert path in schema["paths"]
     assert not any(path.startswith("/settings") for path in schema["paths"])
+
+
+async def test_latest_runs_on_sqlite_search_runs_by_index(ui: Ui) -> None:
+    """SQLite has no LATERAL: the latest runs must still reach runs by index, never by a scan."""
+    check_ids = [uuid.uuid4(), uuid.uuid4()]
+    for check_id in check_ids:
+        await seed(ui, check_id, hours=2)
+    async with ui.sessions() as session:
+        await session.execute(text("ANALYZE"))
+        for statement in stats._latest_union([*check_ids, uuid.uuid4()], 3):
+            compiled = statement.compile(session.bind, compile_kwargs={"literal_binds": True})
+            plan = [row[-1] for row in await session.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))]
+            assert not [step for step in plan if step.startswith("SCAN runs")], plan
+            assert any("ix_runs_check_completed" in step for step in plan), plan
+    marks = await stats.latest_runs(ui.sessions, [*check_ids, uuid.uuid4()])
+    for check_id in check_ids:
+        assert sorted(mark.region for mark in marks[check_id]) == sorted(REGIONS)

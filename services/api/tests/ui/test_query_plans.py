@@ -1,0 +1,270 @@
+"""Every query behind the pages reads runs and rollups through an index, at a size where a scan hurts.
+
+PostgreSQL with a few hundred thousand runs and fresh statistics: each page is requested, every statement
+it sent is captured and EXPLAINed with its own parameters, and no plan may scan ``runs`` or
+``run_rollups`` sequentially. The home page once joined runs through a correlated ``IN (… LIMIT 3)``,
+which PostgreSQL planned as a scan of every run: 15 s for one check at ten million runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from bench.seed import Shape, seed
+from contracts.v1.base import utcnow
+from services.api.app import create_app
+from services.api.server import ApiServer
+from services.api.ui import stats
+from services.api.ui.accounts import create_user, load_session, open_session
+from services.api.ui.security import SESSION_COOKIE
+from services.common.db.engine import make_engine, make_sessionmaker, upgrade_sync
+from services.common.settings import Settings
+
+from .conftest import Published
+
+pytestmark = pytest.mark.postgres
+
+TOKEN = "plan-test-token"
+SCANNED = {"runs", "run_rollups"}
+PG_ADMIN_URL = os.environ.get("SEYMOUR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+#: 40 checks every minute from 3 regions for 2 days (~345k runs) and 200 hourly ones.
+SHAPE = Shape(busy=40, idle=200, days=2)
+
+
+def _psql(sql: str) -> None:
+    subprocess.run(
+        ["psql", PG_ADMIN_URL, "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True, capture_output=True
+    )
+
+
+@pytest.fixture(scope="module")
+def seeded_url() -> Iterator[str]:
+    """One seeded database for the module (seeding takes seconds; the tests only read)."""
+    name = f"seymour_t_{uuid.uuid4().hex[:10]}"
+    _psql(f'CREATE DATABASE "{name}"')
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    try:
+        upgrade_sync(url)
+
+        async def fill() -> None:
+            engine = make_engine(url)
+            async with engine.connect() as conn:
+                await seed(conn, SHAPE, now=utcnow())
+            await create_user(make_sessionmaker(engine), "admin", "correct horse battery", is_admin=True)
+            await engine.dispose()
+
+        asyncio.run(fill())
+        yield url
+    finally:
+        _psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class Recorder:
+    """The statements an engine sent, with their parameters, while ``on``."""
+
+    statements: list[tuple[str, Any]] = field(default_factory=list)
+    on: bool = True
+
+    def attach(self, engine: AsyncEngine) -> None:
+        @event.listens_for(engine.sync_engine, "before_cursor_execute")
+        def _record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+            if self.on:
+                self.statements.append((statement, parameters))
+
+
+@dataclass
+class Site:
+    client: aiohttp.ClientSession
+    engine: AsyncEngine
+    sessions: Any
+    recorder: Recorder
+    csrf: str
+    busy: uuid.UUID
+    idle: uuid.UUID
+    run: uuid.UUID
+
+    async def plans(self) -> list[tuple[str, dict[str, Any]]]:
+        """EXPLAIN every recorded SELECT (and UPDATE, for pause/resume) with its own parameters."""
+        self.recorder.on = False
+        out = []
+        async with self.engine.connect() as conn:
+            for statement, parameters in self.recorder.statements:
+                if not statement.lstrip().upper().startswith(("SELECT", "WITH", "UPDATE")):
+                    continue
+                result = await conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters)
+                plan = result.scalar_one()
+                out.append((statement, json.loads(plan) if isinstance(plan, str) else plan))
+        self.recorder.statements.clear()
+        self.recorder.on = True
+        return out
+
+
+@pytest.fixture
+async def site(seeded_url: str) -> AsyncIterator[Site]:
+    # A statement that scans every run takes minutes here: fail the page fast instead.
+    engine = create_async_engine(seeded_url, connect_args={"server_settings": {"statement_timeout": "5000"}})
+    sessions = make_sessionmaker(engine)
+    async with engine.connect() as conn:
+        busy, idle = [
+            (await conn.execute(text("SELECT id FROM checks WHERE name = :n"), {"n": name})).scalar_one()
+            for name in ("check-busy-000001", "check-idle-000001")
+        ]
+        run = (
+            await conn.execute(
+                text("SELECT run_id FROM runs WHERE check_id = :c ORDER BY completed_at DESC LIMIT 1"),
+                {"c": busy},
+            )
+        ).scalar_one()
+    from services.api.ui.accounts import find_user
+
+    user = await find_user(sessions, username="admin")
+    cookie = await open_session(sessions, user)
+    loaded = await load_session(sessions, cookie)
+    assert loaded is not None
+    recorder = Recorder()
+    recorder.attach(engine)
+    app = create_app(Settings(api_token=TOKEN), sessions=sessions, bus=Published())
+    server = ApiServer(app, "127.0.0.1", 0)
+    await server.start()
+    try:
+        async with aiohttp.ClientSession(
+            base_url=f"http://127.0.0.1:{server.port}", cookies={SESSION_COOKIE: cookie}
+        ) as client:
+            yield Site(client, engine, sessions, recorder, loaded.csrf_token, busy, idle, run)
+    finally:
+        await server.stop()
+        await engine.dispose()
+
+
+def seq_scans(plan: Any) -> list[str]:
+    """Relations in ``SCANNED`` that a plan (EXPLAIN's JSON) reads with a sequential scan."""
+    found = []
+    if isinstance(plan, list):
+        for item in plan:
+            found += seq_scans(item)
+    elif isinstance(plan, dict):
+        if plan.get("Node Type") == "Seq Scan" and plan.get("Relation Name") in SCANNED:
+            found.append(plan["Relation Name"])
+        for value in plan.values():
+            if isinstance(value, list | dict):
+                found += seq_scans(value)
+    return found
+
+
+ROUTES = [
+    ("home", "GET", "/"),
+    ("home-1000-per-page", "GET", "/?per_page=1000"),
+    ("home-page-2", "GET", "/?page=2&per_page=100"),
+    ("checks-partial", "GET", "/partials/checks"),
+    ("detail-busy-1h", "GET", "/checks/{busy}?window=1h"),
+    ("detail-busy-24h", "GET", "/checks/{busy}"),
+    ("detail-busy-7d", "GET", "/checks/{busy}?window=7d"),
+    ("detail-busy-30d", "GET", "/checks/{busy}?window=30d"),
+    ("detail-idle-24h", "GET", "/checks/{idle}"),
+    ("latest-partial", "GET", "/checks/{busy}/partials/latest"),
+    ("chart-24h", "GET", "/checks/{busy}/chart.json?window=24h"),
+    ("chart-30d", "GET", "/checks/{busy}/chart.json?window=30d"),
+    ("runs-page-1", "GET", "/checks/{busy}/runs"),
+    ("runs-region", "GET", "/checks/{busy}/runs?region=eu-north-1"),
+    ("runs-failed", "GET", "/checks/{busy}/runs?result=failed"),
+    ("runs-passed-region", "GET", "/checks/{busy}/runs?result=passed&region=us-east-1"),
+    ("run-detail", "GET", "/runs/{run}"),
+    ("edit-form", "GET", "/checks/{busy}/edit"),
+    ("pause-from-table", "POST", "/checks/{idle}/pause"),
+    ("resume-from-table", "POST", "/checks/{idle}/resume"),
+    ("api-checks", "GET", "/api/v1/checks"),
+    ("api-check", "GET", "/api/v1/checks/{busy}"),
+    ("api-summary-24h", "GET", "/api/v1/checks/{busy}/summary"),
+    ("api-summary-30d", "GET", "/api/v1/checks/{busy}/summary?window=30d"),
+    ("api-chart-7d", "GET", "/api/v1/checks/{busy}/chart?window=7d"),
+    ("api-incidents", "GET", "/api/v1/checks/{busy}/incidents"),
+    ("api-run", "GET", "/api/v1/runs/{run}"),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [route[1:] for route in ROUTES], ids=[route[0] for route in ROUTES]
+)
+async def test_no_page_scans_all_runs(site: Site, method: str, path: str) -> None:
+    url = path.format(busy=site.busy, idle=site.idle, run=site.run)
+    headers = {"Authorization": f"Bearer {TOKEN}"} if url.startswith("/api/") else {"HX-Request": "true"}
+    form = {"_csrf": site.csrf} if method == "POST" else None
+    async with site.client.request(
+        method, url, headers=headers, data=form, allow_redirects=False
+    ) as response:
+        assert response.status == 200, (await response.text())[:300]
+    plans = await site.plans()
+    assert plans, "the page sent no query"
+    scanning = [(statement, seq_scans(plan)) for statement, plan in plans if seq_scans(plan)]
+    assert not scanning, scanning
+
+
+async def test_latest_runs_of_a_page_of_checks_match_the_newest_runs(site: Site) -> None:
+    async with site.engine.connect() as conn:
+        ids = list((await conn.execute(text("SELECT id FROM checks ORDER BY name LIMIT 60"))).scalars())
+        expected = {
+            check_id: list(
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT run_id FROM runs WHERE check_id = :c "
+                            "ORDER BY completed_at DESC, run_id DESC LIMIT 3"
+                        ),
+                        {"c": check_id},
+                    )
+                ).scalars()
+            )
+            for check_id in ids
+        }
+    marks = await stats.latest_runs(site.sessions, ids)
+    assert {check_id: [mark.run_id for mark in found] for check_id, found in marks.items()} == expected
+    assert all(len(found) == 3 for found in expected.values())
+
+
+async def test_seeded_rollups_match_the_apps_rollup_code(site: Site) -> None:
+    """The seeder's SQL rollups equal what the results service would have written for the same runs."""
+    from services.results import rollups
+
+    async with site.engine.connect() as conn:
+        runs = (
+            await conn.execute(
+                text(
+                    "SELECT region, completed_at, status, total_ms, status_code FROM runs "
+                    "WHERE check_id = :c AND completed_at >= :since"
+                ),
+                {"c": site.busy, "since": utcnow() - timedelta(hours=5)},
+            )
+        ).all()
+        stored = (
+            await conn.execute(
+                text(
+                    "SELECT region, bucket, total, responded, passed, failed, errors, missed, sum_ms, "
+                    "latency_hist FROM run_rollups WHERE check_id = :c AND bucket >= :since"
+                ),
+                {"c": site.busy, "since": rollups.hour_of(utcnow() - timedelta(hours=4))},
+            )
+        ).all()
+    expected: dict[tuple[str, Any], dict[str, Any]] = {}
+    for region, completed_at, status, total_ms, status_code in runs:
+        key = (region, rollups.hour_of(completed_at))
+        rollups.add_run(expected.setdefault(key, rollups.empty()), status, total_ms, status_code is not None)
+    assert len(stored) >= 12
+    for region, bucket, *counts, sum_ms, hist in stored:
+        want = expected[(region, bucket)]
+        assert counts == [want[k] for k in ("total", "responded", "passed", "failed", "errors", "missed")]
+        assert sum_ms == pytest.approx(want["sum_ms"])
+        assert hist == want["latency_hist"]
