@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.v1 import CheckSpec
-from services.results.rollups import BOUNDS_MS
+from services.common.db.rollups import BOUNDS_MS
 
 REGIONS: Final = ("us-east-1", "eu-north-1", "ca-central-1")
 

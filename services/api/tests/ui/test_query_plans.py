@@ -25,10 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bench.seed import Shape, seed
 from contracts.v1.base import utcnow
+from services.api import stats
+from services.api.accounts import create_user, load_session, open_session
 from services.api.app import create_app
 from services.api.server import ApiServer
-from services.api.ui import stats
-from services.api.ui.accounts import create_user, load_session, open_session
 from services.api.ui.security import SESSION_COOKIE
 from services.common.db.engine import make_engine, make_sessionmaker, upgrade_sync
 from services.common.settings import Settings
@@ -129,7 +129,7 @@ async def site(seeded_url: str) -> AsyncIterator[Site]:
                 {"c": busy},
             )
         ).scalar_one()
-    from services.api.ui.accounts import find_user
+    from services.api.accounts import find_user
 
     user = await find_user(sessions, username="admin")
     cookie = await open_session(sessions, user)
@@ -237,7 +237,7 @@ async def test_latest_runs_of_a_page_of_checks_match_the_newest_runs(site: Site)
 
 async def test_seeded_rollups_match_the_apps_rollup_code(site: Site) -> None:
     """The seeder's SQL rollups equal what the results service would have written for the same runs."""
-    from services.results import rollups
+    from services.common.db import rollups
 
     async with site.engine.connect() as conn:
         runs = (
