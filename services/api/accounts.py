@@ -16,9 +16,9 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from contracts.v1.base import utcnow
-from services.api.errors import ApiError
 from services.api.permissions import check_role
 from services.common.db.models import ApiToken, User, WebSession
+from services.common.errors import Conflict, Invalid, NotFound
 
 SESSION_LIFETIME: Final = timedelta(days=14)
 MIN_PASSWORD: Final = 8
@@ -51,8 +51,7 @@ def check_username(username: str) -> str:
     """The username stripped; 422 naming the field if it is not acceptable."""
     username = username.strip()
     if not USERNAME.match(username):
-        raise ApiError(
-            422,
+        raise Invalid(
             "invalid username",
             [{"field": "username", "message": "1-100 letters, digits, '.', '_', '-' or '@'"}],
         )
@@ -62,8 +61,7 @@ def check_username(username: str) -> str:
 def check_password(password: str) -> str:
     """``password`` if it is long enough; 422 otherwise."""
     if len(password) < MIN_PASSWORD:
-        raise ApiError(
-            422,
+        raise Invalid(
             "password too short",
             [{"field": "password", "message": f"at least {MIN_PASSWORD} characters"}],
         )
@@ -97,8 +95,8 @@ async def create_user(
         async with sessions() as session, session.begin():
             session.add(row)
     except IntegrityError:
-        raise ApiError(
-            409, f"a user named '{row.username}' already exists", [{"field": "username", "message": "taken"}]
+        raise Conflict(
+            f"a user named '{row.username}' already exists", [{"field": "username", "message": "taken"}]
         ) from None
     return row
 
@@ -122,7 +120,7 @@ async def find_user(sessions: Any, *, user_id: uuid.UUID | None = None, username
     async with sessions() as session:
         row: User | None = (await session.execute(query)).scalar_one_or_none()
     if row is None:
-        raise ApiError(404, f"no user {user_id or username}")
+        raise NotFound(f"no user {user_id or username}")
     return row
 
 
@@ -131,9 +129,9 @@ async def delete_user(sessions: Any, user_id: uuid.UUID) -> None:
     async with sessions() as session, session.begin():
         row = await session.get(User, user_id)
         if row is None:
-            raise ApiError(404, f"no user {user_id}")
+            raise NotFound(f"no user {user_id}")
         if row.is_admin and await _admins(session) <= 1:
-            raise ApiError(409, "cannot remove the last admin")
+            raise Conflict("cannot remove the last admin")
         await session.execute(delete(WebSession).where(WebSession.user_id == user_id))
         await session.execute(delete(ApiToken).where(ApiToken.user_id == user_id))
         await session.delete(row)
@@ -153,9 +151,9 @@ async def set_role(sessions: Any, user_id: uuid.UUID, role: str) -> User:
     async with sessions() as session, session.begin():
         row: User | None = await session.get(User, user_id)
         if row is None:
-            raise ApiError(404, f"no user {user_id}")
+            raise NotFound(f"no user {user_id}")
         if row.is_admin and role != "admin" and await _admins(session) <= 1:
-            raise ApiError(409, "cannot demote the last admin", [{"field": "role", "message": "last admin"}])
+            raise Conflict("cannot demote the last admin", [{"field": "role", "message": "last admin"}])
         row.role = role
     return row
 
@@ -166,7 +164,7 @@ async def set_password(sessions: Any, user_id: uuid.UUID, password: str) -> None
     async with sessions() as session, session.begin():
         row = await session.get(User, user_id)
         if row is None:
-            raise ApiError(404, f"no user {user_id}")
+            raise NotFound(f"no user {user_id}")
         row.password_hash = digest
         await session.execute(delete(WebSession).where(WebSession.user_id == user_id))
 
@@ -276,7 +274,7 @@ async def revoke_token(sessions: Any, token_id: uuid.UUID, *, owner: Any) -> Api
     async with sessions() as session, session.begin():
         row: ApiToken | None = await session.get(ApiToken, token_id)
         if row is None or (owner is not ANY_OWNER and row.user_id != owner):
-            raise ApiError(404, f"no token {token_id}")
+            raise NotFound(f"no token {token_id}")
         if row.revoked_at is None:
             row.revoked_at = utcnow()
     return row
@@ -286,5 +284,5 @@ def check_token_name(name: str) -> str:
     """A token's label, stripped; 422 if blank or too long."""
     name = name.strip()
     if not name or len(name) > 100:
-        raise ApiError(422, "invalid token name", [{"field": "name", "message": "1-100 characters"}])
+        raise Invalid("invalid token name", [{"field": "name", "message": "1-100 characters"}])
     return name

@@ -30,6 +30,7 @@ from services.api.permissions import permission_guard
 from services.api.ui import route_handlers as ui_route_handlers
 from services.api.ui import template_config
 from services.common.bus import Publisher
+from services.common.errors import DomainError
 from services.common.settings import Settings
 
 
@@ -71,7 +72,7 @@ def create_app(
     app = Litestar(
         route_handlers=[healthz, api, *ui_route_handlers(), *extra_handlers],
         template_config=template_config(),
-        exception_handlers={HTTPException: error_handler},
+        exception_handlers={HTTPException: error_handler, DomainError: error_handler},
         openapi_config=OpenAPIConfig(
             title="Seymour",
             version=__version__,

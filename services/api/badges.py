@@ -16,11 +16,11 @@ from typing import Any, Final
 from sqlalchemy import delete, select
 
 from contracts.v1.base import utcnow
-from services.api.errors import ApiError
 from services.api.status_view import STATE_RANK, check_state, in_maintenance
 from services.common.db import rollups
 from services.common.db.incidents import load_global
 from services.common.db.models import AlertState, Check, CheckBadge, Incident, RunRollup
+from services.common.errors import NotFound
 
 KINDS: Final = ("status", "uptime-24h", "uptime-7d", "uptime-30d", "p95")
 WINDOWS: Final = {
@@ -82,7 +82,7 @@ async def token_for(sessions: Any, check_id: uuid.UUID, *, rotate: bool = False)
     """The check's badge token, made on first use; ``rotate`` replaces it (old badge URLs stop working)."""
     async with sessions() as session, session.begin():
         if await session.get(Check, check_id) is None:
-            raise ApiError(404, f"no check with id {check_id}")
+            raise NotFound(f"no check with id {check_id}")
         row: CheckBadge | None = await session.get(CheckBadge, check_id)
         if row is not None and not rotate:
             return row.token

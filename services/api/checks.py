@@ -17,10 +17,11 @@ from sqlalchemy.exc import IntegrityError
 from contracts.v1 import CheckChanged, CheckDue, CheckSpec, run_id_for
 from contracts.v1.base import utcnow
 from contracts.v1.checks import SAVING
-from services.api.errors import ApiError, invalid
+from services.api.errors import invalid
 from services.api.redaction import redact_spec, restore_secrets
 from services.common.bus import Publisher
 from services.common.db.models import Check, CheckTag, Run
+from services.common.errors import Conflict, Invalid, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,7 @@ def check_view(row: Check) -> dict[str, Any]:
 def parse_spec(data: Any, stored: dict[str, Any] | None = None) -> CheckSpec:
     """Validate request JSON as a ``CheckSpec`` (after restoring masked secrets); 422 on any error."""
     if not isinstance(data, dict):
-        raise ApiError(
-            422,
+        raise Invalid(
             "the body must be a JSON object describing a check",
             [{"field": "body", "message": "expected an object"}],
         )
@@ -56,10 +56,10 @@ def parse_spec(data: Any, stored: dict[str, Any] | None = None) -> CheckSpec:
         raise invalid(exc) from None
 
 
-def _name_taken(name: str) -> ApiError:
+def _name_taken(name: str) -> Conflict:
     """409: names are unique, because ``seymour apply`` finds checks by name."""
-    return ApiError(
-        409, f"a check named '{name}' already exists", [{"field": "name", "message": "already in use"}]
+    return Conflict(
+        f"a check named '{name}' already exists", [{"field": "name", "message": "already in use"}]
     )
 
 
@@ -124,7 +124,7 @@ class CheckStore:
         async with self.sessions() as session:
             row: Check | None = await session.get(Check, check_id)
         if row is None:
-            raise ApiError(404, f"no check with id {check_id}")
+            raise NotFound(f"no check with id {check_id}")
         return row
 
     async def by_name(self, name: str) -> Check | None:
@@ -163,7 +163,7 @@ class CheckStore:
             async with self.sessions() as session, session.begin():
                 row: Check | None = await session.get(Check, check_id, with_for_update=True)
                 if row is None:
-                    raise ApiError(404, f"no check with id {check_id}")
+                    raise NotFound(f"no check with id {check_id}")
                 row.name = spec.name
                 row.spec = spec.model_dump(mode="json")
                 row.enabled = spec.enabled
@@ -186,7 +186,7 @@ class CheckStore:
         async with self.sessions() as session, session.begin():
             row = await session.get(Check, check_id)
             if row is None:
-                raise ApiError(404, f"no check with id {check_id}")
+                raise NotFound(f"no check with id {check_id}")
             revision = row.revision + 1
             await session.delete(row)
         await self.bus.publish(CheckChanged(check_id=check_id, change="deleted", revision=revision))

@@ -1,12 +1,21 @@
-"""One error body for every API failure: ``{"status_code", "detail", "errors": [{"field", "message"}]}``."""
+"""One error body for every API failure: ``{"status_code", "detail", "errors": [{"field", "message"}]}``.
+
+Domain code raises :class:`~services.common.errors.DomainError`; :data:`STATUS` is the one place that
+says which HTTP status each kind becomes.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from pydantic import ValidationError
+
+from services.common.errors import Conflict, DomainError, Invalid, NotFound
+
+#: The HTTP status of each domain refusal (the most specific class wins).
+STATUS: Final[dict[type[DomainError], int]] = {NotFound: 404, Conflict: 409, Invalid: 422}
 
 
 class ApiError(HTTPException):
@@ -42,15 +51,28 @@ def _is_union_tag(part: Any) -> bool:
     )
 
 
-def invalid(exc: ValidationError) -> ApiError:
-    """A 422 naming every invalid field."""
+def invalid(exc: ValidationError) -> Invalid:
+    """A refusal naming every invalid field."""
     errors = field_errors(exc)
     names = ", ".join(error["field"] for error in errors)
-    return ApiError(422, f"invalid check configuration: {names}", errors)
+    return Invalid(f"invalid check configuration: {names}", errors)
+
+
+def status_of(exc: DomainError) -> int:
+    """The HTTP status a domain refusal is answered with."""
+    for kind in type(exc).__mro__:
+        if kind in STATUS:
+            return STATUS[kind]
+    return 400
 
 
 def error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    """Render any HTTPException (ours or Litestar's) in the one error shape."""
+    """Render a domain refusal or any HTTPException (ours or Litestar's) in the one error shape."""
+    if isinstance(exc, DomainError):
+        status = status_of(exc)
+        return Response(
+            {"status_code": status, "detail": exc.detail, "errors": exc.errors}, status_code=status
+        )
     if isinstance(exc, HTTPException):
         errors = getattr(exc, "errors", [])
         body = {"status_code": exc.status_code, "detail": exc.detail, "errors": errors}

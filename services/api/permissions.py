@@ -14,7 +14,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException
 from litestar.handlers.base import BaseRouteHandler
 
-from services.api.errors import ApiError
+from services.common.errors import Invalid
 
 Role = Literal["admin", "editor", "viewer"]
 Scope = Literal["full", "run"]
@@ -116,12 +116,12 @@ admin_only: Final[dict[str, Any]] = {"permission": "admin"}
 def check_role(value: str) -> Role:
     """``value`` as a role; 422 naming the field otherwise."""
     if value not in ROLES:
-        raise ApiError(422, "invalid role", [{"field": "role", "message": f"one of {', '.join(ROLES)}"}])
+        raise Invalid("invalid role", [{"field": "role", "message": f"one of {', '.join(ROLES)}"}])
     return value
 
 
 def check_scope(value: str) -> Scope:
     """``value`` as a token scope; 422 naming the field otherwise."""
     if value not in SCOPES:
-        raise ApiError(422, "invalid scope", [{"field": "scope", "message": f"one of {', '.join(SCOPES)}"}])
+        raise Invalid("invalid scope", [{"field": "scope", "message": f"one of {', '.join(SCOPES)}"}])
     return value

@@ -17,9 +17,9 @@ from sqlalchemy import select
 from contracts.v1 import CheckDue, CheckSpec, run_id_for
 from contracts.v1.regions import REGIONS
 from services.api.checks import CheckStore
-from services.api.errors import ApiError
 from services.api.queries import run_view
 from services.common.db.models import Run, RunSet
+from services.common.errors import Invalid, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -30,25 +30,21 @@ PASSED = "passed"
 def parse_request(data: Any) -> tuple[str, list[str] | None]:
     """``{"tag": ..., "regions": [...]?}`` → (tag, regions or ``None`` for each check's own); 422s."""
     if not isinstance(data, dict):
-        raise ApiError(
-            422, "the body must be a JSON object", [{"field": "body", "message": "expected an object"}]
-        )
+        raise Invalid("the body must be a JSON object", [{"field": "body", "message": "expected an object"}])
     tag = data.get("tag")
     if not isinstance(tag, str) or not tag.strip():
-        raise ApiError(422, "say which checks to run: tag", [{"field": "tag", "message": "required"}])
+        raise Invalid("say which checks to run: tag", [{"field": "tag", "message": "required"}])
     regions = data.get("regions")
     if regions is None:
         return tag.strip(), None
     if not isinstance(regions, list) or not regions or not all(isinstance(r, str) for r in regions):
-        raise ApiError(
-            422,
+        raise Invalid(
             "regions must be a non-empty list of region codes",
             [{"field": "regions", "message": "invalid"}],
         )
     unknown = [region for region in regions if region not in REGIONS]
     if unknown:
-        raise ApiError(
-            422,
+        raise Invalid(
             f"unknown region(s): {', '.join(unknown)}",
             [{"field": "regions", "message": f"unknown: {', '.join(unknown)}"}],
         )
@@ -61,7 +57,7 @@ async def start(store: CheckStore, tag: str, regions: Sequence[str] | None) -> R
     CI gate never passes by running nothing."""
     checks = await store.tagged(tag)
     if not checks:
-        raise ApiError(422, f"no check is tagged '{tag}'", [{"field": "tag", "message": "no check has it"}])
+        raise Invalid(f"no check is tagged '{tag}'", [{"field": "tag", "message": "no check has it"}])
     slot = datetime.now(UTC)
     slot = slot.replace(microsecond=(slot.microsecond // 1000) * 1000)
     items: list[dict[str, Any]] = []
@@ -89,8 +85,7 @@ async def start(store: CheckStore, tag: str, regions: Sequence[str] | None) -> R
             for region in chosen
         )
     if not items:
-        raise ApiError(
-            422,
+        raise Invalid(
             f"no check tagged '{tag}' runs in {', '.join(regions or [])}",
             [{"field": "regions", "message": "no tagged check runs there"}],
         )
@@ -110,7 +105,7 @@ async def load(sessions: Any, run_set_id: uuid.UUID) -> RunSet:
     async with sessions() as session:
         found: RunSet | None = await session.get(RunSet, run_set_id)
     if found is None:
-        raise ApiError(404, f"no run set with id {run_set_id}")
+        raise NotFound(f"no run set with id {run_set_id}")
     return found
 
 

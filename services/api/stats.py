@@ -16,9 +16,9 @@ from sqlalchemy import Executable, select, true, union_all
 
 from contracts.v1.base import utcnow
 from contracts.v1.regions import display_name
-from services.api.errors import ApiError
 from services.common.db import rollups
 from services.common.db.models import Check, Incident, Run, RunRollup
+from services.common.errors import Invalid
 
 WINDOWS: Final[dict[str, timedelta]] = {
     "1h": timedelta(hours=1),
@@ -38,8 +38,7 @@ def window_of(name: str) -> timedelta:
     try:
         return WINDOWS[name]
     except KeyError:
-        raise ApiError(
-            422,
+        raise Invalid(
             f"unknown window '{name}'",
             [{"field": "window", "message": f"one of {', '.join(WINDOWS)}"}],
         ) from None

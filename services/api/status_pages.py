@@ -18,8 +18,9 @@ from sqlalchemy.exc import IntegrityError
 
 from contracts.v1.base import utcnow
 from contracts.v1.checks import TAG
-from services.api.errors import ApiError, field_errors
+from services.api.errors import field_errors
 from services.common.db.models import Check, CheckTag, StatusNotice, StatusPage
+from services.common.errors import Conflict, Invalid, NotFound
 
 SLUG: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 COLOUR: Final = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -121,8 +122,7 @@ class NoticeInput(_Strict):
 def parse(model: type[_Strict], data: Any, what: str) -> Any:
     """Validate ``data`` as ``model``; 422 naming each invalid field."""
     if not isinstance(data, dict):
-        raise ApiError(
-            422,
+        raise Invalid(
             f"the body must be a JSON object describing a {what}",
             [{"field": "body", "message": "expected an object"}],
         )
@@ -130,7 +130,7 @@ def parse(model: type[_Strict], data: Any, what: str) -> Any:
         return model.model_validate(data)
     except ValidationError as exc:
         errors = field_errors(exc)
-        raise ApiError(422, f"invalid {what}: {', '.join(e['field'] for e in errors)}", errors) from None
+        raise Invalid(f"invalid {what}: {', '.join(e['field'] for e in errors)}", errors) from None
 
 
 def page_view(row: StatusPage) -> dict[str, Any]:
@@ -194,7 +194,7 @@ class StatusPageStore:
         async with self.sessions() as session:
             row: StatusPage | None = await session.get(StatusPage, page_id)
         if row is None:
-            raise ApiError(404, f"no status page with id {page_id}")
+            raise NotFound(f"no status page with id {page_id}")
         return row
 
     async def by_slug(self, slug: str) -> StatusPage | None:
@@ -215,8 +215,7 @@ class StatusPageStore:
             for position, item in enumerate(group.checks):
                 if item.check_id not in found:
                     field = f"groups.{index}.checks.{position}.check_id"
-                    raise ApiError(
-                        422,
+                    raise Invalid(
                         f"no check with id {item.check_id}",
                         [{"field": field, "message": "no such check"}],
                     )
@@ -233,14 +232,14 @@ class StatusPageStore:
                 else:
                     found: StatusPage | None = await session.get(StatusPage, page_id)
                     if found is None:
-                        raise ApiError(404, f"no status page with id {page_id}")
+                        raise NotFound(f"no status page with id {page_id}")
                     row = found
                     for key, value in values.items():
                         setattr(row, key, value)
                     row.updated_at = utcnow()
         except IntegrityError:
-            raise ApiError(
-                409, f"the slug '{config.slug}' is taken", [{"field": "slug", "message": "already in use"}]
+            raise Conflict(
+                f"the slug '{config.slug}' is taken", [{"field": "slug", "message": "already in use"}]
             ) from None
         return row
 
@@ -249,7 +248,7 @@ class StatusPageStore:
         async with self.sessions() as session, session.begin():
             row = await session.get(StatusPage, page_id)
             if row is None:
-                raise ApiError(404, f"no status page with id {page_id}")
+                raise NotFound(f"no status page with id {page_id}")
             await session.delete(row)
 
     async def post_notice(self, page_id: uuid.UUID, notice: NoticeInput) -> StatusNotice:

@@ -55,8 +55,8 @@ def read_password(from_stdin: bool) -> str:
 
 def _with_db(action: Callable[[Any], Awaitable[str]]) -> int:
     """Run ``action(sessions)`` against the configured (migrated) database; print its result."""
-    from services.api.errors import ApiError
     from services.common.db.engine import make_engine, make_sessionmaker, upgrade
+    from services.common.errors import DomainError
 
     settings = Settings()
 
@@ -67,7 +67,7 @@ def _with_db(action: Callable[[Any], Awaitable[str]]) -> int:
         try:
             print(await action(make_sessionmaker(engine)))
             return 0
-        except ApiError as exc:
+        except DomainError as exc:
             details = "; ".join(f"{item['field']}: {item['message']}" for item in exc.errors)
             print(f"error: {exc.detail}" + (f" ({details})" if details else ""), file=sys.stderr)
             return 1

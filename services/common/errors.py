@@ -8,10 +8,16 @@
      │    ├── NotConfirmed        the broker nacked or did not confirm a publish in time
      │    └── BusClosed           publish or subscribe on a bus that is not running
      ├── MalformedMessage         bytes that are not a v1 message: dead-lettered, never retried
-     └── NotLeader                a scheduler lost its lease (fenced by epoch)
+     ├── NotLeader                a scheduler lost its lease (fenced by epoch)
+     └── DomainError              a request the domain refuses; the api maps each kind to one HTTP status
+          ├── NotFound            the thing asked for does not exist
+          ├── Conflict            it would clash with what is stored (a taken name, the last admin)
+          └── Invalid             bad input, with the fields at fault
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 
 class SeymourError(Exception):
@@ -40,3 +46,27 @@ class MalformedMessage(SeymourError):
 
 class NotLeader(SeymourError):
     """This scheduler is not (or no longer) the leader."""
+
+
+class DomainError(SeymourError):
+    """A refusal by domain code, said without HTTP: the api's one error handler picks the status.
+
+    ``errors`` name the fields at fault as ``{"field", "message"}`` (dotted paths, as the api returns them).
+    """
+
+    def __init__(self, detail: str, errors: Iterable[dict[str, str]] = ()) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors: list[dict[str, str]] = list(errors)
+
+
+class NotFound(DomainError):
+    """The thing asked for does not exist."""
+
+
+class Conflict(DomainError):
+    """The change would clash with what is stored."""
+
+
+class Invalid(DomainError):
+    """The input is wrong; ``errors`` say which fields and why."""

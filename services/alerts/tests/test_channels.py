@@ -39,6 +39,7 @@ from services.common.channels.probe import send_test_notification
 from services.common.channels.webhook import verify
 from services.common.db.engine import make_engine, make_sessionmaker
 from services.common.db.models import Notification
+from services.common.errors import NotFound
 from services.common.metrics import Registry
 from services.common.settings import Settings
 from tests.support.tls import self_signed
@@ -367,5 +368,5 @@ async def test_send_test_notification(sqlite_url: str, sessions: Any, receiver: 
     failed = await send_test_notification(sessions, settings, check_id, 0)
     assert failed["ok"] is False
     assert failed["status"] == 500
-    with pytest.raises(LookupError):
+    with pytest.raises(NotFound):
         await send_test_notification(sessions, settings, check_id, 17)

@@ -18,6 +18,7 @@ from services.api.permissions import admin_only
 from services.common import metrics
 from services.common.channels.probe import send_test_notification
 from services.common.db import incidents
+from services.common.errors import Invalid, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class IncidentsController(Controller):
         """One incident with every notification attempt."""
         found = await incidents.get_incident(request.app.state.sessions, incident_id)
         if found is None:
-            raise ApiError(404, f"no incident with id {incident_id}")
+            raise NotFound(f"no incident with id {incident_id}")
         return found
 
 
@@ -83,10 +84,7 @@ class NotificationsController(Controller):
     ) -> dict[str, Any]:
         """Send a test message to one of a check's alert channels now, and say how it went."""
         state = request.app.state
-        try:
-            return await send_test_notification(state.sessions, state.settings, check_id, index)
-        except LookupError as exc:
-            raise ApiError(404, str(exc)) from None
+        return await send_test_notification(state.sessions, state.settings, check_id, index)
 
 
 class AlertSettingsController(Controller):
@@ -109,12 +107,12 @@ class AlertSettingsController(Controller):
                 400, "the body is not valid JSON", [{"field": "body", "message": "not JSON"}]
             ) from None
         if not isinstance(body, dict):
-            raise ApiError(422, "expected an object", [{"field": "body", "message": "expected an object"}])
+            raise Invalid("expected an object", [{"field": "body", "message": "expected an object"}])
         policy, windows, errors = parse_alert_settings(
             body.get("alert_policy", ABSENT), body.get("maintenance", ABSENT)
         )
         if errors:
-            raise ApiError(422, "invalid alert settings: " + ", ".join(e["field"] for e in errors), errors)
+            raise Invalid("invalid alert settings: " + ", ".join(e["field"] for e in errors), errors)
         await incidents.save_global(
             request.app.state.sessions, policy=policy, maintenance=windows, now=utcnow()
         )

@@ -12,6 +12,7 @@ from services.api.checks import CheckStore, check_view, parse_spec
 from services.api.errors import ApiError
 from services.api.permissions import can_run, can_see_results
 from services.api.queries import list_runs, run_view
+from services.common.errors import Invalid
 
 
 def _store(request: Request[Any, Any, Any]) -> CheckStore:
@@ -30,8 +31,7 @@ async def _json(request: Request[Any, Any, Any]) -> Any:
 
 async def _bulk(request: Request[Any, Any, Any], tag: str | None, *, enabled: bool) -> dict[str, Any]:
     if not tag:
-        raise ApiError(
-            422,
+        raise Invalid(
             "say which checks: ?tag=<tag>",
             [{"field": "tag", "message": "required"}],
         )

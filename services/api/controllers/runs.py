@@ -8,9 +8,9 @@ from typing import Any
 from litestar import Controller, Request, get
 from litestar.params import FromPath
 
-from services.api.errors import ApiError
 from services.api.permissions import can_see_results
 from services.api.queries import get_run, regions, run_view
+from services.common.errors import NotFound
 
 
 class RunsController(Controller):
@@ -23,7 +23,7 @@ class RunsController(Controller):
         """One run with its assertions, timings and response sample."""
         row = await get_run(request.app.state.sessions, run_id)
         if row is None:
-            raise ApiError(404, f"no run with id {run_id}")
+            raise NotFound(f"no run with id {run_id}")
         return run_view(row)
 
 

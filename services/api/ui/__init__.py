@@ -9,6 +9,7 @@ from litestar.exceptions import HTTPException
 from litestar.response import Template
 from litestar.static_files import create_static_files_router
 
+from services.api.errors import status_of
 from services.api.permissions import permission_guard
 from services.api.ui.login import login, login_form, logout
 from services.api.ui.pages import CheckPages
@@ -17,14 +18,18 @@ from services.api.ui.settings_pages import SettingsPages
 from services.api.ui.status_admin import StatusPagesAdmin
 from services.api.ui.status_public import public_handlers
 from services.api.ui.templating import STATIC, template_config
+from services.common.errors import DomainError
 
 __all__ = ["route_handlers", "template_config"]
 
 
 def error_page(request: Request[Any, Any, Any], exc: Exception) -> Template:
     """Errors on pages as a page (the REST API keeps its JSON error bodies)."""
-    status = exc.status_code if isinstance(exc, HTTPException) else 500
-    detail = exc.detail if isinstance(exc, HTTPException) else "Something went wrong."
+    status, detail = 500, "Something went wrong."
+    if isinstance(exc, DomainError):
+        status, detail = status_of(exc), exc.detail
+    elif isinstance(exc, HTTPException):
+        status, detail = exc.status_code, exc.detail
     user = getattr(request.state, "user", None)
     return Template(
         template_name="pages/error.html",
@@ -55,6 +60,7 @@ def route_handlers() -> list[Any]:
                 LoginRequired: login_redirect,
                 CsrfRejected: csrf_rejected,
                 HTTPException: error_page,
+                DomainError: error_page,
             },
             include_in_schema=False,
         ),

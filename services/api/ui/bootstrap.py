@@ -7,7 +7,7 @@ import secrets
 from typing import Any
 
 from services.api.accounts import count_users, create_user, find_user
-from services.api.errors import ApiError
+from services.common.errors import NotFound
 from services.common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -19,7 +19,7 @@ async def ensure_admin(settings: Settings, sessions: Any) -> list[str]:
     if settings.admin_password:
         try:
             await find_user(sessions, username=username)
-        except ApiError:
+        except NotFound:
             await create_user(sessions, username, settings.admin_password, is_admin=True)
             log.info("admin created from SEYMOUR_ADMIN_PASSWORD user=%s", username)
             return [f"Admin user '{username}' created from SEYMOUR_ADMIN_PASSWORD."]

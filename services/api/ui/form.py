@@ -23,8 +23,8 @@ from contracts.v1.checks import (
     UNARY,
 )
 from services.api.checks import parse_spec
-from services.api.errors import ApiError
 from services.api.ui.alert_form import EVENTS, AlertFields
+from services.common.errors import DomainError
 
 SOURCES: Final = {
     "status_code": "Status code",
@@ -375,7 +375,7 @@ class CheckForm:
         data, errors = self.to_spec_data(stored)
         try:
             spec = parse_spec(data, stored)
-        except ApiError as exc:
+        except DomainError as exc:
             for item in exc.errors:
                 key = self._form_key(item["field"])
                 errors.setdefault(key, self.alerting.message(item["field"], item["message"]))

@@ -18,7 +18,6 @@ from contracts.v1.checks import AlertPolicy, CheckSpec
 from contracts.v1.regions import REGIONS
 from services.api import badges, stats
 from services.api.checks import CheckStore, check_view
-from services.api.errors import ApiError
 from services.api.permissions import can_run, can_write
 from services.api.queries import get_run, list_runs, regions
 from services.api.ui import alert_form
@@ -30,6 +29,7 @@ from services.api.ui.views import channel_views, check_row, delivery_text, notif
 from services.common.channels.probe import send_test_notification
 from services.common.db.incidents import effective_policy, list_incidents, load_global
 from services.common.db.models import Check
+from services.common.errors import DomainError, Invalid, NotFound
 
 RUNS_PER_PAGE: Final = 50
 RESULT_FILTERS: Final = {"passed": "passed", "failed": "failed,error", "missed": "missed"}
@@ -187,7 +187,7 @@ class CheckPages(Controller):
     async def _set_enabled_by_tag(self, request: Req, enabled: bool) -> Redirect:
         tag = (await request.form()).get("tag")
         if not isinstance(tag, str) or not tag.strip():
-            raise ApiError(422, "choose a tag", [{"field": "tag", "message": "required"}])
+            raise Invalid("choose a tag", [{"field": "tag", "message": "required"}])
         await store_of(request).set_enabled_by_tag(tag.strip(), enabled)
         return Redirect(f"/?tag={quote(tag.strip())}", status_code=303)
 
@@ -204,7 +204,7 @@ class CheckPages(Controller):
         if spec is not None:
             try:
                 row = await store_of(request).create(spec)
-            except ApiError as exc:
+            except DomainError as exc:
                 errors = {
                     "name" if item["field"] == "name" else "general": item["message"] for item in exc.errors
                 }
@@ -229,7 +229,7 @@ class CheckPages(Controller):
         if spec is not None:
             try:
                 await store.update(check_id, spec)
-            except ApiError as exc:
+            except DomainError as exc:
                 errors = {
                     "name" if item["field"] == "name" else "general": item["message"] for item in exc.errors
                 }
@@ -287,9 +287,9 @@ class CheckPages(Controller):
         state = request.app.state
         try:
             result = await send_test_notification(state.sessions, state.settings, check_id, index)
-        except LookupError:
+        except NotFound:
             if not is_htmx(request):
-                raise ApiError(404, f"check {check_id} has no alert channel {index}") from None
+                raise NotFound(f"check {check_id} has no alert channel {index}") from None
             result = {"ok": False, "error": "this channel no longer exists; reload the page"}
         return render(
             request, "partials/test_result.html", ok=bool(result.get("ok")), text=delivery_text(result)
@@ -398,11 +398,11 @@ class CheckPages(Controller):
         """One run: assertions, timings, response and request."""
         run = await get_run(request.app.state.sessions, run_id)
         if run is None:
-            raise ApiError(404, f"no run with id {run_id}")
+            raise NotFound(f"no run with id {run_id}")
         store = store_of(request)
         try:
             check: dict[str, Any] | None = check_view(await store.get(run.check_id))
-        except ApiError:
+        except DomainError:
             check = None
         return render(request, "pages/run_detail.html", run=run_detail(run), check=check)
 

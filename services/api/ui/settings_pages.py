@@ -25,7 +25,7 @@ from services.api.accounts import (
     set_role,
 )
 from services.api.auth import create_token
-from services.api.errors import ApiError
+from services.api.errors import ApiError, status_of
 from services.api.permissions import ROLES, admin_only, can_manage_account, check_scope
 from services.api.ui import alert_form
 from services.api.ui.alert_form import AlertFields
@@ -34,6 +34,7 @@ from services.api.ui.pages import global_alerts, region_cards, render
 from services.api.ui.security import current_user
 from services.common.db.incidents import list_failed_notifications, save_global
 from services.common.db.models import Check
+from services.common.errors import DomainError
 
 FAILED_SHOWN = 50
 
@@ -116,7 +117,7 @@ class SettingsPages(Controller):
                 _field(data, "password"),
                 role=_field(data, "role") or "editor",
             )
-        except ApiError as exc:
+        except DomainError as exc:
             errors = {f"user_{item['field']}": item["message"] for item in exc.errors} or {
                 "user_username": str(exc.detail)
             }
@@ -129,8 +130,8 @@ class SettingsPages(Controller):
         data = await request.form()
         try:
             await set_role(request.app.state.sessions, user_id, _field(data, "role"))
-        except ApiError as exc:
-            return await self._page(request, errors={"users": str(exc.detail)}, status_code=exc.status_code)
+        except DomainError as exc:
+            return await self._page(request, errors={"users": str(exc.detail)}, status_code=status_of(exc))
         return Redirect("/settings", query_params={"done": "role-changed"}, status_code=303)
 
     @post("/users/{user_id:uuid}/delete", status_code=200, **admin_only)
@@ -141,8 +142,8 @@ class SettingsPages(Controller):
             return await self._page(request, errors={"users": "You cannot remove yourself."}, status_code=409)
         try:
             await delete_user(request.app.state.sessions, user_id)
-        except ApiError as exc:
-            return await self._page(request, errors={"users": str(exc.detail)}, status_code=exc.status_code)
+        except DomainError as exc:
+            return await self._page(request, errors={"users": str(exc.detail)}, status_code=status_of(exc))
         return Redirect("/settings", query_params={"done": "user-removed"}, status_code=303)
 
     @post("/users/{user_id:uuid}/password", status_code=200, **can_manage_account)
@@ -154,7 +155,7 @@ class SettingsPages(Controller):
         data = await request.form()
         try:
             await set_password(request.app.state.sessions, user_id, _field(data, "password"))
-        except ApiError as exc:
+        except DomainError as exc:
             message = exc.errors[0]["message"] if exc.errors else str(exc.detail)
             return await self._page(request, errors={f"password_{user_id}": message}, status_code=422)
         if user.user_id == user_id:
@@ -168,7 +169,7 @@ class SettingsPages(Controller):
         try:
             name = check_token_name(_field(data, "name"))
             scope = check_scope(_field(data, "scope") or "full")
-        except ApiError as exc:
+        except DomainError as exc:
             field = exc.errors[0]["field"] if exc.errors else "name"
             return await self._page(
                 request, errors={f"token_{field}": exc.errors[0]["message"]}, status_code=422

@@ -19,7 +19,6 @@ from litestar.response import Redirect, Template
 from sqlalchemy import select
 
 from services.api.controllers.status_pages import forget_rendered
-from services.api.errors import ApiError
 from services.api.permissions import admin_only
 from services.api.status_pages import (
     INCIDENT_STATUSES,
@@ -32,6 +31,7 @@ from services.api.status_pages import (
 from services.api.ui.security import current_user
 from services.api.ui.status_public import render_page
 from services.common.db.models import Check, StatusPage
+from services.common.errors import DomainError
 
 Req = Request[Any, Any, Any]
 
@@ -221,7 +221,7 @@ class StatusPagesAdmin(Controller):
         try:
             notice = parse(NoticeInput, fields, "notice")
             await store.post_notice(page_id, notice)
-        except ApiError as exc:
+        except DomainError as exc:
             row = await store.get(page_id)
             form = PageForm.from_page(row, await _check_names(request)).with_blank_group()
             errors = {
@@ -240,7 +240,7 @@ class StatusPagesAdmin(Controller):
             try:
                 config = parse(PageConfig, data, "status page")
                 row = await store.save(config, page_id)
-            except ApiError as exc:
+            except DomainError as exc:
                 for item in exc.errors or [{"field": "general", "message": str(exc.detail)}]:
                     errors.setdefault(form.form_key(item["field"]), item["message"])
             else:

@@ -15,6 +15,7 @@ from contracts.v1.base import utcnow
 from services.common.channels import PROVIDERS
 from services.common.channels.base import AlertMessage, SmtpConfig, check_url, transmit
 from services.common.db.models import Check
+from services.common.errors import NotFound
 from services.common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,17 +44,17 @@ async def send_test_notification(
 ) -> dict[str, Any]:
     """Send one "test" message to a check's channel right now (one attempt, not queued) and say how it went.
 
-    Returns ``{"ok", "channel", "status", "error", "duration_ms"}``; raises ``LookupError`` when the check
+    Returns ``{"ok", "channel", "status", "error", "duration_ms"}``; raises :class:`NotFound` when the check
     or the channel does not exist.
     """
     now = now or utcnow()
     async with sessions() as session:
         check = await session.get(Check, check_id)
     if check is None:
-        raise LookupError(f"no check {check_id}")
+        raise NotFound(f"no check {check_id}")
     spec = CheckSpec.model_validate(check.spec)
     if not 0 <= channel_index < len(spec.alerts):
-        raise LookupError(f"check {check_id} has no channel {channel_index}")
+        raise NotFound(f"check {check_id} has no channel {channel_index}")
     channel = spec.alerts[channel_index]
     message = AlertMessage(
         event="test",
