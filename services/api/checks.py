@@ -211,6 +211,21 @@ class CheckStore:
         )
         return slot, [run_id_for(row.id, slot, region, "manual") for region in spec.regions]
 
+    async def try_once(self, spec: CheckSpec) -> Run | None:
+        """Run an unsaved spec once from its first region (a throwaway check id, so nothing of it is
+        scheduled, alerted on or listed); returns the stored run, or ``None`` if it did not finish."""
+        check_id = uuid.uuid4()
+        region = spec.regions[0]
+        slot = datetime.now(UTC).replace(microsecond=(datetime.now(UTC).microsecond // 1000) * 1000)
+        await self.bus.publish(
+            CheckDue(check_id=check_id, slot=slot, revision=0, spec=spec, trigger="manual", regions=[region])
+        )
+        teardown = spec.timeout if spec.teardown else 0.0
+        runs = await self.wait_for_runs(
+            [run_id_for(check_id, slot, region, "manual")], spec.timeout + teardown + 5
+        )
+        return runs[0] if runs else None
+
     async def wait_for_runs(self, run_ids: list[uuid.UUID], within: float) -> list[Run]:
         """Poll until every run is stored or ``within`` seconds pass; returns those stored."""
         deadline = time.monotonic() + within

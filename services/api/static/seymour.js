@@ -5,6 +5,15 @@
   "use strict";
 
   document.addEventListener("click", function (event) {
+    var mover = event.target.closest("[data-move-step]");
+    if (mover) {
+      var card = mover.closest("[data-step-card]");
+      var sibling = mover.getAttribute("data-move-step") === "up" ? card.previousElementSibling : card.nextElementSibling;
+      if (sibling && sibling.matches("[data-step-card]")) {
+        if (mover.getAttribute("data-move-step") === "up") sibling.before(card); else sibling.after(card);
+      }
+      return;
+    }
     var button = event.target.closest("[data-remove-row]");
     if (button) {
       var row = button.closest(".row");

@@ -24,6 +24,7 @@ from contracts.v1.checks import (
 )
 from services.api.checks import parse_spec
 from services.api.ui.alert_form import EVENTS, AlertFields
+from services.api.ui.steps_form import EXTRACT_SOURCES, ScenarioFields
 from services.common.errors import DomainError
 
 SOURCES: Final = {
@@ -32,7 +33,11 @@ SOURCES: Final = {
     "header": "Header",
     "json_body": "JSON body",
     "text_body": "Text body",
+    "json_schema": "JSON Schema",
+    "tls_certificate": "TLS certificate",
+    "phase_time": "Phase time",
 }
+EXTRACTS: Final = EXTRACT_SOURCES
 COMPARISON_LABELS: Final = {
     "equals": "equals",
     "not_equals": "does not equal",
@@ -50,6 +55,7 @@ COMPARISON_LABELS: Final = {
     "is_not_null": "is not null",
     "exists": "exists",
     "not_exists": "does not exist",
+    "matches_schema": "matches schema",
 }
 INTERVALS: Final = (
     (10, "10 seconds"),
@@ -174,6 +180,7 @@ class CheckForm:
     enabled: bool = True
     alerting: AlertFields = field(default_factory=AlertFields)
     tags: str = ""
+    scenario: ScenarioFields = field(default_factory=ScenarioFields)
 
     @classmethod
     def blank(cls, default_regions: list[str]) -> CheckForm:
@@ -241,6 +248,7 @@ class CheckForm:
             enabled=bool(spec.get("enabled", True)),
             alerting=AlertFields.from_spec(spec, row_key),
             tags=", ".join(spec.get("tags") or []),
+            scenario=ScenarioFields.from_spec(spec, assertion_row_of),
         )
 
     @classmethod
@@ -279,6 +287,7 @@ class CheckForm:
             enabled=one("enabled", "on") == "on",
             alerting=AlertFields.from_post(data),
             tags=one("tags"),
+            scenario=ScenarioFields.from_post(data, posted_assertion_row),
         )
 
     def to_spec_data(self, stored: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, str]]:
@@ -343,15 +352,7 @@ class CheckForm:
             {
                 "name": self.name,
                 "request": request,
-                "assertions": [
-                    {
-                        "source": row.source,
-                        "property": row.prop.strip() or None,
-                        "comparison": row.comparison,
-                        "target": parse_target(row.target, row.source, row.comparison),
-                    }
-                    for row in self.assertions
-                ],
+                "assertions": [assertion_data(row) for row in self.assertions],
                 "regions": self.regions,
                 "interval": float(interval),
                 "timeout": float(timeout),
@@ -366,6 +367,7 @@ class CheckForm:
             policy, windows, alert_errors = self.alerting.to_data()
             base.update({"alert_policy": policy, "maintenance": windows})
             errors.update(alert_errors)
+        errors.update(self.scenario.apply(base, assertion_data))
         return base, errors
 
     def validate(self, stored: dict[str, Any] | None = None) -> tuple[Any, dict[str, str]]:
@@ -398,7 +400,46 @@ class CheckForm:
             return head
         if head in ("alert_policy", "maintenance"):
             return self.alerting.form_key(spec_field)
+        if head in ("steps", "teardown", "variables"):
+            return self.scenario.form_key(parts)
         return "general"
+
+
+def assertion_data(row: AssertionRow) -> dict[str, Any]:
+    """An assertion row as the spec takes it."""
+    return {
+        "source": row.source,
+        "property": row.prop.strip() or None,
+        "comparison": row.comparison,
+        "target": parse_target(row.target, row.source, row.comparison),
+    }
+
+
+def assertion_row_of(item: dict[str, Any]) -> AssertionRow:
+    """The form row of a stored assertion."""
+    return AssertionRow(
+        row_key(),
+        item["source"],
+        item.get("property") or "",
+        item["comparison"],
+        target_text(item.get("target"), item["source"], item["comparison"]),
+    )
+
+
+def posted_assertion_row(data: Any, key: str) -> AssertionRow:
+    """Assertion row ``key`` as posted."""
+
+    def one(name: str, default: str = "") -> str:
+        value = data.get(name)
+        return value if isinstance(value, str) else default
+
+    return AssertionRow(
+        key,
+        one(f"assertion-{key}-source", "status_code"),
+        one(f"assertion-{key}-property"),
+        one(f"assertion-{key}-comparison", "equals"),
+        one(f"assertion-{key}-target"),
+    ).normalised()
 
 
 def split_tags(text: str) -> list[str]:
@@ -412,6 +453,11 @@ def parse_target(text: str, source: str, comparison: str) -> Any:
     if comparison in UNARY:
         return None
     stripped = text.strip()
+    if source == "json_schema":
+        try:
+            return json.loads(stripped)
+        except json.JSONDecodeError:
+            return text
     if comparison in REGEX or source in ("header", "text_body"):
         return text
     if source in ("status_code", "response_time") or comparison in ORDERING:
@@ -429,6 +475,8 @@ def target_text(target: Any, source: str, comparison: str) -> str:
     """A stored target as the user would type it (inverse of :func:`parse_target`)."""
     if target is None or comparison in UNARY:
         return ""
+    if source == "json_schema":
+        return json.dumps(target)
     if source == "json_body" and comparison not in REGEX:
         if isinstance(target, str):
             try:

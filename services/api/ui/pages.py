@@ -25,6 +25,7 @@ from services.api.ui import form as check_form
 from services.api.ui.alert_form import MaintenanceRow, describe_policy, describe_window
 from services.api.ui.form import AssertionRow, ChannelRow, CheckForm, HeaderRow, row_key
 from services.api.ui.security import current_user, is_htmx
+from services.api.ui.steps_form import ExtractRow, StepCard
 from services.api.ui.views import channel_views, check_row, delivery_text, notification_summary, run_detail
 from services.common.channels.probe import send_test_notification
 from services.common.db.incidents import effective_policy, list_incidents, load_global
@@ -238,8 +239,47 @@ class CheckPages(Controller):
                 return Redirect(f"/checks/{check_id}", status_code=303)
         return await form_page(request, form, check=check_view(current), errors=errors, status_code=422)
 
+    @get("/checks/form/step-card")
+    async def step_card(self, request: Req, teardown: FromQuery[str | None] = None) -> Template:
+        """A new step card (a teardown step with ``teardown=1``), with one status assertion."""
+        step = StepCard.blank(teardown=bool(teardown))
+        step.assertions = [AssertionRow(row_key(), "status_code", "", "less_than", "400")]
+        return render(request, "partials/step_card.html", step=step, errors={}, choices=check_form)
+
+    @get("/checks/form/extract-row")
+    async def extract_row(self, request: Req, group: FromQuery[str] = "first") -> Template:
+        """A new extraction row for the first step (``group=first``) or a step card (``step-<key>``)."""
+        return render(
+            request,
+            "partials/extract_row.html",
+            extract=ExtractRow(row_key()),
+            extract_group=group,
+            choices=check_form,
+        )
+
+    @post("/checks/form/try", status_code=200)
+    async def try_now(self, request: Req) -> Template:
+        """Run the form once as it stands, without saving it, and show each step's outcome."""
+        data = await request.form()
+        store = store_of(request)
+        stored: dict[str, Any] | None = None
+        posted_id = data.get("check_id")
+        if isinstance(posted_id, str) and posted_id:
+            try:
+                stored = (await store.get(uuid.UUID(posted_id))).spec
+            except (ValueError, DomainError):
+                stored = None
+        spec, errors = CheckForm.from_post(data).validate(stored)
+        if spec is None:
+            return render(request, "partials/try_result.html", run=None, errors=errors, finished=False)
+        run = await store.try_once(spec)
+        view = run_detail(run) if run is not None else None
+        return render(request, "partials/try_result.html", run=view, errors={}, finished=run is not None)
+
     @get("/checks/form/assertion-row")
-    async def assertion_row(self, request: Req, key: FromQuery[str | None] = None) -> Template:
+    async def assertion_row(
+        self, request: Req, key: FromQuery[str | None] = None, group: FromQuery[str] = ""
+    ) -> Template:
         """One assertion row: new, or re-drawn after its source or comparison changed."""
         params = request.query_params
         if key:
@@ -252,7 +292,9 @@ class CheckPages(Controller):
             ).normalised()
         else:
             row = AssertionRow(row_key())
-        return render(request, "partials/assertion_row.html", row=row, errors={}, choices=check_form)
+        return render(
+            request, "partials/assertion_row.html", row=row, errors={}, choices=check_form, row_group=group
+        )
 
     @get("/checks/form/header-row")
     async def header_row(self, request: Req) -> Template:
