@@ -6,10 +6,11 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from contracts.v1.base import utcnow
 from contracts.v1.regions import REGIONS, display_name
+from services.api.errors import ApiError
 from services.common.db.models import Run, Runner
 
 
@@ -45,6 +46,30 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
+Cursor = tuple[datetime, uuid.UUID]
+
+
+def run_cursor(run: Run) -> str:
+    """Where a page of runs ends, as ``before``/``after`` take it: the run's completion time and id."""
+    return f"{_iso(run.completed_at)}~{run.run_id}"
+
+
+def parse_cursor(value: str | None, field: str) -> Cursor | None:
+    """A cursor from :func:`run_cursor`; 422 naming ``field`` when it is not one."""
+    if not value:
+        return None
+    try:
+        stamp, run_id = value.split("~", 1)
+        instant = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        if instant.tzinfo is None:
+            raise ValueError("no time zone")
+        return instant, uuid.UUID(run_id)
+    except ValueError:
+        raise ApiError(
+            422, f"bad {field} cursor", [{"field": field, "message": "a cursor from a runs page link"}]
+        ) from None
+
+
 async def list_runs(
     sessions: Any,
     check_id: uuid.UUID,
@@ -53,17 +78,35 @@ async def list_runs(
     offset: int = 0,
     region: str | None = None,
     status: str | None = None,
+    before: Cursor | None = None,
+    after: Cursor | None = None,
 ) -> list[Run]:
-    """Runs of a check, newest first (ties broken by id, so pages are stable)."""
+    """Runs of a check, newest first (ties broken by id, so pages are stable).
+
+    ``before``/``after`` (keyset pagination) start the page just older/newer than a cursor: the index
+    is entered at the cursor, so page 1,000 costs what page 1 does, where ``offset`` walks every run it
+    skips."""
     query = select(Run).where(Run.check_id == check_id)
     if region:
         query = query.where(Run.region == region)
     if status:
         statuses = [part for part in status.split(",") if part]
         query = query.where(Run.status.in_(statuses))
-    query = query.order_by(Run.completed_at.desc(), Run.run_id.desc()).limit(limit).offset(offset)
+    newest_first = after is None
+    if before is not None:
+        at, run_id = before
+        query = query.where(Run.completed_at <= at, or_(Run.completed_at < at, Run.run_id < run_id))
+    if after is not None:
+        at, run_id = after
+        query = query.where(Run.completed_at >= at, or_(Run.completed_at > at, Run.run_id > run_id))
+    if newest_first:
+        query = query.order_by(Run.completed_at.desc(), Run.run_id.desc())
+    else:
+        query = query.order_by(Run.completed_at, Run.run_id)
+    query = query.limit(limit).offset(offset)
     async with sessions() as session:
-        return list((await session.execute(query)).scalars().all())
+        rows = list((await session.execute(query)).scalars().all())
+    return rows if newest_first else rows[::-1]
 
 
 async def get_run(sessions: Any, run_id: uuid.UUID) -> Run | None:

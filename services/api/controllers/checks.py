@@ -11,7 +11,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from services.api.checks import CheckStore, check_view, parse_spec
 from services.api.errors import ApiError
 from services.api.permissions import can_run, can_see_results
-from services.api.queries import list_runs, run_view
+from services.api.queries import list_runs, parse_cursor, run_cursor, run_view
 from services.common.errors import Invalid
 
 
@@ -153,10 +153,25 @@ class ChecksController(Controller):
         offset: Annotated[int, QueryParameter(ge=0)] = 0,
         region: FromQuery[str | None] = None,
         status: FromQuery[str | None] = None,
+        before: FromQuery[str | None] = None,
     ) -> dict[str, Any]:
-        """A check's runs, newest first; filter by region and status (comma-separated)."""
+        """A check's runs, newest first; filter by region and status (comma-separated). For deep pages
+        pass the previous page's ``next_before`` as ``before`` (a keyset cursor, as fast as page one)
+        instead of a large ``offset``."""
+        cursor = parse_cursor(before, "before")
         await _store(request).get(check_id)
         rows = await list_runs(
-            request.app.state.sessions, check_id, limit=limit, offset=offset, region=region, status=status
+            request.app.state.sessions,
+            check_id,
+            limit=limit,
+            offset=offset,
+            region=region,
+            status=status,
+            before=cursor,
         )
-        return {"items": [run_view(row) for row in rows], "limit": limit, "offset": offset}
+        return {
+            "items": [run_view(row) for row in rows],
+            "limit": limit,
+            "offset": offset,
+            "next_before": run_cursor(rows[-1]) if len(rows) == limit else None,
+        }

@@ -211,6 +211,19 @@ async def test_run_now_publishes_a_manual_slot_and_waits_for_runs(api: Api) -> N
 
     runs = await api.client.get(f"/api/v1/checks/{check['id']}/runs", params={"region": "eu-north-1"})
     assert [run["region"] for run in runs.json()["items"]] == ["eu-north-1"]
+    pages = []
+    cursor: str | None = None
+    for _ in range(len(DEMO["regions"]) + 1):
+        params = {"limit": 1, **({"before": cursor} if cursor else {})}
+        page = (await api.client.get(f"/api/v1/checks/{check['id']}/runs", params=params)).json()
+        pages += [run["run_id"] for run in page["items"]]
+        cursor = page["next_before"]
+        if not page["items"]:
+            break
+    assert sorted(pages) == sorted(run["run_id"] for run in body["runs"])
+    bad = await api.client.get(f"/api/v1/checks/{check['id']}/runs", params={"before": "soon"})
+    assert bad.status_code == 422
+    assert "before" in bad.text
     one = await api.client.get(f"/api/v1/runs/{body['runs'][0]['run_id']}")
     assert one.json()["status"] == "passed"
     assert (await api.client.get(f"/api/v1/runs/{uuid.uuid4()}")).status_code == 404

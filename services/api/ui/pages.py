@@ -19,7 +19,7 @@ from contracts.v1.regions import REGIONS
 from services.api import badges, stats
 from services.api.checks import CheckStore, check_view
 from services.api.permissions import can_run, can_write
-from services.api.queries import get_run, list_runs, regions
+from services.api.queries import get_run, list_runs, parse_cursor, regions, run_cursor
 from services.api.ui import alert_form
 from services.api.ui import form as check_form
 from services.api.ui.alert_form import MaintenanceRow, describe_policy, describe_window
@@ -411,23 +411,41 @@ class CheckPages(Controller):
         page: Annotated[int, QueryParameter(ge=1)] = 1,
         region: FromQuery[str | None] = None,
         result: FromQuery[str | None] = None,
+        before: FromQuery[str | None] = None,
+        after: FromQuery[str | None] = None,
     ) -> Template:
-        """All runs of a check, newest first, filtered by region and result."""
+        """All runs of a check, newest first, filtered by region and result; the pager's links carry
+        keyset cursors (``before``/``after``), so deep pages cost what the first does."""
         view = check_view(await store_of(request).get(check_id))
         status = RESULT_FILTERS.get(result or "")
+        older_than = parse_cursor(before, "before")
+        newer_than = None if older_than else parse_cursor(after, "after")
+        keyset = older_than is not None or newer_than is not None
         rows = await list_runs(
             request.app.state.sessions,
             check_id,
             limit=RUNS_PER_PAGE + 1,
-            offset=(page - 1) * RUNS_PER_PAGE,
+            offset=0 if keyset else (page - 1) * RUNS_PER_PAGE,
             region=region or None,
             status=status,
+            before=older_than,
+            after=newer_than,
         )
+        more = len(rows) > RUNS_PER_PAGE
+        if newer_than is not None:
+            shown = rows[-RUNS_PER_PAGE:]
+            has_newer, has_older = more, True
+        else:
+            shown = rows[:RUNS_PER_PAGE]
+            has_newer, has_older = older_than is not None or page > 1, more
+        if not has_newer:
+            page = 1
         context: dict[str, Any] = {
             "check": view,
-            "runs": [run_detail(run) for run in rows[:RUNS_PER_PAGE]],
+            "runs": [run_detail(run) for run in shown],
             "page": page,
-            "has_next": len(rows) > RUNS_PER_PAGE,
+            "newer": run_cursor(shown[0]) if shown and has_newer else None,
+            "older": run_cursor(shown[-1]) if shown and has_older else None,
             "region": region or "",
             "result": result if status else "",
             "results": list(RESULT_FILTERS),

@@ -291,6 +291,11 @@ async def test_check_detail_summary_latest_runs_and_incidents(ui: Ui) -> None:
         assert (await ui.client.get(f"/checks/{check_id}?window={window}")).status_code == 200
 
 
+def run_ids(page: str) -> list[str]:
+    """The runs a runs page lists, in order."""
+    return re.findall(r'href="/runs/([0-9a-f-]{36})"', page)
+
+
 async def test_runs_page_paginates_and_filters(ui: Ui) -> None:
     await ui.sign_in()
     check_id = await create_demo(ui)
@@ -306,8 +311,22 @@ async def test_runs_page_paginates_and_filters(ui: Ui) -> None:
     first = await ui.client.get(f"/checks/{check_id}/runs")
     assert first.text.count('class="run-line"') == 50
     assert "Older →" in first.text
-    second = await ui.client.get(f"/checks/{check_id}/runs?page=2")
+    older = re.search(r'href="([^"]+)">Older →', first.text)
+    assert older is not None
+    assert "before=" in older.group(1)
+    second = await ui.client.get(html.unescape(older.group(1)))
     assert second.text.count('class="run-line"') == 30
+    assert "Older →" not in second.text
+    assert "Page 2" in second.text
+    newer = re.search(r'href="([^"]+)">← Newer', second.text)
+    assert newer is not None
+    assert "after=" in newer.group(1)
+    back = await ui.client.get(html.unescape(newer.group(1)))
+    assert run_ids(back.text) == run_ids(first.text)
+    assert "← Newer" not in back.text
+    assert "Page 1" in back.text
+    assert set(run_ids(first.text)).isdisjoint(run_ids(second.text))
+    assert (await ui.client.get(f"/checks/{check_id}/runs?before=yesterday")).status_code == 422
     failed = await ui.client.get(f"/checks/{check_id}/runs?result=failed&region=eu-north-1")
     assert failed.text.count('class="run-line"') == 4
     assert 'data-status="passed"' not in failed.text

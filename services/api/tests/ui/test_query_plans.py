@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -182,6 +183,9 @@ ROUTES = [
     ("runs-region", "GET", "/checks/{busy}/runs?region=eu-north-1"),
     ("runs-failed", "GET", "/checks/{busy}/runs?result=failed"),
     ("runs-passed-region", "GET", "/checks/{busy}/runs?result=passed&region=us-east-1"),
+    ("runs-deep-older", "GET", "/checks/{busy}/runs?page=900&before={deep}"),
+    ("runs-deep-newer", "GET", "/checks/{busy}/runs?page=900&after={deep}"),
+    ("runs-deep-failed", "GET", "/checks/{busy}/runs?page=9&result=failed&before={deep}"),
     ("run-detail", "GET", "/runs/{run}"),
     ("edit-form", "GET", "/checks/{busy}/edit"),
     ("pause-from-table", "POST", "/checks/{idle}/pause"),
@@ -193,6 +197,7 @@ ROUTES = [
     ("api-chart-7d", "GET", "/api/v1/checks/{busy}/chart?window=7d"),
     ("api-incidents", "GET", "/api/v1/checks/{busy}/incidents"),
     ("api-run", "GET", "/api/v1/runs/{run}"),
+    ("api-runs-deep", "GET", "/api/v1/checks/{busy}/runs?before={deep}"),
 ]
 
 
@@ -200,7 +205,8 @@ ROUTES = [
     ("method", "path"), [route[1:] for route in ROUTES], ids=[route[0] for route in ROUTES]
 )
 async def test_no_page_scans_all_runs(site: Site, method: str, path: str) -> None:
-    url = path.format(busy=site.busy, idle=site.idle, run=site.run)
+    deep = quote(f"{(utcnow() - timedelta(hours=30)).isoformat().replace('+00:00', 'Z')}~{uuid.UUID(int=0)}")
+    url = path.format(busy=site.busy, idle=site.idle, run=site.run, deep=deep)
     headers = {"Authorization": f"Bearer {TOKEN}"} if url.startswith("/api/") else {"HX-Request": "true"}
     form = {"_csrf": site.csrf} if method == "POST" else None
     async with site.client.request(
