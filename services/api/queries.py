@@ -10,8 +10,8 @@ from sqlalchemy import or_, select
 
 from contracts.v1.base import utcnow
 from contracts.v1.regions import REGIONS, display_name
-from services.api.errors import ApiError
 from services.common.db.models import Run, Runner
+from services.common.errors import Invalid
 
 
 def run_view(row: Run) -> dict[str, Any]:
@@ -65,8 +65,8 @@ def parse_cursor(value: str | None, field: str) -> Cursor | None:
             raise ValueError("no time zone")
         return instant, uuid.UUID(run_id)
     except ValueError:
-        raise ApiError(
-            422, f"bad {field} cursor", [{"field": field, "message": "a cursor from a runs page link"}]
+        raise Invalid(
+            f"bad {field} cursor", [{"field": field, "message": "a cursor from a runs page link"}]
         ) from None
 
 
