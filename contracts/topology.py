@@ -52,6 +52,11 @@ EXCHANGE_OF: Final[dict[str, str]] = {
 #: Poison messages are retried this many times before they are dead-lettered.
 DELIVERY_LIMIT: Final = 5
 
+#: No message on the bus is larger (a spec, a capped response sample and assertions fit far inside):
+#: consumers dead-letter bigger bodies undecoded, and provisioned brokers refuse them
+#: (``max_message_size``), so a region host cannot make home parse megabytes.
+MAX_MESSAGE_BYTES: Final = 1024 * 1024
+
 ExchangeKind = Literal["topic", "direct", "fanout"]
 
 

@@ -58,6 +58,7 @@ ssl_options.certfile = /etc/rabbitmq/tls/cert.pem
 ssl_options.keyfile = /etc/rabbitmq/tls/key.pem
 ssl_options.verify = verify_none
 ssl_options.fail_if_no_peer_cert = false
+max_message_size = 1048576
 CONF
 echo '[rabbitmq_management,rabbitmq_federation,rabbitmq_shovel].' >/etc/seymour/rabbitmq/enabled_plugins
 cat >/etc/seymour/broker.env <<ENV

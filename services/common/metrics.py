@@ -19,6 +19,7 @@ HELP: Final[dict[str, str]] = {
     "seymour_incidents_resolved_total": "Incidents resolved.",
     "seymour_alert_slots_evaluated_total": "Slots evaluated by the policy engine, by verdict.",
     "seymour_alert_results_ignored_total": "Results that changed nothing, by reason (late, manual, ...).",
+    "seymour_bus_refused_total": "Messages dead-lettered unread: oversized, or from a sender not believed.",
 }
 
 Labels = tuple[tuple[str, str], ...]

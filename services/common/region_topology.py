@@ -184,7 +184,8 @@ class RegionLink:
             "uri": self.home.amqp_url,
             "exchange": region_runs_exchange(self.region),
             "ack-mode": "on-confirm",
-            "trust-user-id": False,
+            # Runs keep home's user_id into the region: every consumer refuses a message without one.
+            "trust-user-id": True,
             "max-hops": 1,
             "prefetch-count": 1000,
             "reconnect-delay": self.reconnect_seconds,

@@ -21,6 +21,11 @@ FastStream (and aio-pika under it) lives only in this module. Decisions, each on
   once (aio-pika starts one task per delivery, so they run concurrently). Undecodable bodies and
   messages with no handler are rejected without requeue (dead-lettered at once); a handler that
   raised is nacked with requeue and the delivery limit dead-letters it in the end.
+* Every publish carries ``user_id`` = this connection's account (RabbitMQ refuses any other), and
+  every consumer dead-letters, undecoded, bodies over ``MAX_MESSAGE_BYTES``, and, decoded, messages
+  :func:`services.common.bus.senders.refusal` does not believe (no ``user_id``; a region's account
+  speaking for another region or sending what a region never sends), counted in
+  ``seymour_bus_refused_total``.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import urllib.parse
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -39,10 +45,12 @@ from faststream import AckPolicy
 from faststream.rabbit import Channel, QueueType, RabbitBroker, RabbitQueue
 from faststream.rabbit.message import RabbitMessage
 
-from contracts.topology import DEAD_LETTERS, DELIVERY_LIMIT, EXCHANGES, QueueSpec
+from contracts.topology import DEAD_LETTERS, DELIVERY_LIMIT, EXCHANGES, MAX_MESSAGE_BYTES, QueueSpec
 from contracts.v1 import AnyMessage, decode, encode
 from services.common.bus.protocol import Delivery, Handler, Route, address_of
+from services.common.bus.senders import refusal
 from services.common.errors import BusClosed, NotConfirmed, Unroutable
+from services.common.metrics import METRICS
 
 if TYPE_CHECKING:
     from faststream.rabbit.schemas.queue import ClassicQueueArgs, QuorumQueueArgs
@@ -124,6 +132,8 @@ class RabbitBus:
         reconnect_interval: float = 2.0,
     ) -> None:
         self._url = broker_url
+        #: Stamped on every publish as ``user_id`` (the broker refuses it unless it is this account).
+        self._user = urllib.parse.unquote(urllib.parse.urlsplit(broker_url).username or "guest")
         self._instance = instance
         self._publish_timeout = publish_timeout
         self._connect_timeout = connect_timeout
@@ -252,11 +262,19 @@ class RabbitBus:
     async def _handle(self, route: Route, message: RabbitMessage) -> None:
         raw = message.raw_message
         queue = route.queue.name
+        if len(raw.body) > MAX_MESSAGE_BYTES:
+            await self._refuse(message, queue, f"{len(raw.body)} bytes > {MAX_MESSAGE_BYTES}", "too_large")
+            return
         try:
             decoded: AnyMessage | None = decode(raw.body)
         except Exception as exc:
             log.warning("dead-lettering undecodable message queue=%s error=%s", queue, str(exc)[:300])
             decoded = None
+        if decoded is not None:
+            why = refusal(decoded, raw.user_id)
+            if why is not None:
+                await self._refuse(message, queue, why, "sender")
+                return
         handler: Handler | None = None if decoded is None else route.handlers.get(type(decoded))
         if decoded is None or handler is None:
             if decoded is not None:
@@ -282,6 +300,19 @@ class RabbitBus:
             return
         self._failures.pop(key, None)
         await self._settle(message.ack(), queue)
+
+    async def _refuse(self, message: RabbitMessage, queue: str, why: str, reason: str) -> None:
+        """Dead-letter a message home must not believe or parse, and count it."""
+        raw = message.raw_message
+        log.warning(
+            "dead-lettering refused message queue=%s reason=%s user_id=%s why=%s",
+            queue,
+            reason,
+            raw.user_id,
+            why,
+        )
+        METRICS.inc("seymour_bus_refused_total", queue=queue, reason=reason)
+        await self._settle(message.reject(requeue=False), queue)
 
     def _delivery_count(
         self, spec: QueueSpec, redelivered: bool | None, headers: Mapping[str, Any], key: bytes
@@ -365,6 +396,7 @@ class RabbitBus:
             type=kind,
             expiration=expiration,
             app_id=f"seymour:{self._instance}",
+            user_id=self._user,
         )
         try:
             async with asyncio.timeout(self._publish_timeout):

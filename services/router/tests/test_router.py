@@ -60,15 +60,15 @@ def test_fan_out_one_run_per_region_with_deterministic_ids() -> None:
 
 def test_runs_sent_to_regions_carry_no_alert_channels_or_their_secrets() -> None:
     """A region host executes the request; it has no business with whom the home alerts, or how."""
-    spec = SPEC.model_copy(
-        update={
+    spec = CheckSpec.model_validate(
+        {
+            **SPEC.model_dump(mode="json"),
             "alerts": [
                 {"channel": "webhook", "url": "https://hooks.example.com/x", "secret": "hook-secret-1"},
                 {"channel": "pagerduty", "routing_key": "pd-routing-key-2"},
-            ]
+            ],
         }
     )
-    spec = CheckSpec.model_validate(spec.model_dump(mode="json"))
     runs = fan_out(due(spec=spec), ttl=30)
     for run in runs:
         wire = encode(run)
