@@ -16,7 +16,7 @@ from typing import Any, Final
 from sqlalchemy import delete, select
 
 from contracts.v1.base import utcnow
-from services.api.status_view import STATE_RANK, check_state, in_maintenance
+from services.api.status_view import STATE_RANK, check_state, in_maintenance, rollups_since
 from services.common.db import rollups
 from services.common.db.incidents import load_global
 from services.common.db.models import AlertState, Check, CheckBadge, Incident, RunRollup
@@ -155,7 +155,7 @@ async def figures(
         rows = (
             await session.execute(
                 select(RunRollup.total, RunRollup.missed, RunRollup.passed, RunRollup.latency_hist).where(
-                    RunRollup.check_id.in_(check_ids), RunRollup.bucket >= since
+                    *rollups_since(check_ids, since)
                 )
             )
         ).all()

@@ -17,7 +17,7 @@ from typing import Any, Final
 from sqlalchemy import func, or_, select
 
 from contracts.v1.checks import MaintenanceWindow
-from contracts.v1.regions import display_name
+from contracts.v1.regions import REGIONS, display_name
 from services.api.status_pages import ResolvedGroup, StatusPageStore
 from services.common.db.incidents import load_global
 from services.common.db.models import AlertState, Check, Incident, RunRollup, StatusNotice, StatusPage
@@ -91,6 +91,17 @@ class DailyCache:
         return self.days.get(check_id, (date.min, {}))[1]
 
 
+def rollups_since(check_ids: Iterable[uuid.UUID], since: datetime) -> list[Any]:
+    """WHERE terms for the rollups of ``check_ids`` from ``since``, naming every region so the
+    (check, region, bucket) key is read as one short range per check and region instead of scanning
+    each check's whole history for the bucket range."""
+    return [
+        RunRollup.check_id.in_(list(check_ids)),
+        RunRollup.region.in_(list(REGIONS)),
+        RunRollup.bucket >= since,
+    ]
+
+
 def _day_expr(dialect: str) -> Any:
     if dialect == "postgresql":
         return func.date(func.timezone("UTC", RunRollup.bucket))
@@ -112,8 +123,7 @@ async def daily(
             rows = await session.execute(
                 select(RunRollup.check_id, day, attempted, func.sum(RunRollup.passed))
                 .where(
-                    RunRollup.check_id.in_(missing),
-                    RunRollup.bucket >= datetime.combine(first, datetime.min.time(), tzinfo=now.tzinfo),
+                    *rollups_since(missing, datetime.combine(first, datetime.min.time(), tzinfo=now.tzinfo)),
                     RunRollup.bucket < start_of_today,
                 )
                 .group_by(RunRollup.check_id, day)
@@ -125,7 +135,7 @@ async def daily(
             cache.store(today, figures, missing)
         current = await session.execute(
             select(RunRollup.check_id, attempted, func.sum(RunRollup.passed))
-            .where(RunRollup.check_id.in_(check_ids), RunRollup.bucket >= start_of_today)
+            .where(*rollups_since(check_ids, start_of_today))
             .group_by(RunRollup.check_id)
         )
         today_figures = {cid: (int(t or 0), int(p or 0)) for cid, t, p in current}
@@ -155,7 +165,7 @@ async def sparklines(
                 func.sum(RunRollup.sum_ms),
                 func.sum(RunRollup.total - RunRollup.missed),
             )
-            .where(RunRollup.check_id.in_(check_ids), RunRollup.bucket >= first)
+            .where(*rollups_since(check_ids, first))
             .group_by(RunRollup.check_id, RunRollup.bucket)
         )
         for cid, bucket, sum_ms, count in rows:

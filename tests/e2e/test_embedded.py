@@ -154,7 +154,8 @@ async def test_seymour_run_tag_is_a_ci_gate_with_junit(
     for check, tags in ((good, ["deploy-smoke"]), (bad, ["deploy-smoke", "team:cards"]), (other, [])):
         await api.ok("POST", "/api/v1/checks", {**check, "tags": tags})
     report = tmp_path / "report.xml"
-    common = ["--url", api.base, "--token", api.token]
+    ci_token = (await api.ok("POST", "/api/v1/tokens", {"name": "ci", "scope": "run"}))["token"]
+    common = ["--url", api.base, "--token", ci_token]
     argv = ["run", "--tag", "deploy-smoke", "--wait", "--junit", str(report), *common]
     assert await asyncio.to_thread(cli_main, argv) == 1
     out = capsys.readouterr().out

@@ -104,12 +104,23 @@ async def render_page(
     return html.encode()
 
 
+NOT_FOUND: Final = (
+    b'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Not found</title>'
+    b'<link rel="stylesheet" href="/static/seymour.css"></head><body><main class="container">'
+    b'<h1>No such status page</h1><p class="muted">Check the address, or ask whoever shared it.</p>'
+    b"</main></body></html>"
+)
+
+
 @get("/status/{slug:str}", include_in_schema=False, media_type="text/html")
 async def public_status_page(request: Req, slug: FromPath[str]) -> Response[bytes]:
-    """A public status page (htmx requests get the body only)."""
+    """A public status page (htmx requests get the body only); a friendly 404 page otherwise."""
     partial = request.headers.get("hx-request") == "true"
     key = f"page:{slug}:{'partial' if partial else 'full'}"
-    entry = await cache_of(request).get(key, lambda: render_page(request, slug, partial=partial))
+    try:
+        entry = await cache_of(request).get(key, lambda: render_page(request, slug, partial=partial))
+    except NotFoundException:
+        return Response(NOT_FOUND, status_code=404, media_type="text/html; charset=utf-8")
     return _respond(request, entry, "text/html; charset=utf-8")
 
 

@@ -168,7 +168,10 @@ async def test_public_page_shows_states_bars_and_incidents_and_nothing_secret(ui
 async def test_private_page_is_not_public_but_admins_can_preview(ui: Ui) -> None:
     ids = await seed(ui)
     page = await api(ui, "POST", "/api/v1/status-pages", page_body(ids, public=False))
-    assert (await ui.client.get("/status/acme")).status_code == 404
+    hidden = await ui.client.get("/status/acme")
+    assert hidden.status_code == 404
+    assert "No such status page" in hidden.text
+    assert "Checkout" not in hidden.text
     assert (await ui.client.get("/status/nope")).status_code == 404
     await ui.sign_in()
     preview = await ui.client.get(f"/status-pages/{page['id']}/preview")
