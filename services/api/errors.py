@@ -12,6 +12,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from pydantic import ValidationError
 
+from services.common.channels import CHANNELS
 from services.common.errors import Conflict, DomainError, Invalid, NotFound
 
 #: The HTTP status of each domain refusal (the most specific class wins).
@@ -40,15 +41,8 @@ def field_errors(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]
 
 
 def _is_union_tag(part: Any) -> bool:
-    return part in (
-        "slack",
-        "discord",
-        "teams",
-        "webhook",
-        "email",
-        "pagerduty",
-        "function-after[_coherent()]",
-    )
+    """A discriminated union's tag in an error location (``alerts.0.slack.url``): not a field name."""
+    return part in CHANNELS or part == "function-after[_coherent()]"
 
 
 def invalid(exc: ValidationError) -> Invalid:

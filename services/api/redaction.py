@@ -11,10 +11,8 @@ import copy
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from services.common.channels import CHANNELS
 from services.common.redaction import MASK, SENSITIVE
-
-SECRET_CHANNEL_FIELDS: Final = ("secret", "routing_key", "password")
-URL_CHANNELS: Final = ("slack", "discord", "teams", "webhook", "pagerduty")
 
 
 def mask_url(url: str) -> str:
@@ -57,9 +55,12 @@ def redact_spec(spec: dict[str, Any]) -> dict[str, Any]:
             if SENSITIVE.search(name):
                 headers[name] = MASK
     for channel in out.get("alerts") or []:
-        if channel.get("channel") in URL_CHANNELS and channel.get("url"):
+        info = CHANNELS.get(channel.get("channel"))
+        if info is None:
+            continue
+        if info.secret_url and channel.get("url"):
             channel["url"] = mask_url(channel["url"])
-        for key in SECRET_CHANNEL_FIELDS:
+        for key in info.secrets:
             if channel.get(key):
                 channel[key] = MASK
     return out
@@ -86,11 +87,12 @@ def restore_secrets(incoming: Any, stored: dict[str, Any] | None) -> Any:
         if not isinstance(channel, dict):
             continue
         match = _same_channel(channel, old_channels, index)
-        if match is None:
+        info = CHANNELS.get(str(channel.get("channel")))
+        if match is None or info is None:
             continue
         if isinstance(channel.get("url"), str) and MASK in channel["url"]:
             channel["url"] = match.get("url")
-        for key in SECRET_CHANNEL_FIELDS:
+        for key in info.secrets:
             if channel.get(key) == MASK:
                 channel[key] = match.get(key)
     return out

@@ -25,6 +25,7 @@ from contracts.v1.checks import (
 from services.api.checks import parse_spec
 from services.api.ui.alert_form import EVENTS, AlertFields
 from services.api.ui.steps_form import EXTRACT_SOURCES, ScenarioFields
+from services.common.channels import CHANNELS as CHANNEL_INFO
 from services.common.errors import DomainError
 
 SOURCES: Final = {
@@ -71,15 +72,9 @@ INTERVALS: Final = (
     (86400, "1 day"),
     (604800, "1 week"),
 )
-CHANNELS: Final = {
-    "webhook": "Webhook",
-    "slack": "Slack",
-    "discord": "Discord",
-    "teams": "Microsoft Teams",
-    "email": "Email",
-    "pagerduty": "PagerDuty",
-}
-URL_CHANNELS: Final = frozenset({"webhook", "slack", "discord", "teams"})
+#: Each channel kind's label (from the channel registry; the first is the default of a new row).
+CHANNELS: Final = {kind: info.label for kind, info in CHANNEL_INFO.items()}
+DEFAULT_CHANNEL: Final = next(iter(CHANNEL_INFO))
 BODY_MODES: Final = {"none": "No body", "json": "JSON", "text": "Raw text"}
 
 
@@ -143,7 +138,7 @@ class ChannelRow:
     """One alert channel row."""
 
     key: str
-    channel: str = "webhook"
+    channel: str = DEFAULT_CHANNEL
     destination: str = ""
     secret: str = ""
     on: list[str] = field(default_factory=lambda: list(DEFAULT_ON))
@@ -154,7 +149,7 @@ class ChannelRow:
         kind = data.get(f"channel-{key}-channel")
         return cls(
             key,
-            kind if isinstance(kind, str) and kind in CHANNELS else "webhook",
+            kind if isinstance(kind, str) and kind in CHANNELS else DEFAULT_CHANNEL,
             _str(data.get(f"channel-{key}-destination")),
             _str(data.get(f"channel-{key}-secret")),
             [event for event in EVENTS if event in data.getall(f"channel-{key}-on", [])],
@@ -206,20 +201,17 @@ class CheckForm:
         presets = {seconds for seconds, _ in INTERVALS}
         channels = []
         for channel in spec.get("alerts") or []:
-            kind = channel.get("channel", "webhook")
-            if kind == "email":
-                destination = ", ".join(channel.get("to") or [])
-            elif kind == "pagerduty":
-                destination = channel.get("routing_key") or ""
-            else:
-                destination = channel.get("url") or ""
+            kind = channel.get("channel", DEFAULT_CHANNEL)
+            info = CHANNEL_INFO.get(kind)
+            destination = info.destination_text(channel) if info else str(channel.get("url") or "")
+            secret = channel.get(info.form_secret) if info and info.form_secret else None
             on = channel.get("on")
             channels.append(
                 ChannelRow(
                     row_key(),
                     kind,
                     destination,
-                    channel.get("secret") or "",
+                    secret or "",
                     list(DEFAULT_ON) if on is None else [event for event in EVENTS if event in on],
                 )
             )
@@ -332,21 +324,15 @@ class CheckForm:
         stored_alerts = list(base.get("alerts") or [])
         for index, chan in enumerate(self.channels):
             channel: dict[str, Any] = {"channel": chan.channel, "on": list(chan.on)}
+            info = CHANNEL_INFO[chan.channel]
             before = stored_alerts[index] if index < len(stored_alerts) else {}
             if before.get("channel") == chan.channel:
                 # what the form does not show (a channel's name, PagerDuty's endpoint) is kept
-                channel.update({key: before[key] for key in ("name",) if before.get(key)})
-                if chan.channel == "pagerduty" and before.get("url"):
-                    channel["url"] = before["url"]
-            destination = chan.destination.strip()
-            if chan.channel == "email":
-                channel["to"] = [part.strip() for part in destination.split(",") if part.strip()]
-            elif chan.channel == "pagerduty":
-                channel["routing_key"] = destination
-            else:
-                channel["url"] = destination
-            if chan.channel == "webhook" and chan.secret:
-                channel["secret"] = chan.secret
+                shown = {"channel", "on", info.destination, info.form_secret}
+                channel.update({key: value for key, value in before.items() if key not in shown and value})
+            channel[info.destination] = info.destination_value(chan.destination)
+            if info.form_secret and chan.secret:
+                channel[info.form_secret] = chan.secret
             alerts.append(channel)
         base.update(
             {

@@ -130,7 +130,7 @@ async def alerts_card(request: Req, row: Check, view: dict[str, Any]) -> dict[st
     global_policy, global_windows = await global_alerts(request)
     policy = effective_policy(spec.alert_policy, global_policy)
     return {
-        "channels": channel_views(view.get("alerts") or [], check_form.CHANNELS),
+        "channels": channel_views(view.get("alerts") or []),
         "policy": describe_policy(policy, len(spec.regions)),
         "policy_source": policy_source(spec.alert_policy, global_policy),
         "windows": [

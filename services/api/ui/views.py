@@ -10,6 +10,7 @@ from typing import Any, Final
 from contracts.v1.regions import display_name
 from services.api.queries import run_view
 from services.api.stats import RunMark
+from services.common.channels import CHANNELS
 from services.common.db.models import Check, Incident, Run
 
 PHASES: Final = (
@@ -206,22 +207,21 @@ def when(value: datetime | str | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def channel_views(alerts: list[dict[str, Any]], labels: dict[str, str]) -> list[dict[str, Any]]:
+def channel_views(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """A check's alert channels (from its redacted spec) as the check page lists them."""
     out = []
     for index, channel in enumerate(alerts):
         kind = channel.get("channel", "")
-        if kind == "email":
-            destination = ", ".join(channel.get("to") or [])
-        elif kind == "pagerduty":
-            destination = f"routing key {channel.get('routing_key') or ''}".strip()
+        info = CHANNELS.get(kind)
+        if info is None:
+            destination = str(channel.get("url") or "")
         else:
-            destination = channel.get("url") or ""
+            destination = info.shown_as.format(info.destination_text(channel)).strip()
         out.append(
             {
                 "index": index,
                 "kind": kind,
-                "label": labels.get(kind, kind),
+                "label": info.label if info else kind,
                 "name": channel.get("name"),
                 "destination": destination,
                 "on": list(channel.get("on") or []),

@@ -14,10 +14,11 @@ import smtplib
 import ssl
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol, TypeVar
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict
@@ -184,12 +185,61 @@ class EmailOutgoing:
 Outgoing = HttpRequest | EmailOutgoing
 
 
-class Provider(Protocol):
-    """One alert channel kind: a pure payload builder."""
+@dataclass(frozen=True)
+class ChannelInfo:
+    """What the rest of Seymour knows about a channel kind, declared once by its provider.
+
+    Redaction, the check form, the check page and the api's error paths read this instead of keeping
+    their own lists of kinds, so a new channel is its provider module plus one line in the registry.
+    """
 
     kind: str
+    label: str
+    model: type[BaseModel]
+    #: The field the form's one destination box edits (``url``, ``to``, ``routing_key``, ...).
+    destination: str
+    #: Fields masked whole when a check is read (write-only secrets).
+    secrets: tuple[str, ...] = ()
+    #: The ``url`` is itself a credential (a webhook URL): shown as ``scheme://host/********``.
+    secret_url: bool = False
+    #: The destination is a list, typed comma-separated in the form.
+    listed: bool = False
+    placeholder: str = ""
+    #: Type the destination into a password box (it is a secret too).
+    destination_secret: bool = False
+    #: The field of the form's second, password box (``None``: the kind has none).
+    form_secret: str | None = None
+    form_secret_label: str = ""
+    form_secret_placeholder: str = ""
+    #: How the check page shows the destination; ``{}`` is the destination text.
+    shown_as: str = "{}"
 
-    def build(self, message: AlertMessage, channel: Any, now: datetime) -> Outgoing:
+    def destination_text(self, channel: Mapping[str, Any]) -> str:
+        """The destination of a (redacted) channel as the form and the check page show it."""
+        value = channel.get(self.destination)
+        if self.listed:
+            return ", ".join(value or [])
+        return str(value or "")
+
+    def destination_value(self, text: str) -> Any:
+        """The field value for what was typed into the destination box."""
+        if self.listed:
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return text.strip()
+
+
+ChannelT_contra = TypeVar("ChannelT_contra", bound=BaseModel, contravariant=True)
+
+
+class Provider(Protocol[ChannelT_contra]):
+    """One alert channel kind: what it is (:class:`ChannelInfo`) and a pure payload builder."""
+
+    @property
+    def info(self) -> ChannelInfo:
+        """The kind's declaration (label, destination and secret fields, its contract model)."""
+        ...
+
+    def build(self, message: AlertMessage, channel: ChannelT_contra, now: datetime) -> Outgoing:
         """The request or email that carries ``message`` to ``channel`` (a ``contracts.v1.checks`` model)."""
         ...
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from contracts.v1.checks import DiscordChannel
-from services.common.channels.base import COLOURS, EMOJI, AlertMessage, HttpRequest, truncate
+from services.common.channels.base import COLOURS, EMOJI, AlertMessage, ChannelInfo, HttpRequest, truncate
 
 TITLE_MAX: Final = 256
 DESCRIPTION_MAX: Final = 4096
@@ -47,7 +47,14 @@ def payload(message: AlertMessage) -> dict[str, Any]:
 class DiscordProvider:
     """Discord webhook."""
 
-    kind = "discord"
+    info = ChannelInfo(
+        kind="discord",
+        label="Discord",
+        model=DiscordChannel,
+        destination="url",
+        secret_url=True,
+        placeholder="https://discord.com/api/webhooks/…",
+    )
 
     def build(self, message: AlertMessage, channel: DiscordChannel, now: datetime) -> HttpRequest:
         """POST the embed to the webhook URL."""

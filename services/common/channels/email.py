@@ -6,7 +6,7 @@ import html
 from datetime import datetime
 
 from contracts.v1.checks import EmailChannel
-from services.common.channels.base import COLOURS, EMOJI, AlertMessage, EmailOutgoing, truncate
+from services.common.channels.base import COLOURS, EMOJI, AlertMessage, ChannelInfo, EmailOutgoing, truncate
 
 
 def subject(message: AlertMessage) -> str:
@@ -43,7 +43,14 @@ def html_body(message: AlertMessage) -> str:
 class EmailProvider:
     """Email through SMTP."""
 
-    kind = "email"
+    info = ChannelInfo(
+        kind="email",
+        label="Email",
+        model=EmailChannel,
+        destination="to",
+        listed=True,
+        placeholder="ops@example.com, oncall@example.com",
+    )
 
     def build(self, message: AlertMessage, channel: EmailChannel, now: datetime) -> EmailOutgoing:
         """The email for ``message`` to the channel's recipients."""

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from contracts.v1.checks import PagerDutyChannel
-from services.common.channels.base import AlertMessage, HttpRequest, truncate
+from services.common.channels.base import AlertMessage, ChannelInfo, HttpRequest, truncate
 
 EVENTS_URL: Final = "https://events.pagerduty.com/v2/enqueue"
 SUMMARY_MAX: Final = 1024
@@ -55,7 +55,17 @@ def payload(message: AlertMessage, routing_key: str) -> dict[str, Any]:
 class PagerDutyProvider:
     """PagerDuty Events API v2."""
 
-    kind = "pagerduty"
+    info = ChannelInfo(
+        kind="pagerduty",
+        label="PagerDuty",
+        model=PagerDutyChannel,
+        destination="routing_key",
+        secrets=("routing_key",),
+        secret_url=True,
+        placeholder="Integration (routing) key",
+        destination_secret=True,
+        shown_as="routing key {}",
+    )
 
     def build(self, message: AlertMessage, channel: PagerDutyChannel, now: datetime) -> HttpRequest:
         """POST the event to the Events API (or the URL configured in front of it)."""

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from contracts.v1.checks import SlackChannel
-from services.common.channels.base import EMOJI, AlertMessage, HttpRequest, truncate
+from services.common.channels.base import EMOJI, AlertMessage, ChannelInfo, HttpRequest, truncate
 
 HEADER_MAX: Final = 150
 SECTION_MAX: Final = 3000
@@ -59,7 +59,14 @@ def payload(message: AlertMessage) -> dict[str, Any]:
 class SlackProvider:
     """Slack incoming webhook."""
 
-    kind = "slack"
+    info = ChannelInfo(
+        kind="slack",
+        label="Slack",
+        model=SlackChannel,
+        destination="url",
+        secret_url=True,
+        placeholder="https://hooks.slack.com/services/…",
+    )
 
     def build(self, message: AlertMessage, channel: SlackChannel, now: datetime) -> HttpRequest:
         """POST the Block Kit body to the webhook URL."""

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from contracts.v1.checks import TeamsChannel
-from services.common.channels.base import EMOJI, AlertMessage, HttpRequest, truncate
+from services.common.channels.base import EMOJI, AlertMessage, ChannelInfo, HttpRequest, truncate
 
 CARD_SCHEMA: Final = "http://adaptivecards.io/schemas/adaptive-card.json"
 CARD_CONTENT_TYPE: Final = "application/vnd.microsoft.card.adaptive"
@@ -59,7 +59,14 @@ def payload(message: AlertMessage) -> dict[str, Any]:
 class TeamsProvider:
     """Microsoft Teams webhook."""
 
-    kind = "teams"
+    info = ChannelInfo(
+        kind="teams",
+        label="Microsoft Teams",
+        model=TeamsChannel,
+        destination="url",
+        secret_url=True,
+        placeholder="https://….webhook.office.com/… (Teams workflow URL)",
+    )
 
     def build(self, message: AlertMessage, channel: TeamsChannel, now: datetime) -> HttpRequest:
         """POST the card to the webhook / workflow URL."""

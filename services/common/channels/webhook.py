@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from contracts.v1.checks import WebhookChannel
-from services.common.channels.base import AlertMessage, HttpRequest
+from services.common.channels.base import AlertMessage, ChannelInfo, HttpRequest
 
 SIGNATURE_HEADER: Final = "X-Seymour-Signature"
 TIMESTAMP_HEADER: Final = "X-Seymour-Timestamp"
@@ -46,7 +46,18 @@ def payload(message: AlertMessage, now: datetime) -> dict[str, Any]:
 class WebhookProvider:
     """Generic signed webhook."""
 
-    kind = "webhook"
+    info = ChannelInfo(
+        kind="webhook",
+        label="Webhook",
+        model=WebhookChannel,
+        destination="url",
+        secrets=("secret",),
+        secret_url=True,
+        placeholder="https://hooks.example.com/…",
+        form_secret="secret",
+        form_secret_label="Signing secret",
+        form_secret_placeholder="Signing secret (optional)",
+    )
 
     def build(self, message: AlertMessage, channel: WebhookChannel, now: datetime) -> HttpRequest:
         """POST the JSON body with signature, timestamp and idempotency headers."""
