@@ -502,8 +502,34 @@ class PagerDutyChannel(_Channel):
     url: str | None = None
 
 
+class TelegramChannel(_Channel):
+    """Telegram bot message (Bot API ``sendMessage``) to a chat, group or channel."""
+
+    channel: Literal["telegram"]
+    chat_id: str = Field(min_length=1, max_length=100)
+    bot_token: str = Field(min_length=1, max_length=200)
+    #: A self-hosted Bot API server; the public one when unset.
+    api_url: str | None = None
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_api_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("api_url must be an http(s) URL")
+        return value.strip().rstrip("/")
+
+
 AlertChannel = Annotated[
-    SlackChannel | DiscordChannel | TeamsChannel | WebhookChannel | EmailChannel | PagerDutyChannel,
+    SlackChannel
+    | DiscordChannel
+    | TeamsChannel
+    | WebhookChannel
+    | EmailChannel
+    | PagerDutyChannel
+    | TelegramChannel,
     Field(discriminator="channel"),
 ]
 

@@ -10,6 +10,7 @@ from services.common.channels.email import EmailProvider
 from services.common.channels.pagerduty import PagerDutyProvider
 from services.common.channels.slack import SlackProvider
 from services.common.channels.teams import TeamsProvider
+from services.common.channels.telegram import TelegramProvider
 from services.common.channels.webhook import WebhookProvider
 
 #: Every provider, in the order the check form offers them (the first is the form's default).
@@ -22,6 +23,7 @@ PROVIDERS: Final[dict[str, Provider[Any]]] = {
         TeamsProvider(),
         EmailProvider(),
         PagerDutyProvider(),
+        TelegramProvider(),
     )
 }
 #: What each kind declares (label, destination and secret fields), for redaction, forms and views.

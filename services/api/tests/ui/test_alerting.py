@@ -671,3 +671,35 @@ async def test_no_failed_deliveries(ui: Ui) -> None:
     await ui.sign_in()
     card = section((await ui.client.get("/settings")).text, 'id="failed-deliveries"', "</section>")
     assert "None. Every notification so far was delivered" in card
+
+
+async def test_a_channel_kind_from_the_registry_gets_its_own_boxes_and_keeps_its_secret(ui: Ui) -> None:
+    await ui.sign_in()
+    row = await ui.client.get(
+        "/checks/form/channel-row", params={"key": "c1", "channel-c1-channel": "telegram"}
+    )
+    assert 'aria-label="Bot token"' in row.text
+    assert "Chat id" in row.text
+    fields = [(n, v) for n, v in demo_form() if not n.startswith("channel")]
+    fields += [
+        ("channel_row", "c1"),
+        ("channel-c1-channel", "telegram"),
+        ("channel-c1-destination", "-1001234567890"),
+        ("channel-c1-secret", "123456:bot-token"),
+        ("channel-c1-on", "failure"),
+    ]
+    check_id = await create(ui, fields)
+    channel = (await stored_spec(ui, check_id))["alerts"][0]
+    assert channel == {
+        "channel": "telegram",
+        "chat_id": "-1001234567890",
+        "bot_token": "123456:bot-token",
+        "api_url": None,
+        "on": ["failure"],
+        "name": None,
+    }
+    page = await ui.client.get(f"/checks/{check_id}/edit")
+    assert "-1001234567890" in page.text
+    assert "123456:bot-token" not in page.text  # the token is write-only
+    detail = await ui.client.get(f"/checks/{check_id}")
+    assert "Telegram" in detail.text
