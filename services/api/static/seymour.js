@@ -4,6 +4,16 @@
 (function () {
   "use strict";
 
+  // Polled fragments carry the ETag of what they show: send it back, and keep the fragment on a 304
+  // (the server drew nothing; htmx would otherwise swap in the empty body).
+  document.addEventListener("htmx:configRequest", function (event) {
+    var etag = event.detail.elt.getAttribute && event.detail.elt.getAttribute("data-etag");
+    if (etag && event.detail.verb === "get") event.detail.headers["If-None-Match"] = etag;
+  });
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (event.detail.xhr.status === 304) event.detail.shouldSwap = false;
+  });
+
   document.addEventListener("click", function (event) {
     var mover = event.target.closest("[data-move-step]");
     if (mover) {

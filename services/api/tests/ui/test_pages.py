@@ -6,6 +6,7 @@ import html
 import re
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -246,6 +247,38 @@ async def test_home_shows_state_and_the_last_three_results_with_tooltips(ui: Ui)
         ("failed", "Montreal · failed · HTTP 503 · 130 ms"),
     ]
     assert "state-failing" in table.text
+
+
+async def test_polled_table_answers_304_until_something_it_shows_changes(ui: Ui) -> None:
+    """The home page polls the table every few seconds: an unchanged table is not drawn or sent again."""
+    await ui.sign_in()
+    check_id = await create_demo(ui)
+    htmx = {"HX-Request": "true"}
+    first = await ui.client.get("/partials/checks", headers=htmx)
+    etag = first.headers["etag"]
+    shown = re.search(r'data-etag="([^"]+)"', first.text)
+    assert shown is not None
+    assert html.unescape(shown.group(1)) == etag
+    same = await ui.client.get("/partials/checks", headers={**htmx, "If-None-Match": etag})
+    assert same.status_code == 304
+    assert same.content == b""
+
+    async def poll() -> Any:
+        return await ui.client.get("/partials/checks", headers={**htmx, "If-None-Match": etag})
+
+    failing = run_row(check_id, "us-east-1", utcnow(), status="failed", status_code=503)
+    await store_runs(ui.sessions, [failing])
+    after_run = await poll()
+    assert after_run.status_code == 200
+    assert "mark-failed" in after_run.text
+    etag = after_run.headers["etag"]
+    assert (await poll()).status_code == 304
+    await ui.client.post(f"/checks/{check_id}/pause", headers={**htmx, "X-CSRF-Token": ui.csrf})
+    paused = await poll()
+    assert paused.status_code == 200
+    assert "state-paused" in paused.text
+    etag = paused.headers["etag"]
+    assert (await poll()).status_code == 304
 
 
 async def test_user_content_is_escaped(ui: Ui) -> None:
