@@ -227,7 +227,8 @@ def start_api(url: str, fresh_s: float) -> tuple[Any, int]:
 async def main(args: argparse.Namespace) -> None:
     url = args.database_url or f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}"
     started = time.perf_counter()
-    await seed(url, args.checks, args.page_checks, args.days)
+    if not args.reuse:
+        await seed(url, args.checks, args.page_checks, args.days)
     print(f"seed took {time.perf_counter() - started:.1f} s; database {url.split('://')[0]}")
     bare = await bare_server_latencies(args.seconds, 1)
     report("bare aiohttp server, 20 KB page, 1 client", bare, args.seconds)
@@ -282,4 +283,7 @@ if __name__ == "__main__":
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--reuse", action="store_true", help="the database is already seeded by an earlier run"
+    )
     asyncio.run(main(parser.parse_args()))
