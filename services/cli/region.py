@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 import time
+import urllib.parse
 from dataclasses import asdict
 from typing import Any
 
@@ -18,6 +19,7 @@ from services.common.region_status import home_buffers, merge, region_side, rend
 from services.common.region_topology import (
     DEFAULT_RECONNECT_DELAY,
     BrokerAddress,
+    HomeTls,
     RegionLink,
     account_plan,
     check_region,
@@ -45,6 +47,15 @@ def register(subparsers: Any) -> None:
         "--home-api",
         default=None,
         help="home's management API: also set home's policy that records runs expiring in a buffer",
+    )
+    connect.add_argument(
+        "--home-ca",
+        default=None,
+        help="CA certificate home's broker certificate must chain to, as a path on the regional broker's "
+        "host (required for amqps)",
+    )
+    connect.add_argument(
+        "--home-name", default=None, help="name home's certificate must carry (default: --home's host)"
     )
     connect.add_argument("--reconnect-delay", type=float, default=DEFAULT_RECONNECT_DELAY)
     connect.add_argument(
@@ -81,15 +92,17 @@ async def connect(
     local: BrokerAddress,
     *,
     home_api: BrokerAddress | None = None,
+    tls: HomeTls | None = None,
     reconnect_delay: float = DEFAULT_RECONNECT_DELAY,
     wait: float = 30.0,
 ) -> dict[str, str]:
     """Apply the region's plan (and home's policy if ``home_api``); returns the link states seen last.
 
     Raises :class:`ManagementError` when a broker refuses, ``TimeoutError`` when ``wait`` > 0 and the
-    links are not running by then.
+    links are not running by then (e.g. home's certificate does not verify), ``ValueError`` for an
+    ``amqps`` home without ``tls``.
     """
-    link = RegionLink(check_region(region), home, local, reconnect_delay=reconnect_delay)
+    link = RegionLink(check_region(region), home, local, reconnect_delay=reconnect_delay, tls=tls)
     if home_api is not None:
         async with ManagementApi(home_api) as api:
             await api.apply(home_plan(home_api))
@@ -157,12 +170,17 @@ def _connect(args: argparse.Namespace) -> int:
         home = BrokerAddress.parse(args.home)
         local = BrokerAddress.parse(args.local, args.local_api)
         home_api = BrokerAddress.parse(args.home, args.home_api) if args.home_api else None
+        tls = None
+        if args.home_ca:
+            name = args.home_name or urllib.parse.urlsplit(args.home).hostname or ""
+            tls = HomeTls(ca_file=args.home_ca, server_name=name)
         states = asyncio.run(
             connect(
                 args.region,
                 home,
                 local,
                 home_api=home_api,
+                tls=tls,
                 reconnect_delay=args.reconnect_delay,
                 wait=args.wait,
             )

@@ -165,13 +165,48 @@ def local_uri(vhost: str) -> str:
 
 
 @dataclass(frozen=True)
+class HomeTls:
+    """How a region's links check that they talk to home: ``ca_file`` is a path *on the regional
+    broker's host* (RabbitMQ opens it), ``server_name`` the name home's certificate must carry."""
+
+    ca_file: str
+    server_name: str
+
+
+@dataclass(frozen=True)
 class RegionLink:
-    """One region's links to home."""
+    """One region's links to home.
+
+    An ``amqps`` home needs ``tls``: both links then verify home's certificate against that CA and
+    name (``verify_peer``, SNI). Without it RabbitMQ's TLS client accepts any certificate, so anyone on
+    the path could pose as home, read every run and its secrets, and send commands.
+    """
 
     region: str
     home: BrokerAddress
     local: BrokerAddress
     reconnect_delay: float = DEFAULT_RECONNECT_DELAY
+    tls: HomeTls | None = None
+
+    def __post_init__(self) -> None:
+        if self.home.amqp_url.startswith("amqps://") and self.tls is None:
+            raise ValueError("an amqps home needs its CA certificate (--home-ca): links must verify home")
+
+    @property
+    def home_uri(self) -> str:
+        """Home's URI as both links use it: the vhost spelled out (RabbitMQ's URI parser reads
+        ``amqp://host/`` as the empty vhost, not ``/``) and, with TLS, the CA to trust and the name to
+        verify."""
+        parts = urllib.parse.urlsplit(self.home.amqp_url)
+        parts = parts._replace(path=f"/{q(self.home.vhost)}")
+        query = urllib.parse.parse_qsl(parts.query)
+        if self.tls is not None:
+            query += [
+                ("cacertfile", self.tls.ca_file),
+                ("verify", "verify_peer"),
+                ("server_name_indication", self.tls.server_name),
+            ]
+        return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query, safe="/")))
 
     @property
     def reconnect_seconds(self) -> int:
@@ -181,7 +216,7 @@ class RegionLink:
     def upstream(self) -> dict[str, Any]:
         """The federation upstream definition (the home broker, as seen from the region)."""
         return {
-            "uri": self.home.amqp_url,
+            "uri": self.home_uri,
             "exchange": region_runs_exchange(self.region),
             "ack-mode": "on-confirm",
             # Runs keep home's user_id into the region: every consumer refuses a message without one.
@@ -202,7 +237,7 @@ class RegionLink:
             "src-prefetch-count": 1000,
             "src-delete-after": "never",
             "dest-protocol": "amqp091",
-            "dest-uri": self.home.amqp_url,
+            "dest-uri": self.home_uri,
             "dest-exchange": destination_exchange,
             "dest-add-forward-headers": False,
             # Home's broker validates user_id against the link's account: home knows which region spoke.
@@ -346,6 +381,7 @@ def home_plan(home: BrokerAddress) -> list[Step]:
 __all__ = [
     "REGION_RESULT_KEYS",
     "BrokerAddress",
+    "HomeTls",
     "RegionLink",
     "Step",
     "account_plan",

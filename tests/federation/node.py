@@ -48,6 +48,9 @@ class RabbitNode:
     amqp_port: int = field(default_factory=free_port)
     dist_port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
+    #: ``(certfile, keyfile)``: also listen for AMQPS on :attr:`amqps_port` presenting that certificate.
+    tls: tuple[Path, Path] | None = None
+    amqps_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -93,6 +96,7 @@ class RabbitNode:
                     "management.tcp.ip = 127.0.0.1",
                     "log.console = false",
                     "log.file.level = warning",
+                    *self._tls_config(),
                     "",
                 )
             )
@@ -101,6 +105,18 @@ class RabbitNode:
         cookie = self.base / "home" / ".erlang.cookie"
         cookie.write_text(uuid.uuid4().hex.upper())
         cookie.chmod(0o400)
+
+    def _tls_config(self) -> tuple[str, ...]:
+        if self.tls is None:
+            return ()
+        cert, key = self.tls
+        return (
+            f"listeners.ssl.default = 127.0.0.1:{self.amqps_port}",
+            f"ssl_options.certfile = {cert}",
+            f"ssl_options.keyfile = {key}",
+            "ssl_options.verify = verify_none",
+            "ssl_options.fail_if_no_peer_cert = false",
+        )
 
     def ctl(self, *args: str, timeout: float = 30.0, check: bool = True) -> subprocess.CompletedProcess[str]:
         """``rabbitmqctl`` against this node only."""
