@@ -10,4 +10,5 @@ done
 [ "$connected" = 1 ] || { echo "seymour: could not connect {{region}} to home"; exit 1; }
 export SEYMOUR_BROKER_URL="amqp://seymour:$SEYMOUR_LOCAL_PASSWORD@localhost:5672/"
 unset SEYMOUR_HOME_PASSWORD SEYMOUR_HOME_URL
+export SEYMOUR_BLOCK_PRIVATE_NETWORKS=true
 exec seymour serve runner --region {{region}}

@@ -45,6 +45,7 @@ ENV
 echo '[rabbitmq_management,rabbitmq_federation,rabbitmq_shovel].' >/etc/seymour/rabbitmq/enabled_plugins
 cat >/etc/seymour/runner.env <<ENV
 SEYMOUR_REGION=$REGION
+SEYMOUR_BLOCK_PRIVATE_NETWORKS=true
 SEYMOUR_BROKER_URL=amqp://seymour:$LOCAL_PASSWORD@localhost:5672/
 ENV
 cat >/etc/seymour/connect.env <<ENV

@@ -34,6 +34,7 @@ from services.common.channels import PROVIDERS
 from services.common.channels.base import AlertMessage, AttemptResult, SmtpConfig, transmit
 from services.common.db.models import Check, Notification
 from services.common.metrics import METRICS, Registry
+from services.common.netguard import AddressGuard, guarded_session
 from services.common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -87,8 +88,10 @@ class Sender:
         config: DeliveryConfig | None = None,
         metrics: Registry = METRICS,
         rng: random.Random | None = None,
+        guard: AddressGuard | None = None,
     ) -> None:
         self._sessions = sessions
+        self._guard = guard or AddressGuard()
         self._smtp = smtp
         self._clock = clock
         self._config = config or DeliveryConfig()
@@ -105,7 +108,7 @@ class Sender:
 
     async def start(self) -> None:
         """Open the HTTP session and start the loop."""
-        self._http = aiohttp.ClientSession()
+        self._http = guarded_session(self._guard)
         self._task = asyncio.create_task(self._run(), name="alerts-sender")
 
     async def stop(self) -> None:

@@ -16,6 +16,7 @@ from services.alerts.evaluator import Clock, Evaluator, EvaluatorConfig, Ticker
 from services.alerts.handlers import handle_check_completed, handle_run_missed
 from services.common.bus import Publisher, Route
 from services.common.channels.probe import smtp_config
+from services.common.netguard import AddressGuard
 from services.common.service import Service
 from services.common.settings import Settings
 
@@ -46,7 +47,13 @@ def build(
             settings_ttl=evaluator_config.settings_ttl,
             runner_dead_after=settings.runner_dead_after,
         )
-    sender = Sender(sessions, smtp=smtp_config(settings), clock=options.clock, config=options.delivery)
+    sender = Sender(
+        sessions,
+        smtp=smtp_config(settings),
+        clock=options.clock,
+        config=options.delivery,
+        guard=AddressGuard.from_settings(settings),
+    )
     evaluator = Evaluator(
         sessions,
         bus,

@@ -30,6 +30,7 @@ from services.api.permissions import permission_guard
 from services.api.ui import route_handlers as ui_route_handlers
 from services.api.ui import template_config
 from services.common.bus import Publisher
+from services.common.channels.probe import ProbeLimiter
 from services.common.errors import DomainError
 from services.common.settings import Settings
 
@@ -87,4 +88,5 @@ def create_app(
     app.state.settings = settings
     app.state.sessions = sessions
     app.state.bus = bus
+    app.state.test_sends = ProbeLimiter()
     return app

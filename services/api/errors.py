@@ -22,8 +22,14 @@ STATUS: Final[dict[type[DomainError], int]] = {NotFound: 404, Conflict: 409, Inv
 class ApiError(HTTPException):
     """An HTTP error with optional per-field messages."""
 
-    def __init__(self, status_code: int, detail: str, errors: list[dict[str, str]] | None = None) -> None:
-        super().__init__(status_code=status_code, detail=detail)
+    def __init__(
+        self,
+        status_code: int,
+        detail: str,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(status_code=status_code, detail=detail, headers=headers)
         self.errors = errors or []
 
 

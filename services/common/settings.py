@@ -33,8 +33,14 @@ class Settings(BaseSettings):
     heartbeat_interval: float = Field(default=10.0, gt=0)
     runner_stale_after: float = Field(default=30.0, gt=0)
     runner_dead_after: float = Field(default=120.0, gt=0)
-    blocked_networks: list[str] = Field(default_factory=lambda: ["169.254.0.0/16", "fd00:ec2::254/128"])
+    #: Outbound requests (checks, alerts): networks blocked IN ADDITION to the fixed set of
+    #: ``services.common.netguard`` (metadata, link-local, 0.0.0.0/8, ::, multicast), which no setting
+    #: removes; ``allowed_networks`` re-opens a part explicitly (the most specific network decides).
+    blocked_networks: list[str] = Field(default_factory=list)
     allowed_networks: list[str] = Field(default_factory=list)
+    #: Also block private and loopback networks (RFC 1918, CGNAT, ULA, 127/8, ::1). Provisioned homes
+    #: and regions set it; ``seymour up`` leaves it off: there the monitored services are your own.
+    block_private_networks: bool = False
 
     prefetch: int = Field(default=256, ge=1)
     results_batch_size: int = Field(default=500, ge=1)

@@ -28,8 +28,8 @@ Cookies are never kept between runs, nor within a chain.
 
 Blocked networks (DESIGN §9): the connector's socket factory sees every address actually about to be
 connected — IP literals, every resolved address, every redirect hop — and refuses the blocked ones
-before a socket exists. The most specific matching network of ``blocked_networks`` and
-``allowed_networks`` decides (an exact tie goes to allowed), IPv4-mapped IPv6 addresses included.
+before a socket exists, by :class:`services.common.netguard.AddressGuard` (the fixed set, private
+networks where set, the settings' additions; wrapped IPv4 unwrapped).
 """
 
 from __future__ import annotations
@@ -37,13 +37,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-import ipaddress
 import json
 import logging
 import os
 import socket
 import ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Literal
@@ -65,6 +64,7 @@ from contracts.v1.runs import (
     StepOutcome,
     Timings,
 )
+from services.common.netguard import AddressGuard
 from services.common.redaction import MASK, SENSITIVE
 from services.runner.assertions import ResponseFacts, evaluate, needs_json, unrunnable
 from services.runner.certificate import peer_certificate
@@ -73,8 +73,6 @@ from services.runner.http_timing import PhaseTimer, trace_config
 log = logging.getLogger(__name__)
 
 RunStatus = Literal["passed", "failed", "error"]
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 #: The stored response keeps this much of the body (as text); the assertions see up to the cap.
 SAMPLE_BODY_CHARS: Final = 8192
@@ -88,43 +86,6 @@ _READ_CHUNK: Final = 64 * 1024
 def user_agent(region: str) -> str:
     """The User-Agent a runner sends unless the check sets its own."""
     return f"Seymour/{services.__version__} (+region={region})"
-
-
-class BlockedAddress(OSError):
-    """The runner refused to connect to an address in a blocked network."""
-
-
-class AddressGuard:
-    """Decides which addresses the runner may connect to (longest-prefix match, allow wins a tie)."""
-
-    def __init__(self, blocked: Iterable[str], allowed: Iterable[str] = ()) -> None:
-        rules: list[tuple[IPNetwork, bool]] = []
-        for text in blocked:
-            rules.append((ipaddress.ip_network(text, strict=False), False))
-        for text in allowed:
-            rules.append((ipaddress.ip_network(text, strict=False), True))
-        # Most specific first; for the same network, "allowed" (True) sorts first.
-        rules.sort(key=lambda rule: (-rule[0].prefixlen, not rule[1]))
-        self._rules = tuple(rules)
-        # ``ipaddress`` is slow (~20 µs a decision) and a runner meets the same addresses all day.
-        self._cached = functools.lru_cache(maxsize=4096)(self._decide)
-
-    def blocking_network(self, address: str) -> IPNetwork | None:
-        """The blocked network ``address`` falls in, or ``None`` when it may be connected (cached)."""
-        return self._cached(address)
-
-    def _decide(self, address: str) -> IPNetwork | None:
-        try:
-            ip: IPAddress = ipaddress.ip_address(address.split("%", 1)[0])
-        except ValueError:
-            return None
-        candidates: tuple[IPAddress, ...] = (ip,)
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            candidates = (ip, ip.ipv4_mapped)
-        for network, allowed in self._rules:
-            if any(candidate.version == network.version and candidate in network for candidate in candidates):
-                return None if allowed else network
-        return None
 
 
 @dataclass
@@ -179,11 +140,10 @@ class _Connector(aiohttp.TCPConnector):
         host, port = address[0], address[1]
         state = _RUN.get()
         network = self._guard.blocking_network(host)
-        if network is not None:
-            if state is not None:
-                refused = state.blocked.setdefault(state.timer.connections, [])
-                refused.append(f"{host} (in blocked network {network})")
-            raise BlockedAddress(f"refused to connect to {host}:{port}: in blocked network {network}")
+        if network is not None and state is not None:
+            refused = state.blocked.setdefault(state.timer.connections, [])
+            refused.append(f"{host} (in blocked network {network})")
+        self._guard.check(host, port)
         if state is not None:
             current = state.timer.connections
             state.attempted[current] = state.attempted.get(current, 0) + 1
@@ -225,7 +185,7 @@ class HttpChecker:
     ) -> None:
         self.region = region
         self.user_agent = user_agent(region)
-        self._guard = guard or AddressGuard(["169.254.0.0/16", "fd00:ec2::254/128"])
+        self._guard = guard or AddressGuard()
         self._resolver = resolver
         self._limit = limit
         self._ssl_context = ssl_context

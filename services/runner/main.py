@@ -8,11 +8,12 @@ from typing import Any
 from contracts.topology import runner_queue
 from contracts.v1 import RunCheck
 from services.common.bus import Bus, Route
+from services.common.netguard import AddressGuard
 from services.common.service import Service
 from services.common.settings import Settings
 from services.runner.handlers import Load, handle_run_check
 from services.runner.heartbeat import Heartbeat, default_runner_id
-from services.runner.http_check import AddressGuard, HttpChecker
+from services.runner.http_check import HttpChecker
 
 
 def build(settings: Settings, bus: Bus, sessions: Any = None) -> Service:
@@ -21,7 +22,7 @@ def build(settings: Settings, bus: Bus, sessions: Any = None) -> Service:
     load = Load()
     checker = HttpChecker(
         region=settings.region,
-        guard=AddressGuard(settings.blocked_networks, settings.allowed_networks),
+        guard=AddressGuard.from_settings(settings),
         limit=settings.runner_concurrency,
     )
     heartbeat = Heartbeat(

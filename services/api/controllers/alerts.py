@@ -4,6 +4,7 @@ global alert settings, and the Prometheus metrics."""
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -14,9 +15,9 @@ from contracts.v1 import AlertPolicy
 from contracts.v1.base import utcnow
 from services.api.alert_settings import ABSENT, parse_alert_settings
 from services.api.errors import ApiError
-from services.api.permissions import admin_only
+from services.api.permissions import admin_only, caller_id
 from services.common import metrics
-from services.common.channels.probe import send_test_notification
+from services.common.channels.probe import TooSoon, send_test_notification
 from services.common.db import incidents
 from services.common.errors import Invalid, NotFound
 
@@ -84,7 +85,17 @@ class NotificationsController(Controller):
     ) -> dict[str, Any]:
         """Send a test message to one of a check's alert channels now, and say how it went."""
         state = request.app.state
-        return await send_test_notification(state.sessions, state.settings, check_id, index)
+        try:
+            return await send_test_notification(
+                state.sessions,
+                state.settings,
+                check_id,
+                index,
+                limiter=state.test_sends,
+                who=caller_id(request) or "token",
+            )
+        except TooSoon as exc:
+            raise ApiError(429, str(exc), headers={"Retry-After": f"{math.ceil(exc.retry_after)}"}) from None
 
 
 class AlertSettingsController(Controller):

@@ -7,6 +7,7 @@ A request from htmx gets the fragment it swaps in; a plain browser request gets 
 from __future__ import annotations
 
 import hashlib
+import math
 import uuid
 from typing import Annotated, Any, Final
 from urllib.parse import quote
@@ -28,7 +29,7 @@ from services.api.ui.form import AssertionRow, ChannelRow, CheckForm, HeaderRow,
 from services.api.ui.security import current_user, is_htmx
 from services.api.ui.steps_form import ExtractRow, StepCard
 from services.api.ui.views import channel_views, check_row, delivery_text, notification_summary, run_detail
-from services.common.channels.probe import send_test_notification
+from services.common.channels.probe import TooSoon, send_test_notification
 from services.common.db.incidents import effective_policy, list_incidents, load_global
 from services.common.db.models import Check
 from services.common.errors import DomainError, Invalid, NotFound
@@ -368,7 +369,17 @@ class CheckPages(Controller):
         """Send a test message to one channel of a check now; the fragment says how it went."""
         state = request.app.state
         try:
-            result = await send_test_notification(state.sessions, state.settings, check_id, index)
+            result = await send_test_notification(
+                state.sessions,
+                state.settings,
+                check_id,
+                index,
+                limiter=state.test_sends,
+                who=current_user(request).user_id,
+            )
+        except TooSoon as exc:
+            text = f"Not sent: too many test sends, try again in {math.ceil(exc.retry_after)} s"
+            return render(request, "partials/test_result.html", ok=False, text=text)
         except NotFound:
             if not is_htmx(request):
                 raise NotFound(f"check {check_id} has no alert channel {index}") from None

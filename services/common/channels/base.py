@@ -24,6 +24,7 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict
 
 from contracts.v1.regions import display_name
+from services.common.netguard import BlockedAddress
 
 log = logging.getLogger(__name__)
 
@@ -290,6 +291,8 @@ def _error_text(exc: BaseException) -> str:
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
         return "timeout"
     if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc.os_error, BlockedAddress):
+            return "blocked: the receiver's address is in a blocked network"
         return f"connect: {exc.os_error.strerror or type(exc.os_error).__name__}"
     if isinstance(exc, smtplib.SMTPResponseException):
         raw = exc.smtp_error
@@ -300,10 +303,29 @@ def _error_text(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def status_class(status: int) -> str:
+    """What an HTTP status says, in a word or two. A receiver's error body is never shown or stored: it
+    is the receiver's text, possibly secret or hostile (an internal page a webhook URL points at)."""
+    if status == 429:
+        return "rate limited"
+    if status in (401, 403):
+        return "not authorised"
+    if status == 404:
+        return "not found"
+    if 300 <= status < 400:
+        return "redirect, not followed"
+    if 400 <= status < 500:
+        return "rejected"
+    if status >= 500:
+        return "receiver error"
+    return "unexpected status"
+
+
 async def send_http(
     http: aiohttp.ClientSession, request: HttpRequest, *, time_limit: float, now: datetime
 ) -> AttemptResult:
-    """POST ``request``; classify the answer: 2xx ok, 408/425/429/5xx retry, other 4xx permanent."""
+    """POST ``request``; classify the answer: 2xx ok, 408/425/429/5xx retry, other 4xx permanent. The
+    answer's body is not read. ``http`` should be a :func:`services.common.netguard.guarded_session`."""
     started = time.monotonic()
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **request.headers}
     try:
@@ -314,7 +336,6 @@ async def send_http(
             timeout=aiohttp.ClientTimeout(total=time_limit),
             allow_redirects=False,
         ) as response:
-            text = (await response.content.read(512)).decode(errors="replace")
             elapsed = (time.monotonic() - started) * 1000
             if 200 <= response.status < 300:
                 return AttemptResult(ok=True, status=response.status, duration_ms=elapsed)
@@ -322,7 +343,7 @@ async def send_http(
             return AttemptResult(
                 ok=False,
                 status=response.status,
-                error=f"HTTP {response.status}: {truncate(text.strip(), 200)}",
+                error=f"HTTP {response.status} ({status_class(response.status)})",
                 retry_after=parse_retry_after(response.headers.get("Retry-After"), now),
                 permanent=not retryable,
                 duration_ms=elapsed,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
+from collections import deque
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
-import aiohttp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts.v1 import CheckSpec
@@ -16,9 +17,52 @@ from services.common.channels import PROVIDERS
 from services.common.channels.base import AlertMessage, SmtpConfig, check_url, transmit
 from services.common.db.models import Check
 from services.common.errors import NotFound
+from services.common.netguard import AddressGuard, guarded_session
 from services.common.settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: A user may send one test to a channel every ``PER_CHANNEL_S`` seconds, and ``PER_USER`` tests a
+#: minute in all: "Send test" must not turn Seymour into a request cannon aimed at a receiver.
+PER_CHANNEL_S: Final = 10.0
+PER_USER: Final = 10
+
+
+class TooSoon(Exception):
+    """A test send refused by the rate limit; ``retry_after`` seconds until the next is allowed."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"too many test sends; try again in {retry_after:.0f} s")
+        self.retry_after = retry_after
+
+
+class ProbeLimiter:
+    """In-memory sliding windows per user × channel and per user (one api process holds one)."""
+
+    def __init__(self, per_channel_s: float = PER_CHANNEL_S, per_user: int = PER_USER) -> None:
+        self._per_channel_s = per_channel_s
+        self._per_user = per_user
+        self._last: dict[tuple[Any, uuid.UUID, int], float] = {}
+        self._recent: dict[Any, deque[float]] = {}
+
+    def wait_for(self, who: Any, check_id: uuid.UUID, index: int, now: float | None = None) -> float:
+        """Seconds until ``who`` may test this channel (0: allowed now, and counted)."""
+        now = time.monotonic() if now is None else now
+        key = (who, check_id, index)
+        last = self._last.get(key)
+        if last is not None and now - last < self._per_channel_s:
+            return self._per_channel_s - (now - last)
+        recent = self._recent.setdefault(who, deque())
+        while recent and now - recent[0] >= 60.0:
+            recent.popleft()
+        if len(recent) >= self._per_user:
+            return 60.0 - (now - recent[0])
+        recent.append(now)
+        self._last[key] = now
+        if len(self._last) > 10_000:  # forget the oldest keys rather than grow without bound
+            for stale in [k for k, at in self._last.items() if now - at >= self._per_channel_s]:
+                del self._last[stale]
+        return 0.0
 
 
 def smtp_config(settings: Settings) -> SmtpConfig:
@@ -41,11 +85,13 @@ async def send_test_notification(
     *,
     now: datetime | None = None,
     time_limit: float = 10.0,
+    limiter: ProbeLimiter | None = None,
+    who: Any = None,
 ) -> dict[str, Any]:
     """Send one "test" message to a check's channel right now (one attempt, not queued) and say how it went.
 
     Returns ``{"ok", "channel", "status", "error", "duration_ms"}``; raises :class:`NotFound` when the check
-    or the channel does not exist.
+    or the channel does not exist, :class:`TooSoon` when ``limiter`` says ``who`` must wait.
     """
     now = now or utcnow()
     async with sessions() as session:
@@ -56,6 +102,10 @@ async def send_test_notification(
     if not 0 <= channel_index < len(spec.alerts):
         raise NotFound(f"check {check_id} has no channel {channel_index}")
     channel = spec.alerts[channel_index]
+    if limiter is not None:
+        wait = limiter.wait_for(who, check_id, channel_index)
+        if wait > 0:
+            raise TooSoon(wait)
     message = AlertMessage(
         event="test",
         idempotency_key=f"test:{check_id}:{channel_index}:{int(now.timestamp())}",
@@ -68,7 +118,7 @@ async def send_test_notification(
         at=now,
     )
     outgoing = PROVIDERS[channel.channel].build(message, channel, now)
-    async with aiohttp.ClientSession() as http:
+    async with guarded_session(AddressGuard.from_settings(settings)) as http:
         smtp = smtp_config(settings)
         result = await transmit(outgoing, http=http, smtp=smtp, time_limit=time_limit, now=now)
     log.info("test notification check_id=%s channel=%s ok=%s", check_id, channel.channel, result.ok)

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from services.runner.http_check import AddressGuard, HttpChecker, user_agent
+from services.common.netguard import AddressGuard
+from services.runner.http_check import HttpChecker, user_agent
 from services.runner.tests.support import MapResolver, make_spec
 
 DEMO_ASSERTIONS = [
@@ -246,24 +247,6 @@ async def test_guard_networks_decide(
     finally:
         await checker.stop()
     assert (result.error.cls if result.error else None) == error_class
-
-
-@pytest.mark.parametrize(
-    ("address", "blocked"),
-    [
-        pytest.param("169.254.169.254", True, id="aws-metadata"),
-        pytest.param("169.254.0.1", True, id="link-local"),
-        pytest.param("fd00:ec2::254", True, id="aws-metadata-v6"),
-        pytest.param("::ffff:169.254.169.254", True, id="v4-mapped"),
-        pytest.param("fe80::1%eth0", False, id="scoped-v6-not-listed"),
-        pytest.param("127.0.0.1", False, id="loopback"),
-        pytest.param("10.1.2.3", False, id="private"),
-        pytest.param("fd00:ec2::253", False, id="neighbour-of-metadata-v6"),
-    ],
-)
-def test_default_guard(address: str, blocked: bool) -> None:
-    guard = AddressGuard(["169.254.0.0/16", "fd00:ec2::254/128"])
-    assert (guard.blocking_network(address) is not None) == blocked
 
 
 async def test_garbage_response_is_an_http_error(checker: HttpChecker, garbage_port: int) -> None:

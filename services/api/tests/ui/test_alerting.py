@@ -470,7 +470,7 @@ def webhook_form(url: str) -> list[tuple[str, str]]:
 
 SENDS = [
     ("delivered", 200, r"^Delivered \(HTTP 200 in \d+ ms\)$", "ok"),
-    ("refused", 500, r"^Not delivered: HTTP 500: receiver says no \(after \d+ ms\)$", "bad"),
+    ("refused", 500, r"^Not delivered: HTTP 500 \(receiver error\) \(after \d+ ms\)$", "bad"),
     ("unreachable", None, r"^Not delivered: connect: .+ \(after \d+ ms\)$", "bad"),
 ]
 
