@@ -13,6 +13,8 @@ from typing import Any
 
 from contracts.v1.regions import REGIONS
 from services import runtime
+from services.common import logs
+from services.common.db.engine import is_sqlite
 from services.common.settings import Settings
 
 
@@ -49,11 +51,8 @@ def register(subparsers: Any) -> None:
 
 
 def configure_logging(settings: Settings) -> None:
-    """``key=value`` logs on stderr."""
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    """``key=value`` (or JSON, ``SEYMOUR_LOG_FORMAT=json``) logs on stderr."""
+    logs.configure(settings.log_level, settings.log_format)
     # Libraries that narrate every step at INFO (alembic's plugin set-up, APScheduler's every job added).
     for noisy in ("alembic.runtime.plugins", "apscheduler", "aiormq", "aio_pika", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
@@ -112,12 +111,34 @@ async def _run_up(settings: Settings, regions: list[str]) -> int:
     return 0
 
 
+def serve_refusal(settings: Settings, service: str) -> str | None:
+    """Why ``seymour serve <service>`` must not start with these settings, or ``None``.
+
+    A served process is one of several: on the in-process bus it would talk to nobody, and on a SQLite
+    file of its own it would keep its own checks — while reporting healthy forever.
+    """
+    if settings.broker_url.startswith("memory://"):
+        return "SEYMOUR_BROKER_URL is not set (or is memory://): a served service needs RabbitMQ (amqp://...)"
+    if service not in runtime.DATABASE_FREE and is_sqlite(settings.resolved_database_url()):
+        return (
+            "SEYMOUR_DATABASE_URL is not set (or is SQLite): a served service needs PostgreSQL "
+            "(postgresql+asyncpg://...); use 'seymour up' to run everything in one process on SQLite"
+        )
+    return None
+
+
 def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     configure_logging(settings)
+    refusal = serve_refusal(settings, args.service)
+    if refusal is not None:
+        print(f"seymour serve {args.service}: {refusal}", file=sys.stderr)
+        return 2
 
     async def main() -> int:
-        rt = await runtime.start(settings, [args.service], migrate=not args.no_migrate)
+        rt = await runtime.start(
+            settings, [args.service], migrate=not args.no_migrate, wait_for_dependencies=True
+        )
         logging.getLogger("seymour").info("serving service=%s region=%s", args.service, settings.region)
         await runtime.run_until_signal(rt)
         return 0

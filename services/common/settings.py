@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     smtp_security: str = "starttls"
 
     log_level: str = "INFO"
+    #: ``text`` (key=value lines) or ``json`` (one JSON object per line, run fields as keys).
+    log_format: str = Field(default="text", pattern="^(text|json)$")
+    #: The operations port of a served process (``/metrics``, ``/livez``, ``/readyz``); off when unset.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
     health_file: Path | None = None
     health_interval: float = Field(default=5.0, gt=0)
 

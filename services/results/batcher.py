@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.common.db.retry import is_transient
+from services.common.metrics import DB_RETRIES, DB_UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,8 @@ class Batcher:
             except Exception as exc:
                 live = [future for _, future in batch if not future.done()]
                 if is_transient(exc) and live and not self._stopping:
+                    DB_UNAVAILABLE.labels("results").set(1)
+                    DB_RETRIES.labels("results").inc()
                     # The database is away (restart, failover, network): keep the messages unacked and
                     # try again, rather than fail them into redelivery and, after a few, the dead letters.
                     log.warning(
@@ -110,6 +113,7 @@ class Batcher:
                 for future in live:
                     future.set_exception(exc)
                 return
+        DB_UNAVAILABLE.labels("results").set(0)
         self.batches += 1
         self.items += len(batch)
         for _, future in batch:

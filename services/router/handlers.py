@@ -30,7 +30,10 @@ async def handle_check_due(message: CheckDue, delivery: Delivery, *, deps: Route
     """Publish one ``RunCheck`` per region; a region with no runner queue becomes a missed run at once."""
     if message.trigger == "scheduled" and not deps.fence.admit(message.epoch):
         log.warning(
-            "dropping slot from a deposed scheduler check=%s epoch=%d", message.check_id, message.epoch
+            "dropping slot from a deposed scheduler check_id=%s slot=%s epoch=%d",
+            message.check_id,
+            message.slot.isoformat(),
+            message.epoch,
         )
         return
     ttl = run_ttl(message.spec.interval, minimum=deps.ttl_min, maximum=deps.ttl_max)

@@ -10,6 +10,7 @@ from typing import Protocol
 from contracts.v1 import CheckCompleted, CheckSpec, RunCheck, RunMissed
 from contracts.v1.base import utcnow
 from services.common.bus import Delivery, Publisher
+from services.common.metrics import RUN_PHASE, RUNS_MADE
 from services.runner.http_check import CheckResult
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,15 @@ async def handle_run_check(
                 detail=f"received by runner {runner_id} {late:.3f} s after it expired",
             )
         )
-        log.info("run expired run_id=%s check_id=%s late_s=%.3f", message.run_id, message.check_id, late)
+        RUNS_MADE.labels(message.region, "expired").inc()
+        log.info(
+            "run expired run_id=%s check_id=%s region=%s slot=%s late_s=%.3f",
+            message.run_id,
+            message.check_id,
+            message.region,
+            message.slot.isoformat(),
+            late,
+        )
         return
     load.in_flight += 1
     try:
@@ -88,10 +97,17 @@ async def handle_run_check(
             certificate=result.certificate,
         )
     )
+    RUNS_MADE.labels(message.region, result.status).inc()
+    for phase, ms in result.timings.model_dump().items():
+        if ms is not None:
+            RUN_PHASE.labels(message.region, phase.removesuffix("_ms")).observe(ms / 1000)
     if log.isEnabledFor(logging.DEBUG):
         log.debug(
-            "run done run_id=%s status=%s total_ms=%s redelivered=%s",
+            "run done run_id=%s check_id=%s region=%s slot=%s status=%s total_ms=%s redelivered=%s",
             message.run_id,
+            message.check_id,
+            message.region,
+            message.slot.isoformat(),
             result.status,
             result.timings.total_ms,
             delivery.redelivered,

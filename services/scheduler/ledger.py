@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from contracts.v1 import CheckDue, CheckSpec, MissedReason, RunMissed, run_id_for, utcnow
 from services.common.bus import Publisher
 from services.common.db.models import Check, SchedulerLease, SchedulerSlot
+from services.common.metrics import SCHEDULER_SLOTS
 from services.common.tasks import cancel_and_wait
 from services.scheduler.slots import slots_between
 
@@ -322,11 +323,13 @@ class SlotLedger:
                 )
                 await self._bus.publish(due, mandatory=True)
                 self.counters.published_late += 1
+                SCHEDULER_SLOTS.labels("fired_late").inc()
                 return
             reason, detail = "not_published", f"broker unavailable for {late:.0f} s after the slot"
         for message in missed_runs(item, reason, detail):
             await self._bus.publish(message)
         self.counters.missed += 1
+        SCHEDULER_SLOTS.labels(f"missed_{reason}").inc()
 
     # -- the database -----------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from contracts.topology import scheduler_changes
 from contracts.v1 import CheckChanged
 from services.common.bus import Bus, Route
+from services.common.metrics import SCHEDULER_BACKLOG, SCHEDULER_EPOCH, SCHEDULER_LEADER
 from services.common.service import Service
 from services.common.settings import Settings
 from services.scheduler.handlers import handle_check_changed
@@ -35,6 +36,9 @@ def build(settings: Settings, bus: Bus, sessions: async_sessionmaker[Any]) -> Se
     elector = LeaderElector(make_lock(settings.resolved_database_url(), sessions), holder=instance)
     schedule = CheckSchedule(bus, sessions, elector)
     elector.on_elected(schedule.on_elected)
+    SCHEDULER_LEADER.set_function(lambda: float(elector.is_leader()))
+    SCHEDULER_EPOCH.set_function(lambda: float(elector.epoch))
+    SCHEDULER_BACKLOG.set_function(lambda: float(schedule.ledger.backlog))
     changes = Route(
         scheduler_changes(instance),
         {CheckChanged: functools.partial(handle_check_changed, schedule=schedule)},

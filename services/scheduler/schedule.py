@@ -31,6 +31,7 @@ from contracts.topology import ROUTER_DUE
 from contracts.v1 import CheckChanged, CheckDue, CheckSpec
 from services.common.bus import Bus
 from services.common.db.models import Check
+from services.common.metrics import SCHEDULER_SLOTS
 from services.common.tasks import cancel_and_wait
 from services.scheduler.jobs import SlotExecutor, SlotTrigger
 from services.scheduler.ledger import SlotLedger
@@ -343,4 +344,5 @@ class CheckSchedule:
             )
             return
         self.counters.fired += 1
+        SCHEDULER_SLOTS.labels("fired").inc()
         log.debug("slot fired check_id=%s slot=%s epoch=%d", check_id, slot.isoformat(), message.epoch)

@@ -2,7 +2,7 @@
 
 The demo check runs from three regions (one runner process each), fails when the target slows past
 500 ms, opens one incident with one webhook notification, and recovers. A malformed message is
-dead-lettered while the services keep working.
+dead-lettered while the services keep working. Each process reports what it did on its own /metrics.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from contracts.topology import DEAD_LETTER_QUEUE, RESULTS_EXCHANGE
 from tests.support.api import Client
+from tests.support.metrics import probe, scrape, total
 from tests.support.processes import Fleet, fleet, free_port
 from tests.support.servers import demo_check, demo_target, eventually, receiver
 
@@ -24,6 +25,8 @@ pytestmark = [pytest.mark.rabbit, pytest.mark.postgres, pytest.mark.slow]
 
 REGIONS = ["us-east-1", "eu-north-1", "ca-central-1"]
 TOKEN = "distributed-token"
+#: The operations port of each process, by label.
+OPS_PORTS: dict[str, int] = {}
 
 
 @pytest.fixture
@@ -40,11 +43,17 @@ def services(tmp_path: Path, pg_url: str, rabbit_url: str) -> Iterator[tuple[Fle
         "SEYMOUR_ADMIN_PASSWORD": "distributed-password",
     }
     with fleet(tmp_path, **env) as running:
+        OPS_PORTS.clear()
+
+        def start(label: str, *args: str) -> None:
+            OPS_PORTS[label] = free_port()
+            running.start(label, *args, SEYMOUR_METRICS_PORT=str(OPS_PORTS[label]))
+
         for name in ("results", "alerts", "router", "api"):
-            running.start(name, name, "--no-migrate")
+            start(name, name, "--no-migrate")
         for region in REGIONS:
-            running.start(f"runner-{region}", "runner", "--region", region)
-        running.start("scheduler", "scheduler", "--no-migrate")
+            start(f"runner-{region}", "runner", "--region", region)
+        start("scheduler", "scheduler", "--no-migrate")
         yield running, Client(f"http://127.0.0.1:{port}", TOKEN), rabbit_url, pg_url
 
 
@@ -128,6 +137,32 @@ async def test_demo_check_across_processes(services: tuple[Fleet, Client, str, s
 
         runs = await api.runs(check_id)
         assert len({r["run_id"] for r in runs}) == len(runs)
+        await assert_each_process_reports_its_own_metrics()
 
     codes = running.stop_all()
     assert codes == dict.fromkeys(codes, 0), {k: running.log_tail(k) for k, v in codes.items() if v}
+
+
+async def assert_each_process_reports_its_own_metrics() -> None:
+    """The counters of a process are read from that process: the alerts process's notifications from the
+    alerts process (the api's /metrics used to claim them and read 0 forever in this mode)."""
+    for label, port in OPS_PORTS.items():
+        assert await probe(port, "/readyz") == 200, f"{label} is ready"
+    alerts = await scrape(OPS_PORTS["alerts"])
+    assert total(alerts, "seymour_notifications_sent_total", channel="webhook", event="failure") == 1
+    assert total(alerts, "seymour_messages_consumed_total", queue="alerts.evaluate") > 0
+    results = await scrape(OPS_PORTS["results"])
+    for region in REGIONS:
+        assert total(results, "seymour_runs_total", region=region, status="passed") > 0
+        assert total(results, "seymour_run_lag_seconds_count", region=region) > 0
+    runner = await scrape(OPS_PORTS[f"runner-{REGIONS[0]}"])
+    assert total(runner, "seymour_run_phase_seconds_count", region=REGIONS[0], phase="total") > 0
+    assert total(runner, "seymour_messages_published_total", exchange=RESULTS_EXCHANGE) > 0
+    scheduler = await scrape(OPS_PORTS["scheduler"])
+    assert total(scheduler, "seymour_scheduler_leader") == 1
+    assert total(scheduler, "seymour_scheduler_epoch") >= 1
+    assert total(scheduler, "seymour_scheduler_slots_total", outcome="fired") > 0
+    router = await scrape(OPS_PORTS["router"])
+    depths = {dict(labels)["queue"] for name, labels in router if name == "seymour_queue_depth"}
+    assert {DEAD_LETTER_QUEUE, "router.due"} <= depths
+    assert total(router, "seymour_messages_consumed_total", queue="router.due") > 0

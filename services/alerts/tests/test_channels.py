@@ -270,7 +270,7 @@ async def test_gives_up_visibly_and_dead_channel_blocks_nothing(
     assert rows[gone].last_error is not None
     assert rows[gone].last_error.startswith("HTTP 404")
     assert metrics.value("seymour_notifications_failed_total") == 6
-    assert 'seymour_notifications_failed_total{channel="slack",event="failure"} 5' in metrics.render()
+    assert 'seymour_notifications_failed_total{channel="slack",event="failure"} 5.0' in metrics.render()
     assert receiver.url not in " ".join(str(rows[i].attempt_log) for i in dead), "no URL in the log"
 
 

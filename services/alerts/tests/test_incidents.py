@@ -38,8 +38,8 @@ def test_metrics_render_prometheus_text() -> None:
     registry.inc("seymour_notifications_failed_total", channel="slack", event="failure")
     text = registry.render()
     assert "# TYPE seymour_notifications_failed_total counter" in text
-    assert 'seymour_notifications_failed_total{channel="slack",event="failure"} 1' in text
-    assert "seymour_incidents_opened_total 0" in text
+    assert 'seymour_notifications_failed_total{channel="slack",event="failure"} 1.0' in text
+    assert "seymour_incidents_opened_total 0.0" in text
 
 
 def failing(check_id: uuid.UUID, slot: int, region: str) -> CheckCompleted:

@@ -19,6 +19,13 @@ from contracts.topology import DEAD_LETTERS, DELIVERY_LIMIT, EXCHANGES, QueueSpe
 from contracts.v1 import AnyMessage, decode, encode
 from services.common.bus.protocol import Delivery, Route, address_of
 from services.common.errors import MalformedMessage, Unroutable
+from services.common.metrics import (
+    HANDLER_FAILURES,
+    MESSAGES_CONSUMED,
+    MESSAGES_DEAD_LETTERED,
+    MESSAGES_PUBLISHED,
+    MESSAGES_REDELIVERED,
+)
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +158,7 @@ class MemoryBus:
         expires_at = time.monotonic() + expiration if expiration is not None else None
         if not self._route(exchange, key, body, expires_at) and mandatory:
             raise Unroutable(f"no queue bound to {exchange} for {key!r}")
+        MESSAGES_PUBLISHED.labels(exchange, message.kind).inc()
 
     async def publish_raw(self, exchange: str, routing_key: str, body: bytes) -> None:
         """Publish bytes as they are (tests use it to send malformed messages)."""
@@ -187,6 +195,8 @@ class MemoryBus:
                 death_reason=envelope.death_reason,
                 headers=envelope.headers,
             )
+            if delivery.redelivered:
+                MESSAGES_REDELIVERED.labels(queue.spec.name).inc()
             try:
                 await handler(message, delivery)
             except asyncio.CancelledError:
@@ -194,10 +204,13 @@ class MemoryBus:
                 raise
             except Exception:
                 log.exception("handler failed queue=%s attempt=%d", queue.spec.name, envelope.delivery_count)
+                HANDLER_FAILURES.labels(queue.spec.name).inc()
                 if envelope.delivery_count >= DELIVERY_LIMIT:
                     self._dead_letter(queue, envelope, "delivery_limit")
                 else:
                     queue.items.put_nowait(envelope)
+            else:
+                MESSAGES_CONSUMED.labels(queue.spec.name, message.kind).inc()
 
     @staticmethod
     def _decode(body: bytes) -> AnyMessage:
@@ -208,6 +221,8 @@ class MemoryBus:
 
     def _dead_letter(self, queue: _Queue, envelope: _Envelope, reason: str) -> None:
         dlx = queue.spec.dead_letter_exchange
+        if dlx == DEAD_LETTERS.exchange:
+            MESSAGES_DEAD_LETTERED.labels(queue.spec.name, reason).inc()
         if not dlx:
             log.error("dropping dead letter with no dead-letter exchange queue=%s", queue.spec.name)
             return

@@ -50,7 +50,16 @@ from contracts.v1 import AnyMessage, decode, encode
 from services.common.bus.protocol import Delivery, Handler, Route, address_of
 from services.common.bus.senders import refusal
 from services.common.errors import BusClosed, NotConfirmed, Unroutable
-from services.common.metrics import METRICS
+from services.common.metrics import (
+    METRICS,
+    HANDLER_FAILURES,
+    MESSAGES_CONSUMED,
+    MESSAGES_DEAD_LETTERED,
+    MESSAGES_PUBLISHED,
+    MESSAGES_REDELIVERED,
+    QUEUE_DEPTH,
+)
+from services.common.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from faststream.rabbit.schemas.queue import ClassicQueueArgs, QuorumQueueArgs
@@ -60,6 +69,8 @@ log = logging.getLogger(__name__)
 CONTENT_TYPE: Final = "application/json"
 #: How many classic-queue failures are remembered at most (entries leave on success or dead-letter).
 _MAX_TRACKED_FAILURES: Final = 10_000
+#: How often the depth of each consumed queue (and the dead letters) is sampled for ``/metrics``.
+DEPTH_INTERVAL: Final = 5.0
 
 
 def queue_arguments(spec: QueueSpec) -> dict[str, Any]:
@@ -147,6 +158,8 @@ class RabbitBus:
         self._exchanges: dict[str, Any] = {}
         self._pending: set[asyncio.Task[None]] = set()
         self._failures: dict[bytes, int] = {}
+        self._depths: asyncio.Task[None] | None = None
+        self._existing: set[str] = set()
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -183,6 +196,7 @@ class RabbitBus:
             self._broker = self._topology = self._publisher = None
             await broker.stop()
             raise
+        self._depths = asyncio.create_task(self._sample_depths(), name="bus-queue-depths")
         log.info("bus started instance=%s routes=%d", self._instance, len(self._routes))
 
     async def stop(self) -> None:
@@ -191,6 +205,8 @@ class RabbitBus:
         A handler still running after ``stop_timeout`` is cancelled; its message was not acked, so the
         broker delivers it again.
         """
+        await cancel_and_wait(self._depths)
+        self._depths = None
         broker, self._broker, self._topology, self._publisher = self._broker, None, None, None
         for task in list(self._pending):
             task.cancel()
@@ -224,6 +240,8 @@ class RabbitBus:
         )
         for key in spec.binding_keys:
             await declared.bind(spec.exchange, routing_key=key)
+        if not spec.exclusive:
+            self._existing.add(spec.name)
 
     def subscribe(self, route: Route) -> None:
         """Register a consumer; it starts with :meth:`start`, or at once (in a task) if already started."""
@@ -279,8 +297,11 @@ class RabbitBus:
         if decoded is None or handler is None:
             if decoded is not None:
                 log.warning("dead-lettering message with no handler queue=%s kind=%s", queue, decoded.kind)
+            MESSAGES_DEAD_LETTERED.labels(queue, "malformed" if decoded is None else "no_handler").inc()
             await self._settle(message.reject(requeue=False), queue)
             return
+        if raw.redelivered:
+            MESSAGES_REDELIVERED.labels(queue).inc()
         headers: dict[str, Any] = dict(raw.headers or {})
         key = hashlib.blake2b(raw.body, digest_size=16).digest()
         delivery = Delivery(
@@ -296,10 +317,14 @@ class RabbitBus:
             log.exception(
                 "handler failed queue=%s kind=%s attempt=%d", queue, decoded.kind, delivery.delivery_count
             )
+            HANDLER_FAILURES.labels(queue).inc()
+            if delivery.delivery_count >= DELIVERY_LIMIT:
+                MESSAGES_DEAD_LETTERED.labels(queue, "delivery_limit").inc()
             await self._settle(self._after_failure(route.queue, message, delivery, key), queue)
             return
         self._failures.pop(key, None)
         await self._settle(message.ack(), queue)
+        MESSAGES_CONSUMED.labels(queue, decoded.kind).inc()
 
     async def _refuse(self, message: RabbitMessage, queue: str, why: str, reason: str) -> None:
         """Dead-letter a message home must not believe or parse, and count it."""
@@ -312,6 +337,7 @@ class RabbitBus:
             why,
         )
         METRICS.inc("seymour_bus_refused_total", queue=queue, reason=reason)
+        MESSAGES_DEAD_LETTERED.labels(queue, reason).inc()
         await self._settle(message.reject(requeue=False), queue)
 
     def _delivery_count(
@@ -414,6 +440,7 @@ class RabbitBus:
             ) from exc
         except (AMQPError, ConnectionError, RuntimeError) as exc:
             raise NotConfirmed(f"publish to {exchange} failed: {exc!r}") from exc
+        MESSAGES_PUBLISHED.labels(exchange, kind or "raw").inc()
 
     # -- inspection ----------------------------------------------------------------------------------
 
@@ -427,6 +454,18 @@ class RabbitBus:
         channel = await topology.get_underlay_channel()
         declared = await channel.queue_declare(queue, passive=True)
         return int(declared.message_count or 0)
+
+    async def _sample_depths(self) -> None:
+        """Keep ``seymour_queue_depth`` current for the queues this process consumes and the dead letters."""
+        while True:
+            # Only queues this bus has declared: a passive declare of a missing queue closes the channel.
+            wanted = {DEAD_LETTERS.name, *(route.queue.name for route in self._routes)}
+            for name in sorted(wanted & self._existing):
+                try:
+                    QUEUE_DEPTH.labels(name).set(await self.queue_depth(name))
+                except Exception as exc:
+                    log.debug("could not sample queue depth queue=%s error=%r", name, exc)
+            await asyncio.sleep(DEPTH_INTERVAL)
 
     def _require_topology(self) -> AbstractRobustChannel:
         if self._topology is None:

@@ -14,6 +14,8 @@ from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from services.common.metrics import DB_RETRIES, DB_UNAVAILABLE
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -35,12 +37,17 @@ async def retry_unreachable(
     delay = initial
     while True:
         try:
-            return await operation()
+            result = await operation()
         except Exception as exc:
             if not is_transient(exc):
                 raise
+            DB_UNAVAILABLE.labels(what).set(1)
+            DB_RETRIES.labels(what).inc()
             log.warning(
                 "database unavailable, retrying what=%s in=%.1fs error=%s", what, delay, type(exc).__name__
             )
+        else:
+            DB_UNAVAILABLE.labels(what).set(0)
+            return result
         await asyncio.sleep(delay)
         delay = min(delay * 2, maximum)
