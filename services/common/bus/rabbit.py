@@ -51,12 +51,12 @@ from services.common.bus.protocol import Delivery, Handler, Route, address_of
 from services.common.bus.senders import refusal
 from services.common.errors import BusClosed, NotConfirmed, Unroutable
 from services.common.metrics import (
-    METRICS,
     HANDLER_FAILURES,
     MESSAGES_CONSUMED,
     MESSAGES_DEAD_LETTERED,
     MESSAGES_PUBLISHED,
     MESSAGES_REDELIVERED,
+    METRICS,
     QUEUE_DEPTH,
 )
 from services.common.tasks import cancel_and_wait
