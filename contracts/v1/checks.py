@@ -277,6 +277,9 @@ class RequestSpec(Frozen):
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
     url: str
     headers: dict[str, str] = Field(default_factory=dict)
+    #: Headers whose values are secrets although their names do not say so (``X-Tenant``): masked
+    #: wherever the check is shown and encrypted at rest, like ``Authorization``.
+    secret_headers: list[str] = Field(default_factory=list, max_length=100)
     body: dict[str, Any] | list[Any] | str | None = None
     follow_redirects: bool = True
     max_redirects: int = Field(default=5, ge=0, le=20)
@@ -314,6 +317,14 @@ class RequestSpec(Frozen):
             if "\n" in header_value or "\r" in header_value:
                 raise ValueError(f"header '{name}' value must not contain line breaks")
             _placeholders(header_value, f"header '{name}'")
+        return value
+
+    @field_validator("secret_headers")
+    @classmethod
+    def _secret_header_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not HEADER_NAME.match(name):
+                raise ValueError(f"'{name}' is not a valid header name")
         return value
 
     @field_validator("body")

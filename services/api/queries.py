@@ -12,6 +12,7 @@ from contracts.v1.base import utcnow
 from contracts.v1.regions import REGIONS, display_name
 from services.common.db.models import Run, Runner
 from services.common.errors import Invalid
+from services.common.redaction import redact_request_record, redact_response_sample, redact_step
 
 
 def run_view(row: Run) -> dict[str, Any]:
@@ -30,13 +31,13 @@ def run_view(row: Run) -> dict[str, Any]:
         "degraded": row.degraded,
         "started_at": _iso(row.started_at),
         "completed_at": _iso(row.completed_at),
-        "response": row.response,
+        "response": redact_response_sample(row.response),
         "timings": row.timings or {},
         "error": error,
         "assertions": row.assertions or [],
-        "request": row.request,
+        "request": redact_request_record(row.request),
         "runner_id": row.runner_id,
-        "steps": row.steps,
+        "steps": [redact_step(step) for step in row.steps] if row.steps else row.steps,
         "failed_step": row.failed_step,
         "certificate": row.certificate,
     }

@@ -42,11 +42,10 @@ import logging
 import os
 import socket
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
@@ -65,7 +64,13 @@ from contracts.v1.runs import (
     Timings,
 )
 from services.common.netguard import AddressGuard
-from services.common.redaction import MASK, SENSITIVE
+from services.common.redaction import (
+    redact_headers,
+    redact_json,
+    redact_response_headers,
+    redact_text,
+    redact_url,
+)
 from services.runner.assertions import ResponseFacts, evaluate, needs_json, unrunnable
 from services.runner.certificate import peer_certificate
 from services.runner.http_timing import PhaseTimer, trace_config
@@ -247,7 +252,7 @@ class HttpChecker:
                 headers["Content-Type"] = "application/json"
         elif isinstance(request.body, str):
             data = request.body
-        sent = request_record(request.method, request.url, headers, request.body)
+        sent = request_record(request.method, request.url, headers, request.body, request.secret_headers)
         follow = request.follow_redirects
         started_at = utcnow()
         refused = unrunnable(spec.assertions)
@@ -351,11 +356,16 @@ def _joined_headers(headers: CIMultiDictProxy[str]) -> dict[str, str]:
 
 
 def _sample(facts: ResponseFacts) -> ResponseSample:
-    """The bounded response kept with the run (nothing redacted: it is what the endpoint sent)."""
-    headers = {
-        name: value[:SAMPLE_HEADER_CHARS] for name, value in list(facts.headers.items())[:SAMPLE_MAX_HEADERS]
-    }
+    """The bounded response kept with the run, with ``Set-Cookie``, secret-named headers and tokens in
+    the body masked (assertions saw the real response; the stored sample is shown to every viewer)."""
+    headers = redact_response_headers(
+        {
+            name: value[:SAMPLE_HEADER_CHARS]
+            for name, value in list(facts.headers.items())[:SAMPLE_MAX_HEADERS]
+        }
+    )
     text, cut = facts.text_prefix(SAMPLE_BODY_CHARS)
+    text = redact_text(text) if text else text
     return ResponseSample(
         status_code=facts.status_code,
         headers=headers,
@@ -365,45 +375,26 @@ def _sample(facts: ResponseFacts) -> ResponseSample:
     )
 
 
-def request_record(method: str, url: str, headers: Mapping[str, str], body: Any) -> dict[str, Any]:
-    """The request as sent, for the run's record: secret-looking header, query and body values masked."""
+def request_record(
+    method: str, url: str, headers: Mapping[str, str], body: Any, secret_headers: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The request as sent, for the run's record: secret header, query and body values masked."""
     record_body: Any = None
     if isinstance(body, dict | list):
-        record_body = _redact_json(body)
+        record_body = redact_json(body)
         text = json.dumps(record_body, ensure_ascii=False)
         if len(text) > REQUEST_BODY_CHARS:
             record_body = text[:REQUEST_BODY_CHARS] + "…"
     elif isinstance(body, str):
-        record_body = body if len(body) <= REQUEST_BODY_CHARS else body[:REQUEST_BODY_CHARS] + "…"
+        record_body = redact_text(
+            body if len(body) <= REQUEST_BODY_CHARS else body[:REQUEST_BODY_CHARS] + "…"
+        )
     return {
         "method": method,
-        "url": _redact_url(url),
-        "headers": {name: (MASK if SENSITIVE.search(name) else value) for name, value in headers.items()},
+        "url": redact_url(url),
+        "headers": redact_headers(headers, secret_headers),
         "body": record_body,
     }
-
-
-def _redact_url(url: str) -> str:
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = f"{MASK}@{netloc.rsplit('@', 1)[1]}"
-    query = parts.query
-    if query and SENSITIVE.search(query):
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(key, MASK if SENSITIVE.search(key) else value) for key, value in pairs])
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
-def _redact_json(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {
-            key: (MASK if isinstance(key, str) and SENSITIVE.search(key) else _redact_json(item))
-            for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [_redact_json(item) for item in value]
-    return value
 
 
 def _classify(exc: Exception, state: _RunState, spec: CheckSpec) -> RunError:
@@ -439,7 +430,7 @@ def _classify(exc: Exception, state: _RunState, spec: CheckSpec) -> RunError:
     else:
         cls = "internal"
         message = f"{type(exc).__name__}: {_reason(exc)}"
-        log.exception("runner internal error url=%s", _redact_url(spec.request.url))
+        log.exception("runner internal error url=%s", redact_url(spec.request.url))
     return RunError(cls=cls, message=message[:ERROR_MESSAGE_CHARS])
 
 

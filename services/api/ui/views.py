@@ -12,6 +12,7 @@ from services.api.queries import run_view
 from services.api.stats import RunMark
 from services.common.channels import CHANNELS
 from services.common.db.models import Check, Incident, Run
+from services.common.redaction import redact_url
 
 PHASES: Final = (
     ("dns_ms", "DNS"),
@@ -65,14 +66,14 @@ class CheckRow:
 
 
 def check_row(row: Check, marks: list[RunMark], incident: Incident | None) -> CheckRow:
-    """One line of the checks table (only fields that hold no secret, so no redacted copy is needed)."""
+    """One line of the checks table (the URL redacted; the other fields hold no secret)."""
     spec = row.spec
     request = spec.get("request") or {}
     return CheckRow(
         id=str(row.id),
         name=row.name,
         method=request.get("method", "GET"),
-        url=request.get("url", ""),
+        url=redact_url(request.get("url", "")),
         enabled=row.enabled,
         state=check_state(row, marks, incident),
         incident=incident,

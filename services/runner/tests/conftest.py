@@ -72,6 +72,12 @@ async def _echo(request: web.Request) -> web.Response:
     return web.json_response({"method": request.method, "headers": headers, "body": body})
 
 
+async def _login_like(request: web.Request) -> web.Response:
+    response = web.json_response({"access_token": "tok-abcdef-123", "expires_in": 3600})
+    response.set_cookie("session", "cookie-value-123", httponly=True)
+    return response
+
+
 def target_app() -> web.Application:
     """Every endpoint the tests call."""
     app = web.Application()
@@ -83,6 +89,7 @@ def target_app() -> web.Application:
     app.router.add_get("/gzip/{size}", _gzip_bomb)
     app.router.add_get("/status/{code}", _status)
     app.router.add_route("*", "/echo", _echo)
+    app.router.add_get("/login-like", _login_like)
     return app
 
 

@@ -269,29 +269,57 @@ async def test_known_delay_shows_in_ttfb(checker: HttpChecker, target: str) -> N
 
 
 async def test_request_headers_and_body_as_sent(checker: HttpChecker, target: str) -> None:
+    sent_as = [
+        ("$.headers.Authorization", "Bearer s3cret"),
+        ("$.headers.X-Tenant", "tenant-1"),
+        ("$.body", '{"name":"a","password":"hunter2"}'),
+    ]
     check = make_spec(
         f"{target}/echo",
+        [
+            {"source": "json_body", "property": path, "comparison": "equals", "target": value}
+            for path, value in sent_as
+        ],
         request={
             "method": "POST",
-            "headers": {"Authorization": "Bearer s3cret", "X-Api-Key": "k", "X-Trace": "t1"},
+            "headers": {
+                "Authorization": "Bearer s3cret",
+                "X-Api-Key": "k",
+                "X-Trace": "t1",
+                "X-Tenant": "tenant-1",
+            },
+            "secret_headers": ["X-Tenant"],
             "body": {"name": "a", "password": "hunter2"},
         },
     )
     result = await checker.run(check)
+    assert result.status == "passed", result.assertions
     assert result.response is not None
     echoed = json.loads(result.response.body or "")
     assert echoed["headers"]["User-Agent"] == user_agent("eu-north-1")
     assert echoed["headers"]["User-Agent"].startswith("Seymour/")
     assert echoed["headers"]["Content-Type"] == "application/json"
-    assert echoed["headers"]["Authorization"] == "Bearer s3cret"
-    assert json.loads(echoed["body"]) == {"name": "a", "password": "hunter2"}
+    for secret in ("s3cret", "hunter2"):
+        assert secret not in (result.response.body or ""), "the stored sample shows what the endpoint echoed"
     sent = result.request
     assert sent["method"] == "POST"
     assert sent["headers"]["Authorization"] == "********"
     assert sent["headers"]["X-Api-Key"] == "********"
+    assert sent["headers"]["X-Tenant"] == "********"
     assert sent["headers"]["X-Trace"] == "t1"
     assert sent["headers"]["User-Agent"] == user_agent("eu-north-1")
     assert sent["body"] == {"name": "a", "password": "********"}
+
+
+async def test_set_cookie_and_tokens_in_the_response_are_not_stored(
+    checker: HttpChecker, target: str
+) -> None:
+    check = make_spec(f"{target}/login-like")
+    result = await checker.run(check)
+    assert result.response is not None
+    assert result.response.headers["set-cookie"] == "********"
+    assert "tok-abcdef-123" not in (result.response.body or "")
+    assert '"expires_in": 3600' in (result.response.body or "")
 
 
 async def test_own_user_agent_and_text_body(checker: HttpChecker, target: str) -> None:
@@ -305,7 +333,7 @@ async def test_own_user_agent_and_text_body(checker: HttpChecker, target: str) -
     assert echoed["headers"]["User-Agent"] == "mine/1.0"
     assert echoed["body"] == "plain words"
     assert echoed["headers"]["Content-Type"].startswith("text/plain")
-    assert result.request["url"].endswith("/echo?token=%2A%2A%2A%2A%2A%2A%2A%2A&page=2")
+    assert result.request["url"].endswith("/echo?token=********&page=2")
 
 
 async def test_degraded_when_slower_than_the_policy(checker: HttpChecker, target: str) -> None:
