@@ -49,5 +49,9 @@ def build(settings: Settings, bus: Bus, sessions: Any) -> Service:
     """The api: an HTTP server; it consumes nothing."""
     app = create_app(settings, sessions=sessions, bus=bus)
     return Service(
-        "api", lifecycles=[FirstAdmin(settings, sessions), ApiServer(app, settings.host, settings.port)]
+        "api",
+        lifecycles=[
+            FirstAdmin(settings, sessions),
+            ApiServer(app, settings.host, settings.port, reuse_port=settings.api_reuse_port),
+        ],
     )

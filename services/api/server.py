@@ -14,13 +14,15 @@ from litestar import Litestar
 log = logging.getLogger(__name__)
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
+def listening_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     """A bound TCP socket, created as ``IPPROTO_TCP`` so asyncio sets ``TCP_NODELAY`` on every accepted
     connection: it does so only when the socket's protocol says TCP, and with protocol 0 Nagle's
     algorithm held each small response on a keep-alive connection for a delayed ACK (~40 ms)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:  # several api workers on one port: the kernel spreads connections over them
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     return sock
 
@@ -36,7 +38,7 @@ def freeze_heap() -> None:
 class ApiServer:
     """A uvicorn server as a :class:`services.common.service.Lifecycle`."""
 
-    def __init__(self, app: Litestar, host: str, port: int) -> None:
+    def __init__(self, app: Litestar, host: str, port: int, *, reuse_port: bool = False) -> None:
         config = uvicorn.Config(
             app, host=host, port=port, log_level="warning", lifespan="on", access_log=False
         )
@@ -44,11 +46,12 @@ class ApiServer:
         self._task: asyncio.Task[None] | None = None
         self.host = host
         self.port = port
+        self.reuse_port = reuse_port
 
     async def start(self) -> None:
         """Bind and serve in the background; returns once the socket is listening."""
         self._server.config.load()
-        sock = listening_socket(self.host, self.port)
+        sock = listening_socket(self.host, self.port, reuse_port=self.reuse_port)
         self.port = sock.getsockname()[1]
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="api-server")
         for _ in range(500):

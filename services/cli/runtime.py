@@ -37,6 +37,12 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--port", type=int, default=None, help="api: port")
     serve.add_argument("--host", default=None, help="api: address")
     serve.add_argument("--no-migrate", action="store_true", help="do not run database migrations first")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="api: processes sharing the port, one per core you give it (default SEYMOUR_API_WORKERS or 1)",
+    )
     serve.set_defaults(func=_serve)
 
     migrate = subparsers.add_parser("migrate", help="upgrade the database schema")
@@ -134,6 +140,20 @@ def _serve(args: argparse.Namespace) -> int:
     if refusal is not None:
         print(f"seymour serve {args.service}: {refusal}", file=sys.stderr)
         return 2
+    workers = args.workers if args.workers is not None else settings.api_workers
+    if workers < 1 or (workers > 1 and args.service != "api"):
+        print("seymour serve: --workers is for the api, and at least 1", file=sys.stderr)
+        return 2
+    if workers > 1:
+        from services.cli.workers import supervise
+        from services.common.db.engine import upgrade_sync
+
+        if settings.port == 0:
+            print("seymour serve api: several workers need a fixed --port", file=sys.stderr)
+            return 2
+        if not args.no_migrate:
+            upgrade_sync(settings.resolved_database_url())
+        return supervise(settings.host, settings.port, workers)
 
     async def main() -> int:
         rt = await runtime.start(

@@ -25,6 +25,10 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    #: ``seymour serve api`` processes sharing the port (``SO_REUSEPORT``); ``seymour up`` always has one.
+    api_workers: int = Field(default=1, ge=1)
+    #: Set by ``--workers`` for its worker processes: bind the port shared.
+    api_reuse_port: bool = False
     base_url: str | None = None
 
     region: str = "local"
