@@ -18,6 +18,7 @@ from typing import Any, Final
 from services.common.bus import Bus
 from services.common.db.engine import make_engine, make_sessionmaker, upgrade
 from services.common.health import HealthBeat
+from services.common.metrics import BUS_CONNECTED
 from services.common.ops import OpsServer, Readiness, bus_probe, database_probe
 from services.common.service import Service
 from services.common.settings import Settings
@@ -117,6 +118,8 @@ async def start(
             await _patiently(wait_for_dependencies, "database", _answers(readiness.probes["database"]))
         bus = bus or make_bus(settings.broker_url, instance="+".join(names))
         readiness.probes["bus"] = bus_probe(bus)
+        connected = getattr(bus, "healthy", lambda: True)
+        BUS_CONNECTED.set_function(lambda: float(connected()))
     except BaseException:
         if ops is not None:
             await ops.stop()

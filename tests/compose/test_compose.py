@@ -215,3 +215,55 @@ def test_every_long_running_service_has_a_healthcheck() -> None:
         if probe[1:3] == ["seymour", "health"]:
             assert "SEYMOUR_HEALTH_FILE" in env_of(service), f"{name} probes a health file it never writes"
             parser().parse_args(probe[2:])
+
+
+PROMETHEUS = COMPOSE.parent / "prometheus" / "prometheus.yml"
+DASHBOARD = COMPOSE.parent / "grafana" / "dashboards" / "seymour.json"
+
+
+def test_prometheus_scrapes_every_service_on_its_metrics_port() -> None:
+    config = yaml.safe_load(PROMETHEUS.read_text())
+    targets = {
+        target
+        for job in config["scrape_configs"]
+        for group in job["static_configs"]
+        for target in group["targets"]
+    }
+    for name in OURS:
+        if SERVICES[name].get("restart") == "no":
+            continue
+        env = env_of(SERVICES[name])
+        assert env.get("SEYMOUR_METRICS_HOST") == "0.0.0.0", f"{name}'s metrics are reachable from prometheus"
+        assert f"{name}:{env['SEYMOUR_METRICS_PORT']}" in targets, f"prometheus scrapes {name}"
+    assert "prometheus" in SERVICES
+    assert "grafana" in SERVICES
+
+
+def test_the_dashboard_graphs_only_metrics_the_services_export() -> None:
+    import json
+
+    from prometheus_client import REGISTRY
+
+    import services.common.metrics  # noqa: F401 - registers every metric
+
+    exported = {sample for family in REGISTRY.collect() for sample in _names(family.name, family.type)}
+    dashboard = json.loads(DASHBOARD.read_text())
+    used = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\b(seymour_[a-z_]+)", target["expr"])
+    }
+    assert used, "the dashboard graphs something"
+    assert used <= exported, f"not exported by any service: {sorted(used - exported)}"
+    panels = " ".join(panel["title"].lower() for panel in dashboard["panels"])
+    for topic in ("lag", "phases", "dead-lettered", "queue depth", "leader", "notification", "database"):
+        assert topic in panels, f"no panel about {topic}"
+
+
+def _names(name: str, kind: str) -> set[str]:
+    if kind == "counter":
+        return {name, f"{name}_total"}
+    if kind == "histogram":
+        return {f"{name}_bucket", f"{name}_count", f"{name}_sum"}
+    return {name}
