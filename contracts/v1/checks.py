@@ -432,6 +432,9 @@ class Step(Frozen):
         return value
 
 
+#: How a sealed secret value starts (see ``services.common.secretbox``).
+SEALED_PREFIX: Final = "sealed:v1:"
+
 #: The name the single request of a check without ``steps`` goes by.
 SINGLE_STEP: Final = "request"
 
@@ -662,6 +665,11 @@ class CheckSpec(Frozen):
     teardown_fails_check: bool = False
     share_cookies: bool = False
     variables: dict[str, str] = Field(default_factory=dict, max_length=100)
+    #: The check's own secrets, each sealed with the deployment key (never in clear here).
+    secrets: dict[str, str] = Field(default_factory=dict, max_length=100)
+    #: Copies of the global variables and (sealed) secrets the check uses, kept current by the api.
+    global_variables: dict[str, str] = Field(default_factory=dict, max_length=200)
+    global_secrets: dict[str, str] = Field(default_factory=dict, max_length=200)
 
     @model_validator(mode="before")
     @classmethod
@@ -712,12 +720,22 @@ class CheckSpec(Frozen):
             if placeholder.kind == kind
         }
 
-    @field_validator("variables")
+    @field_validator("variables", "global_variables")
     @classmethod
     def _variable_names(cls, value: dict[str, str]) -> dict[str, str]:
         for name in value:
             if not NAME_RE.fullmatch(name):
                 raise ValueError(f"variable name '{name}' must be letters, digits, '_' or '-'")
+        return value
+
+    @field_validator("secrets", "global_secrets")
+    @classmethod
+    def _sealed(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, sealed in value.items():
+            if not NAME_RE.fullmatch(name):
+                raise ValueError(f"secret name '{name}' must be letters, digits, '_' or '-'")
+            if not sealed.startswith(SEALED_PREFIX):
+                raise ValueError(f"secret '{name}' must be sealed with the deployment key, never in clear")
         return value
 
     @field_validator("name")

@@ -133,6 +133,8 @@ class RunCheck(Message):
     spec: CheckSpec
     expires_at: AwareDatetime
     trigger: Literal["scheduled", "manual", "confirmation"] = "scheduled"
+    #: The secrets this run's requests use, in clear: opened at home for this run only.
+    secrets: dict[str, str] | None = None
 
 
 class CheckCompleted(Message):

@@ -19,6 +19,7 @@ from services.api.controllers.alerts import (
     prometheus_metrics,
 )
 from services.api.controllers.checks import ChecksController, TagsController
+from services.api.controllers.globals import GlobalSecretsController, GlobalVariablesController
 from services.api.controllers.run_sets import RunSetsController
 from services.api.controllers.runs import RegionsController, RunsController
 from services.api.controllers.status_pages import BadgesController, StatusPagesController
@@ -32,6 +33,7 @@ from services.api.ui import template_config
 from services.common.bus import Publisher
 from services.common.channels.probe import ProbeLimiter
 from services.common.errors import DomainError
+from services.common.secretbox import LazyBox
 from services.common.settings import Settings
 
 
@@ -66,6 +68,8 @@ def create_app(
             AlertSettingsController,
             UsersController,
             TokensController,
+            GlobalVariablesController,
+            GlobalSecretsController,
             prometheus_metrics,
         ],
         guards=[token_guard, permission_guard],
@@ -89,4 +93,5 @@ def create_app(
     app.state.sessions = sessions
     app.state.bus = bus
     app.state.test_sends = ProbeLimiter()
+    app.state.secretbox = LazyBox(settings)
     return app

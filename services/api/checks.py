@@ -18,10 +18,13 @@ from contracts.v1 import CheckChanged, CheckDue, CheckSpec, run_id_for
 from contracts.v1.base import utcnow
 from contracts.v1.checks import SAVING
 from services.api.errors import invalid
+from services.api.global_values import Globals, load_globals, with_globals
 from services.api.redaction import redact_spec, restore_secrets
 from services.common.bus import Publisher
 from services.common.db.models import Check, CheckTag, Run
 from services.common.errors import Conflict, Invalid, NotFound
+from services.common.redaction import MASK
+from services.common.secretbox import Sealer, is_sealed
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +40,39 @@ def check_view(row: Check) -> dict[str, Any]:
     }
 
 
-def parse_spec(data: Any, stored: dict[str, Any] | None = None) -> CheckSpec:
-    """Validate request JSON as a ``CheckSpec`` (after restoring masked secrets); 422 on any error."""
+def seal_secrets(data: dict[str, Any], stored: dict[str, Any] | None, box: Sealer | None) -> dict[str, Any]:
+    """``data`` with its ``secrets`` sealed: a value in clear is sealed with ``box``, a masked one keeps
+    the stored sealed value; the global copies are the api's to set, never the caller's."""
+    data = {key: value for key, value in data.items() if key not in ("global_variables", "global_secrets")}
+    incoming = data.get("secrets")
+    if not isinstance(incoming, dict):
+        return data
+    kept = (stored or {}).get("secrets") or {}
+    sealed: dict[str, Any] = {}
+    errors = []
+    for name, value in incoming.items():
+        if value == MASK and name in kept:
+            sealed[name] = kept[name]
+        elif not isinstance(value, str) or value == MASK or is_sealed(value):
+            errors.append(
+                {"field": f"secrets.{name}", "message": "give the secret's value (it is write-only)"}
+            )
+        elif box is None:
+            errors.append(
+                {"field": f"secrets.{name}", "message": "no deployment key to encrypt secrets with"}
+            )
+        else:
+            sealed[name] = box.seal(value)
+    if errors:
+        raise Invalid(
+            "secrets are write-only: send each value in clear to set it, or the mask to keep it", errors
+        )
+    return {**data, "secrets": sealed}
+
+
+def parse_spec(data: Any, stored: dict[str, Any] | None = None, box: Sealer | None = None) -> CheckSpec:
+    """Validate request JSON as a ``CheckSpec`` (after restoring masked secrets and sealing new ones with
+    ``box``); 422 on any error."""
     if not isinstance(data, dict):
         raise Invalid(
             "the body must be a JSON object describing a check",
@@ -50,6 +84,7 @@ def parse_spec(data: Any, stored: dict[str, Any] | None = None) -> CheckSpec:
     if data.get("steps"):  # request/assertions are the first step's: taken from it, never out of step
         data.pop("request", None)
         data.pop("assertions", None)
+    data = seal_secrets(data, stored, box)
     try:
         return CheckSpec.model_validate(restore_secrets(data, stored), context=SAVING)
     except ValidationError as exc:
@@ -75,6 +110,7 @@ class CheckStore:
 
     sessions: Any
     bus: Publisher
+    box: Sealer | None = None
 
     async def page(self, *, limit: int, offset: int, tag: str | None = None) -> tuple[list[Check], int]:
         """Checks by name (only those tagged ``tag`` when given), a page at a time, and how many."""
@@ -136,7 +172,9 @@ class CheckStore:
         return found
 
     async def create(self, spec: CheckSpec) -> Check:
-        """Store a new check (409 if the name is taken) and announce it."""
+        """Store a new check (409 if the name is taken, 422 if it uses an unknown variable or secret)
+        and announce it."""
+        spec = with_globals(spec, await load_globals(self.sessions))
         now = utcnow()
         row = Check(
             id=uuid.uuid4(),
@@ -157,8 +195,9 @@ class CheckStore:
         await self._announce(row, "created")
         return row
 
-    async def update(self, check_id: uuid.UUID, spec: CheckSpec) -> Check:
-        """Store a new revision of a check and announce it."""
+    async def update(self, check_id: uuid.UUID, spec: CheckSpec, found: Globals | None = None) -> Check:
+        """Store a new revision of a check (with fresh copies of the globals it uses) and announce it."""
+        spec = with_globals(spec, found if found is not None else await load_globals(self.sessions))
         try:
             async with self.sessions() as session, session.begin():
                 row: Check | None = await session.get(Check, check_id, with_for_update=True)
@@ -180,6 +219,18 @@ class CheckStore:
         row = await self.get(check_id)
         spec = CheckSpec.model_validate({**row.spec, "enabled": enabled})
         return await self.update(check_id, spec)
+
+    async def refresh_globals(self, kind: str, name: str) -> list[Check]:
+        """After global ``kind.name`` changed: store a new revision of every check that uses it."""
+        found = await load_globals(self.sessions)
+        async with self.sessions() as session:
+            rows = list((await session.execute(select(Check))).scalars().all())
+        changed = []
+        for row in rows:
+            spec = CheckSpec.model_validate(row.spec)
+            if name in spec.referenced("vars" if kind == "vars" else "secrets"):
+                changed.append(await self.update(row.id, spec, found))
+        return changed
 
     async def delete(self, check_id: uuid.UUID) -> None:
         """Delete a check (its stored runs stay until retention removes them) and announce it."""

@@ -38,6 +38,9 @@ SCENARIO_DEFAULTS: Final[dict[str, Any]] = {
     "teardown_fails_check": False,
     "share_cookies": False,
     "variables": {},
+    "secrets": {},
+    "global_variables": {},
+    "global_secrets": {},
 }
 
 
@@ -71,6 +74,9 @@ def redact_spec(spec: dict[str, Any]) -> dict[str, Any]:
     for key, default in SCENARIO_DEFAULTS.items():
         if key in out and out[key] == default:
             del out[key]
+    for group in ("secrets", "global_secrets"):
+        if isinstance(out.get(group), dict):
+            out[group] = {name: MASK for name in out[group]}
     for _, _, request in _requests(out):
         _redact_request(request)
     variables = out.get("variables")

@@ -9,6 +9,7 @@ from contracts.v1 import CheckDue, RunCheck, RunnerHeartbeat, utcnow
 from services.common.bus import Delivery, Publisher
 from services.common.errors import Unroutable
 from services.common.fencing import EpochFence
+from services.common.secretbox import Sealer
 from services.router.fanout import fan_out, missed, run_ttl
 from services.router.liveness import RunnerLiveness
 
@@ -24,6 +25,7 @@ class RouterDeps:
     fence: EpochFence
     ttl_min: float
     ttl_max: float
+    box: Sealer | None = None
 
 
 async def handle_check_due(message: CheckDue, delivery: Delivery, *, deps: RouterDeps) -> None:
@@ -38,7 +40,7 @@ async def handle_check_due(message: CheckDue, delivery: Delivery, *, deps: Route
         return
     ttl = run_ttl(message.spec.interval, minimum=deps.ttl_min, maximum=deps.ttl_max)
     remaining = (message.slot - utcnow()).total_seconds() + ttl
-    for run in fan_out(message, ttl=ttl):
+    for run in fan_out(message, ttl=ttl, box=deps.box):
         if remaining <= 0:
             await deps.bus.publish(missed(run, _reason(deps, run.region), "expired before routing"))
             continue

@@ -11,6 +11,7 @@ from contracts.topology import ROUTER_DEAD_RUNS, ROUTER_DUE, router_heartbeats
 from contracts.v1 import CheckDue, RunCheck, RunnerHeartbeat
 from services.common.bus import Bus, Route
 from services.common.fencing import EpochFence
+from services.common.secretbox import LazyBox
 from services.common.service import Service
 from services.common.settings import Settings
 from services.router.handlers import RouterDeps, handle_check_due, handle_dead_run, handle_heartbeat
@@ -25,6 +26,7 @@ def build(settings: Settings, bus: Bus, sessions: Any = None) -> Service:
         fence=EpochFence(),
         ttl_min=settings.run_expiry_min,
         ttl_max=settings.run_expiry_max,
+        box=LazyBox(settings),
     )
     instance = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     return Service(

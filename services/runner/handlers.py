@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Protocol
 
@@ -19,8 +19,8 @@ log = logging.getLogger(__name__)
 class Checker(Protocol):
     """What the handler needs from :class:`services.runner.http_check.HttpChecker`."""
 
-    async def run(self, spec: CheckSpec) -> CheckResult:
-        """Run one check; never raises for anything the endpoint does."""
+    async def run(self, spec: CheckSpec, secrets: Mapping[str, str] | None = None) -> CheckResult:
+        """Run one check (with the secrets its requests use); never raises for anything the endpoint does."""
         ...
 
 
@@ -72,7 +72,7 @@ async def handle_run_check(
         return
     load.in_flight += 1
     try:
-        result = await checker.run(message.spec)
+        result = await checker.run(message.spec, message.secrets)
     finally:
         load.in_flight -= 1
     await publisher.publish(

@@ -225,12 +225,12 @@ class HttpChecker:
             session, self._session = self._session, None
             await session.close()
 
-    async def run(self, spec: CheckSpec) -> CheckResult:
-        """Run ``spec``: its steps and teardown, or its one request (placeholders rendered either way).
-        Raises only once the checker was stopped."""
+    async def run(self, spec: CheckSpec, secrets: Mapping[str, str] | None = None) -> CheckResult:
+        """Run ``spec``: its steps and teardown, or its one request (placeholders rendered either way,
+        ``secrets`` being the values of its ``{{ secrets.x }}``). Raises only once the checker was stopped."""
         from services.runner.scenario import run_scenario
 
-        return await run_scenario(self.run_request, spec)
+        return await run_scenario(self.run_request, spec, variables=spec.global_variables, secrets=secrets)
 
     async def run_request(self, spec: CheckSpec, cookies: Mapping[str, str] | None = None) -> CheckResult:
         """Send ``spec``'s request as it is (no placeholders left), evaluate its assertions. ``cookies``

@@ -134,3 +134,35 @@ async def test_demo_scenario_end_to_end(
     assert "request" not in exported
     assert [step["name"] for step in exported["steps"]] == ["create", "fetch"]
     assert exported["teardown"][0]["request"]["url"] == "{{ vars.base_url }}/api/cards/{{ steps.create.id }}"
+
+
+async def test_variables_and_secrets_reach_the_run_and_nowhere_else(
+    seymour: tuple[Client, CardApi], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api, cards = seymour
+    cards.token = "card-reader-s3cret"
+    common = ["--url", api.base, "--token", api.token]
+    await api.ok("PUT", "/api/v1/variables/base_url", {"value": cards.base})
+    scenario = demo_scenario(cards.base, name="secret-cards", interval=3600)
+    del scenario["variables"]
+    scenario["secrets"] = {"reader": cards.token}
+    scenario["steps"][1]["request"]["headers"] = {"Authorization": "Bearer {{ secrets.reader }}"}
+    scenario["steps"][1]["request"]["url"] += "?k={{ secrets.reader }}"
+    check = await api.ok("POST", "/api/v1/checks", scenario)
+    assert check["secrets"] == {"reader": "********"}
+
+    assert await asyncio.to_thread(cli_main, ["run", "secret-cards", "--wait", *common]) == 0
+    out = capsys.readouterr().out
+    assert out.count("step fetch: PASSED") == 3
+    assert cards.token not in out
+    runs = await api.runs(check["id"])
+    assert len(runs) == 3
+    assert cards.token not in str(runs)
+    assert runs[0]["steps"][1]["request"]["headers"]["Authorization"] == "********"
+    assert runs[0]["steps"][1]["request"]["url"].endswith("?k=********")
+    assert cards.cards == {}
+
+    assert await asyncio.to_thread(cli_main, ["export", *common]) == 0
+    exported = capsys.readouterr().out
+    assert cards.token not in exported
+    assert "reader: '********'" in exported

@@ -55,6 +55,8 @@ class CardApi:
     created: int = 0
     deleted: int = 0
     base: str = ""
+    #: When set, reading a card needs ``Authorization: Bearer <token>`` (401 otherwise).
+    token: str | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     async def create(self, request: web.Request) -> web.Response:
@@ -73,6 +75,8 @@ class CardApi:
         return response
 
     async def get(self, request: web.Request) -> web.Response:
+        if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.json_response({"error": "unauthorized"}, status=401)
         card = self.cards.get(_card_id(request))
         if card is None:
             return web.json_response({"error": "no such card"}, status=404)

@@ -17,7 +17,7 @@ from services.common.errors import Invalid
 
 def _store(request: Request[Any, Any, Any]) -> CheckStore:
     state = request.app.state
-    return CheckStore(state.sessions, state.bus)
+    return CheckStore(state.sessions, state.bus, state.secretbox)
 
 
 async def _json(request: Request[Any, Any, Any]) -> Any:
@@ -85,7 +85,7 @@ class ChecksController(Controller):
     @post("/", status_code=201)
     async def create_check(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         """Create a check from a ``CheckSpec`` body; 422 names each invalid field."""
-        spec = parse_spec(await _json(request))
+        spec = parse_spec(await _json(request), box=request.app.state.secretbox)
         return check_view(await _store(request).create(spec))
 
     @get("/{check_id:uuid}", **can_see_results)
@@ -102,7 +102,7 @@ class ChecksController(Controller):
         """Replace a check's configuration; masked secrets keep their stored values."""
         store = _store(request)
         current = await store.get(check_id)
-        spec = parse_spec(await _json(request), current.spec)
+        spec = parse_spec(await _json(request), current.spec, request.app.state.secretbox)
         return check_view(await store.update(check_id, spec))
 
     @delete("/{check_id:uuid}", status_code=204)

@@ -42,7 +42,9 @@ async def api(sqlite_url: str) -> AsyncIterator[Api]:
     engine = make_engine(sqlite_url)
     sessions = make_sessionmaker(engine)
     published = Published()
-    app = create_app(Settings(api_token=TOKEN), sessions=sessions, bus=published)
+    app = create_app(
+        Settings(api_token=TOKEN, secret_key="api-test-deployment-key"), sessions=sessions, bus=published
+    )
     async with AsyncTestClient(app=app) as client:
         client.headers["Authorization"] = f"Bearer {TOKEN}"
         yield Api(client, sessions, published)

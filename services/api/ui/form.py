@@ -356,13 +356,13 @@ class CheckForm:
         errors.update(self.scenario.apply(base, assertion_data))
         return base, errors
 
-    def validate(self, stored: dict[str, Any] | None = None) -> tuple[Any, dict[str, str]]:
+    def validate(self, stored: dict[str, Any] | None = None, box: Any = None) -> tuple[Any, dict[str, str]]:
         """The ``CheckSpec`` (or ``None``) and every error, keyed by form field: ``name``, ``tags``, ``url``,
         ``method``, ``headers``, ``body``, ``regions``, ``interval``, ``timeout``, ``assertion:<key>``,
         ``header:<key>``, ``channel:<key>``, ``policy.<field>``, ``maintenance:<key>``, or ``general``."""
         data, errors = self.to_spec_data(stored)
         try:
-            spec = parse_spec(data, stored)
+            spec = parse_spec(data, stored, box)
         except DomainError as exc:
             for item in exc.errors:
                 key = self._form_key(item["field"])

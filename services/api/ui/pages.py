@@ -53,7 +53,7 @@ def render(request: Req, template: str, *, status_code: int = 200, **context: An
 def store_of(request: Req) -> CheckStore:
     """The check store of this app."""
     state = request.app.state
-    return CheckStore(state.sessions, state.bus)
+    return CheckStore(state.sessions, state.bus, state.secretbox)
 
 
 async def region_cards(request: Req) -> list[dict[str, Any]]:
@@ -242,7 +242,7 @@ class CheckPages(Controller):
     async def create_check(self, request: Req) -> Template | Redirect:
         """Create a check from the form, or show the form again with each error beside its field."""
         form = CheckForm.from_post(await request.form())
-        spec, errors = form.validate()
+        spec, errors = form.validate(None, request.app.state.secretbox)
         if spec is not None:
             try:
                 row = await store_of(request).create(spec)
@@ -267,7 +267,7 @@ class CheckPages(Controller):
         store = store_of(request)
         current = await store.get(check_id)
         form = CheckForm.from_post(await request.form())
-        spec, errors = form.validate(current.spec)
+        spec, errors = form.validate(current.spec, request.app.state.secretbox)
         if spec is not None:
             try:
                 await store.update(check_id, spec)
@@ -310,7 +310,7 @@ class CheckPages(Controller):
                 stored = (await store.get(uuid.UUID(posted_id))).spec
             except (ValueError, DomainError):
                 stored = None
-        spec, errors = CheckForm.from_post(data).validate(stored)
+        spec, errors = CheckForm.from_post(data).validate(stored, request.app.state.secretbox)
         if spec is None:
             return render(request, "partials/try_result.html", run=None, errors=errors, finished=False)
         run = await store.try_once(spec)

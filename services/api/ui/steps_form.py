@@ -157,6 +157,20 @@ class StepCard:
         return step, problem
 
 
+def _pairs(text: str, field_name: str, errors: dict[str, str]) -> dict[str, str]:
+    """``name=value`` lines as a dict (an error under ``field_name`` for a line that is not one)."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        name, sep, value = line.partition("=")
+        if not sep or not name.strip():
+            errors[field_name] = f"line {line.split('=')[0].strip()!r}… is not 'name=value'"
+            continue
+        values[name.strip()] = value.strip()
+    return values
+
+
 @dataclass
 class ScenarioFields:
     """The multi-step part of the form."""
@@ -165,6 +179,7 @@ class ScenarioFields:
     first_extractions: list[ExtractRow] = field(default_factory=list)
     steps: list[StepCard] = field(default_factory=list)
     variables: str = ""
+    secrets: str = ""
     share_cookies: bool = False
     teardown_fails_check: bool = False
 
@@ -184,6 +199,7 @@ class ScenarioFields:
             [StepCard.from_spec(step, False, assertion_row) for step in steps[1:]]
             + [StepCard.from_spec(step, True, assertion_row) for step in spec.get("teardown") or []],
             "\n".join(f"{name}={value}" for name, value in (spec.get("variables") or {}).items()),
+            "\n".join(f"{name}={value}" for name, value in (spec.get("secrets") or {}).items()),
             bool(spec.get("share_cookies")),
             bool(spec.get("teardown_fails_check")),
         )
@@ -196,6 +212,7 @@ class ScenarioFields:
             [ExtractRow.from_post(data, e) for e in _keys(data, "first-extract_row")],
             [StepCard.from_post(data, k, assertion_row) for k in _keys(data, "step_row")],
             _text(data, "variables"),
+            _text(data, "secrets"),
             _text(data, "share_cookies") == "on",
             _text(data, "teardown_fails_check") == "on",
         )
@@ -204,18 +221,12 @@ class ScenarioFields:
         """Write steps, teardown and variables into the spec JSON ``base`` (whose ``request`` and
         ``assertions`` are the first step's); returns errors keyed ``step:<key>`` or ``variables``."""
         errors: dict[str, str] = {}
-        variables: dict[str, str] = {}
-        for line in self.variables.splitlines():
-            if not line.strip():
-                continue
-            name, sep, value = line.partition("=")
-            if not sep or not name.strip():
-                errors["variables"] = f"line {line.strip()!r} is not 'name=value'"
-                continue
-            variables[name.strip()] = value.strip()
+        variables = _pairs(self.variables, "variables", errors)
+        secrets = _pairs(self.secrets, "secrets", errors)
         base.update(
             {
                 "variables": variables,
+                "secrets": secrets,
                 "share_cookies": self.share_cookies,
                 "teardown_fails_check": self.teardown_fails_check,
             }
@@ -242,8 +253,8 @@ class ScenarioFields:
     def form_key(self, parts: list[str]) -> str:
         """The form field an error at spec path ``parts`` (``steps.2.request.url``) belongs to."""
         head = parts[0]
-        if head == "variables":
-            return "variables"
+        if head in ("variables", "secrets"):
+            return head
         if head not in ("steps", "teardown") or len(parts) < 2 or not parts[1].isdigit():
             return "general"
         index = int(parts[1])
