@@ -27,6 +27,7 @@ def scenario_form(**changes: Any) -> list[tuple[str, str]]:
         ("extract-e1-source", "json_body"),
         ("extract-e1-property", "$.id"),
         ("variables", f"base_url={BASE}"),
+        ("secrets", "token=reader-s3cret"),
         ("step_row", "s1"),
         ("step-s1-name", "fetch"),
         ("step-s1-method", "GET"),
@@ -63,6 +64,7 @@ async def test_a_scenario_is_created_through_the_step_editor(ui: Ui) -> None:
     }
     assert spec["teardown"][0]["request"]["method"] == "DELETE"
     assert spec["variables"] == {"base_url": BASE}
+    assert spec["secrets"]["token"].startswith("sealed:v1:")
     assert spec["request"] == spec["steps"][0]["request"]
 
     page = await ui.client.get(f"/checks/{check_id}/edit")
@@ -71,6 +73,8 @@ async def test_a_scenario_is_created_through_the_step_editor(ui: Ui) -> None:
     assert text.count("data-step-card") == 2
     assert 'name="step-' in text
     assert "{{ vars.base_url }}/api/cards/{{ steps.create.id }}" in text
+    assert "reader-s3cret" not in text
+    assert "token=********" in text
     posted = re.findall(r'name="(step-[0-9a-f]+-name)" value="([^"]*)"', text)
     assert [value for _, value in posted] == ["fetch", "delete"]
 
