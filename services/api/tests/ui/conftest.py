@@ -100,7 +100,9 @@ async def ui(ui_template_db: Path, tmp_path: Path) -> AsyncIterator[Ui]:
     engine = make_engine(f"sqlite+aiosqlite:///{path}")
     sessions = make_sessionmaker(engine)
     published = Published()
-    app = create_app(Settings(api_token=TOKEN, secret_key="ui-test-deployment-key"), sessions=sessions, bus=published)
+    app = create_app(
+        Settings(api_token=TOKEN, secret_key="ui-test-deployment-key"), sessions=sessions, bus=published
+    )
     async with AsyncTestClient(app=app) as client:
         yield Ui(client, sessions, published)
     await engine.dispose()
