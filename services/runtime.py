@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from services.common.bus import Bus
 from services.common.db.engine import make_engine, make_sessionmaker, upgrade
+from services.common.db.sessions import Sessions
 from services.common.health import HealthBeat
 from services.common.metrics import BUS_CONNECTED
 from services.common.ops import OpsServer, Readiness, bus_probe, database_probe
@@ -45,8 +46,8 @@ def make_bus(broker_url: str, *, instance: str = "seymour") -> Bus:
     return RabbitBus(broker_url, instance=instance)
 
 
-def build_service(name: str, settings: Settings, bus: Bus, sessions: Any) -> Service:
-    """Call ``services.<name>.main.build``."""
+def build_service(name: str, settings: Settings, bus: Bus, sessions: Sessions | None) -> Service:
+    """Call ``services.<name>.main.build`` (``sessions`` is ``None`` only for the database-free ones)."""
     module = importlib.import_module(f"services.{name}.main")
     service: Service = module.build(settings, bus, sessions)
     return service
@@ -58,7 +59,7 @@ class Runtime:
 
     settings: Settings
     bus: Bus
-    sessions: Any
+    sessions: Sessions | None
     engine: Any
     services: list[Service] = field(default_factory=list)
 

@@ -27,12 +27,12 @@ from typing import Any
 
 import aiohttp
 from sqlalchemy import or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts.v1 import CheckSpec
 from services.common.channels import PROVIDERS
 from services.common.channels.base import AlertMessage, AttemptResult, SmtpConfig, transmit
 from services.common.db.models import Check, Notification
+from services.common.db.sessions import Sessions
 from services.common.metrics import METRICS, Registry
 from services.common.netguard import AddressGuard, guarded_session
 from services.common.tasks import cancel_and_wait
@@ -81,7 +81,7 @@ class Sender:
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         *,
         smtp: SmtpConfig,
         clock: Clock,

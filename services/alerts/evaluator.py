@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.v1 import CheckCompleted, CheckDue, CheckSpec, RunMissed
 from contracts.v1.checks import AlertPolicy, MaintenanceWindow
@@ -23,6 +23,7 @@ from services.alerts.outcomes import observation
 from services.common.bus import Publisher
 from services.common.db.incidents import effective_policy, load_global
 from services.common.db.models import AlertState, Check, Runner
+from services.common.db.sessions import Sessions
 from services.common.metrics import METRICS, Registry
 from services.common.tasks import cancel_and_wait
 
@@ -46,7 +47,7 @@ class Evaluator:
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         bus: Publisher,
         *,
         base_url: str,
@@ -234,7 +235,7 @@ class Ticker:
     def __init__(
         self,
         evaluator: Evaluator,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         *,
         clock: Clock,
         max_sleep: float = 1.0,

@@ -6,8 +6,6 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from contracts.topology import ALERTS_EVALUATE
 from contracts.v1 import CheckCompleted, RunMissed
 from contracts.v1.base import utcnow
@@ -16,6 +14,7 @@ from services.alerts.evaluator import Clock, Evaluator, EvaluatorConfig, Ticker
 from services.alerts.handlers import handle_check_completed, handle_run_missed
 from services.common.bus import Publisher, Route
 from services.common.channels.probe import smtp_config
+from services.common.db.sessions import Sessions
 from services.common.netguard import AddressGuard
 from services.common.service import Service
 from services.common.settings import Settings
@@ -34,7 +33,7 @@ class AlertsOptions:
 def build(
     settings: Settings,
     bus: Publisher,
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: Sessions,
     options: AlertsOptions | None = None,
 ) -> Service:
     """The alerts service: one route on ``alerts.evaluate``, a ticker and the outbox sender as lifecycles."""

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from contracts.v1.base import utcnow
 from services.api.permissions import check_role
 from services.common.db.models import ApiToken, User, WebSession
+from services.common.db.sessions import Sessions
 from services.common.errors import Conflict, Invalid, NotFound
 
 SESSION_LIFETIME: Final = timedelta(days=14)
@@ -80,7 +81,7 @@ def user_view(row: User) -> dict[str, Any]:
 
 
 async def create_user(
-    sessions: Any, username: str, password: str, *, is_admin: bool = False, role: str | None = None
+    sessions: Sessions, username: str, password: str, *, is_admin: bool = False, role: str | None = None
 ) -> User:
     """Store a new user (an editor unless ``role`` or ``is_admin`` says otherwise); 422 on a bad name,
     password or role, 409 if the name is taken."""
@@ -101,19 +102,21 @@ async def create_user(
     return row
 
 
-async def list_users(sessions: Any) -> list[User]:
+async def list_users(sessions: Sessions) -> list[User]:
     """Every user, by name."""
     async with sessions() as session:
         return list((await session.execute(select(User).order_by(User.username))).scalars().all())
 
 
-async def count_users(sessions: Any) -> int:
+async def count_users(sessions: Sessions) -> int:
     """How many users exist."""
     async with sessions() as session:
         return int((await session.execute(select(func.count()).select_from(User))).scalar_one())
 
 
-async def find_user(sessions: Any, *, user_id: uuid.UUID | None = None, username: str | None = None) -> User:
+async def find_user(
+    sessions: Sessions, *, user_id: uuid.UUID | None = None, username: str | None = None
+) -> User:
     """One user by id or name, or 404."""
     query = select(User)
     query = query.where(User.id == user_id) if user_id is not None else query.where(User.username == username)
@@ -124,7 +127,7 @@ async def find_user(sessions: Any, *, user_id: uuid.UUID | None = None, username
     return row
 
 
-async def delete_user(sessions: Any, user_id: uuid.UUID) -> None:
+async def delete_user(sessions: Sessions, user_id: uuid.UUID) -> None:
     """Remove a user with their sessions and tokens; refuses (409) to remove the last admin."""
     async with sessions() as session, session.begin():
         row = await session.get(User, user_id)
@@ -145,7 +148,7 @@ async def _admins(session: Any) -> int:
     )
 
 
-async def set_role(sessions: Any, user_id: uuid.UUID, role: str) -> User:
+async def set_role(sessions: Sessions, user_id: uuid.UUID, role: str) -> User:
     """Give a user another role; 422 for an unknown role, 409 when it would leave no admin."""
     role = check_role(role)
     async with sessions() as session, session.begin():
@@ -158,7 +161,7 @@ async def set_role(sessions: Any, user_id: uuid.UUID, role: str) -> User:
     return row
 
 
-async def set_password(sessions: Any, user_id: uuid.UUID, password: str) -> None:
+async def set_password(sessions: Sessions, user_id: uuid.UUID, password: str) -> None:
     """Change a user's password and end their other sessions."""
     digest = hash_password(check_password(password))
     async with sessions() as session, session.begin():
@@ -169,7 +172,7 @@ async def set_password(sessions: Any, user_id: uuid.UUID, password: str) -> None
         await session.execute(delete(WebSession).where(WebSession.user_id == user_id))
 
 
-async def authenticate(sessions: Any, username: str, password: str) -> User | None:
+async def authenticate(sessions: Sessions, username: str, password: str) -> User | None:
     """The user if ``password`` is theirs, else ``None`` (same work either way)."""
     async with sessions() as session:
         row = (
@@ -196,7 +199,7 @@ class SessionUser:
         return self.role == "admin"
 
 
-async def open_session(sessions: Any, user: User) -> str:
+async def open_session(sessions: Sessions, user: User) -> str:
     """Start a session; returns the id for the cookie (only its hash is stored)."""
     session_id = secrets.token_urlsafe(32)
     now = utcnow()
@@ -214,7 +217,9 @@ async def open_session(sessions: Any, user: User) -> str:
     return session_id
 
 
-async def load_session(sessions: Any, session_id: str, *, now: datetime | None = None) -> SessionUser | None:
+async def load_session(
+    sessions: Sessions, session_id: str, *, now: datetime | None = None
+) -> SessionUser | None:
     """The live session behind a cookie value, or ``None``."""
     now = now or utcnow()
     async with sessions() as session:
@@ -230,7 +235,7 @@ async def load_session(sessions: Any, session_id: str, *, now: datetime | None =
     return SessionUser(row.id, row.username, row.role, row.csrf_token)
 
 
-async def close_session(sessions: Any, session_id: str) -> None:
+async def close_session(sessions: Sessions, session_id: str) -> None:
     """End a session (logout)."""
     async with sessions() as session, session.begin():
         await session.execute(delete(WebSession).where(WebSession.id_hash == _sha256(session_id)))
@@ -258,7 +263,7 @@ def token_view(row: ApiToken) -> dict[str, Any]:
 ANY_OWNER: Final = object()
 
 
-async def list_tokens(sessions: Any, *, owner: Any) -> list[ApiToken]:
+async def list_tokens(sessions: Sessions, *, owner: Any) -> list[ApiToken]:
     """The tokens of ``owner`` (a user id; ``ANY_OWNER`` for all), newest first (revoked ones too, so people
     see what was revoked)."""
     query = select(ApiToken).order_by(ApiToken.created_at.desc(), ApiToken.id)
@@ -268,7 +273,7 @@ async def list_tokens(sessions: Any, *, owner: Any) -> list[ApiToken]:
         return list((await session.execute(query)).scalars().all())
 
 
-async def revoke_token(sessions: Any, token_id: uuid.UUID, *, owner: Any) -> ApiToken:
+async def revoke_token(sessions: Sessions, token_id: uuid.UUID, *, owner: Any) -> ApiToken:
     """Revoke a token of ``owner`` (``ANY_OWNER`` for an admin): it stops working at once; 404 if unknown
     or someone else's (the same answer, so ids of others' tokens cannot be probed)."""
     async with sessions() as session, session.begin():

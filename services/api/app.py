@@ -32,6 +32,7 @@ from services.api.ui import route_handlers as ui_route_handlers
 from services.api.ui import template_config
 from services.common.bus import Publisher
 from services.common.channels.probe import ProbeLimiter
+from services.common.db.sessions import Sessions
 from services.common.errors import DomainError
 from services.common.secretbox import LazyBox
 from services.common.settings import Settings
@@ -46,7 +47,7 @@ async def healthz() -> dict[str, str]:
 def create_app(
     settings: Settings,
     *,
-    sessions: Any,
+    sessions: Sessions,
     bus: Publisher,
     extra_handlers: Sequence[Any] = (),
     on_startup: Sequence[Any] = (),

@@ -15,6 +15,7 @@ from contracts.v1.base import utcnow
 from services.api.errors import ApiError
 from services.api.permissions import Scope, grants, has, remember
 from services.common.db.models import ApiToken, User
+from services.common.db.sessions import Sessions
 
 TOKEN_PREFIX = "sey_"
 
@@ -30,7 +31,7 @@ def new_token() -> str:
 
 
 async def create_token(
-    sessions: Any, name: str, user_id: Any = None, *, scope: Scope = "full"
+    sessions: Sessions, name: str, user_id: Any = None, *, scope: Scope = "full"
 ) -> tuple[ApiToken, str]:
     """Store a new token and return it with its plain value (shown once, never again).
 

@@ -20,6 +20,7 @@ from services.api.status_view import STATE_RANK, check_state, in_maintenance, ro
 from services.common.db import rollups
 from services.common.db.incidents import load_global
 from services.common.db.models import AlertState, Check, CheckBadge, Incident, RunRollup
+from services.common.db.sessions import Sessions
 from services.common.errors import NotFound
 
 KINDS: Final = ("status", "uptime-24h", "uptime-7d", "uptime-30d", "p95")
@@ -78,7 +79,7 @@ def uptime_colour(value: float | None) -> str:
     return COLOURS["degraded"] if value >= 95.0 else COLOURS["down"]
 
 
-async def token_for(sessions: Any, check_id: uuid.UUID, *, rotate: bool = False) -> str:
+async def token_for(sessions: Sessions, check_id: uuid.UUID, *, rotate: bool = False) -> str:
     """The check's badge token, made on first use; ``rotate`` replaces it (old badge URLs stop working)."""
     async with sessions() as session, session.begin():
         if await session.get(Check, check_id) is None:
@@ -93,14 +94,14 @@ async def token_for(sessions: Any, check_id: uuid.UUID, *, rotate: bool = False)
     return token
 
 
-async def existing_token(sessions: Any, check_id: uuid.UUID) -> str | None:
+async def existing_token(sessions: Sessions, check_id: uuid.UUID) -> str | None:
     """The check's badge token if one was made (reading never makes one)."""
     async with sessions() as session:
         row: CheckBadge | None = await session.get(CheckBadge, check_id)
     return row.token if row else None
 
 
-async def check_of_token(sessions: Any, token: str) -> uuid.UUID | None:
+async def check_of_token(sessions: Sessions, token: str) -> uuid.UUID | None:
     """The check a badge token belongs to, if any."""
     async with sessions() as session:
         found: uuid.UUID | None = (
@@ -110,7 +111,7 @@ async def check_of_token(sessions: Any, token: str) -> uuid.UUID | None:
 
 
 async def figures(
-    sessions: Any, check_ids: Sequence[uuid.UUID], kind: str, *, now: datetime | None = None
+    sessions: Sessions, check_ids: Sequence[uuid.UUID], kind: str, *, now: datetime | None = None
 ) -> tuple[str, str, str]:
     """(label, message, colour) of badge ``kind`` over ``check_ids`` taken together."""
     now = now or utcnow()
@@ -118,7 +119,7 @@ async def figures(
         worst = None
         async with sessions() as session:
             _, windows = await load_global(session)
-            specs = dict(
+            specs: dict[uuid.UUID, Any] = dict(
                 (await session.execute(select(Check.id, Check.spec).where(Check.id.in_(check_ids)))).all()
             )
             incidents = {
@@ -127,7 +128,7 @@ async def figures(
                     select(Incident).where(Incident.check_id.in_(check_ids), Incident.state == "open")
                 )
             }
-            states = dict(
+            states: dict[uuid.UUID, Any] = dict(
                 (
                     await session.execute(
                         select(AlertState.check_id, AlertState.state).where(

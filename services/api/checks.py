@@ -22,6 +22,7 @@ from services.api.global_values import Globals, load_globals, with_globals
 from services.api.redaction import redact_spec, restore_secrets
 from services.common.bus import Publisher
 from services.common.db.models import Check, CheckTag, Run
+from services.common.db.sessions import Sessions
 from services.common.errors import Conflict, Invalid, NotFound
 from services.common.redaction import MASK
 from services.common.secretbox import Sealer, is_sealed
@@ -108,7 +109,7 @@ async def _store_tags(session: Any, check_id: uuid.UUID, tags: list[str]) -> Non
 class CheckStore:
     """Check persistence plus the events that must follow each change."""
 
-    sessions: Any
+    sessions: Sessions
     bus: Publisher
     box: Sealer | None = None
 

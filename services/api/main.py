@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
 from services.api.app import create_app
 from services.api.server import ApiServer
 from services.common.bus import Bus
+from services.common.db.sessions import Sessions
 from services.common.service import Service
 from services.common.settings import Settings
 
@@ -23,7 +23,7 @@ class FirstAdmin:
     password must not. Without one, it says how to create a user.
     """
 
-    def __init__(self, settings: Settings, sessions: Any) -> None:
+    def __init__(self, settings: Settings, sessions: Sessions) -> None:
         self._settings = settings
         self._sessions = sessions
 
@@ -45,7 +45,7 @@ class FirstAdmin:
         """Nothing to stop."""
 
 
-def build(settings: Settings, bus: Bus, sessions: Any) -> Service:
+def build(settings: Settings, bus: Bus, sessions: Sessions) -> Service:
     """The api: an HTTP server; it consumes nothing."""
     app = create_app(settings, sessions=sessions, bus=bus)
     return Service(

@@ -11,6 +11,7 @@ from sqlalchemy import or_, select
 from contracts.v1.base import utcnow
 from contracts.v1.regions import REGIONS, display_name
 from services.common.db.models import Run, Runner
+from services.common.db.sessions import Sessions
 from services.common.errors import Invalid
 from services.common.redaction import redact_request_record, redact_response_sample, redact_step
 
@@ -72,7 +73,7 @@ def parse_cursor(value: str | None, field: str) -> Cursor | None:
 
 
 async def list_runs(
-    sessions: Any,
+    sessions: Sessions,
     check_id: uuid.UUID,
     *,
     limit: int,
@@ -110,7 +111,7 @@ async def list_runs(
     return rows if newest_first else rows[::-1]
 
 
-async def get_run(sessions: Any, run_id: uuid.UUID) -> Run | None:
+async def get_run(sessions: Sessions, run_id: uuid.UUID) -> Run | None:
     """One run by id."""
     async with sessions() as session:
         row: Run | None = await session.get(Run, run_id)
@@ -125,7 +126,7 @@ def runner_health(last_seen: datetime, *, now: datetime, stale_after: float, dea
     return "stale" if age <= dead_after else "dead"
 
 
-async def regions(sessions: Any, *, stale_after: float, dead_after: float) -> list[dict[str, Any]]:
+async def regions(sessions: Sessions, *, stale_after: float, dead_after: float) -> list[dict[str, Any]]:
     """Every known region with its runners and overall health (``none`` = never had a runner)."""
     now = utcnow()
     async with sessions() as session:

@@ -19,6 +19,7 @@ from contracts.v1.regions import REGIONS
 from services.api.checks import CheckStore
 from services.api.queries import run_view
 from services.common.db.models import Run, RunSet
+from services.common.db.sessions import Sessions
 from services.common.errors import Invalid, NotFound
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ async def start(store: CheckStore, tag: str, regions: Sequence[str] | None) -> R
     return run_set
 
 
-async def load(sessions: Any, run_set_id: uuid.UUID) -> RunSet:
+async def load(sessions: Sessions, run_set_id: uuid.UUID) -> RunSet:
     """One run set, or 404."""
     async with sessions() as session:
         found: RunSet | None = await session.get(RunSet, run_set_id)
@@ -109,7 +110,7 @@ async def load(sessions: Any, run_set_id: uuid.UUID) -> RunSet:
     return found
 
 
-async def report(sessions: Any, run_set: RunSet) -> dict[str, Any]:
+async def report(sessions: Sessions, run_set: RunSet) -> dict[str, Any]:
     """The set as the API returns it: each run (``pending`` until stored) and the overall ``state``:
     ``running`` while any run is pending, else ``failed`` if any run failed, ``error`` if any run could
     not complete (error or missed), ``passed`` otherwise."""

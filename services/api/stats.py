@@ -18,6 +18,7 @@ from contracts.v1.base import utcnow
 from contracts.v1.regions import display_name
 from services.common.db import rollups
 from services.common.db.models import Check, Incident, Run, RunRollup
+from services.common.db.sessions import Sessions
 from services.common.errors import Invalid
 
 WINDOWS: Final[dict[str, timedelta]] = {
@@ -74,7 +75,7 @@ def _stats(counts: dict[str, Any], p50: float | None, p95: float | None) -> dict
 
 
 async def summary(
-    sessions: Any,
+    sessions: Sessions,
     check_id: uuid.UUID,
     *,
     window: str,
@@ -152,7 +153,7 @@ def _percentiles(counts: dict[str, Any], values: list[float] | None, raw: bool) 
 
 
 async def chart(
-    sessions: Any,
+    sessions: Sessions,
     check_id: uuid.UUID,
     *,
     window: str,
@@ -245,7 +246,7 @@ _MARK_COLUMNS: Final = (
 
 
 async def latest_runs(
-    sessions: Any, check_ids: Iterable[uuid.UUID], *, per_check: int = 3
+    sessions: Sessions, check_ids: Iterable[uuid.UUID], *, per_check: int = 3
 ) -> dict[uuid.UUID, list[RunMark]]:
     """The newest ``per_check`` runs of each stored check in ``check_ids``, newest first, in one
     statement whose cost grows with the number of checks, never with the number of runs.
@@ -302,7 +303,7 @@ def _latest_union(ids: Sequence[uuid.UUID], per_check: int) -> list[Executable]:
     return statements
 
 
-async def open_incidents(sessions: Any, check_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Incident]:
+async def open_incidents(sessions: Sessions, check_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Incident]:
     """The open incident of each of ``check_ids`` that has one."""
     ids = list(check_ids)
     if not ids:

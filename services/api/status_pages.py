@@ -20,6 +20,7 @@ from contracts.v1.base import utcnow
 from contracts.v1.checks import TAG
 from services.api.errors import field_errors
 from services.common.db.models import Check, CheckTag, StatusNotice, StatusPage
+from services.common.db.sessions import Sessions
 from services.common.errors import Conflict, Invalid, NotFound
 
 SLUG: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -182,7 +183,7 @@ class ResolvedGroup:
 class StatusPageStore:
     """Status pages and their notices."""
 
-    sessions: Any
+    sessions: Sessions
 
     async def all(self) -> list[StatusPage]:
         """Every page, by title."""

@@ -22,6 +22,7 @@ from contracts.v1.regions import REGIONS, display_name
 from services.api.status_pages import ResolvedGroup, StatusPageStore
 from services.common.db.incidents import load_global
 from services.common.db.models import AlertState, Check, Incident, RunRollup, StatusNotice, StatusPage
+from services.common.db.sessions import Sessions
 
 DAYS: Final = 90
 HISTORY_DAYS: Final = 14
@@ -127,7 +128,7 @@ def _day_expr(dialect: str) -> Any:
 
 
 async def daily(
-    sessions: Any, check_ids: Sequence[uuid.UUID], *, now: datetime, cache: DailyCache
+    sessions: Sessions, check_ids: Sequence[uuid.UUID], *, now: datetime, cache: DailyCache
 ) -> dict[uuid.UUID, list[Day]]:
     """The last :data:`DAYS` days (oldest first, today last) of each check."""
     today = now.date()
@@ -137,7 +138,7 @@ async def daily(
     async with sessions() as session:
         missing = cache.missing(check_ids, today)
         if missing:
-            day = _day_expr(session.bind.dialect.name)
+            day = _day_expr(session.get_bind().dialect.name)
             rows = await session.execute(
                 select(RunRollup.check_id, day, attempted, func.sum(RunRollup.passed))
                 .where(
@@ -170,7 +171,7 @@ async def daily(
 
 
 async def sparklines(
-    sessions: Any, check_ids: Sequence[uuid.UUID], *, now: datetime
+    sessions: Sessions, check_ids: Sequence[uuid.UUID], *, now: datetime
 ) -> dict[uuid.UUID, list[float | None]]:
     """Mean response time (ms) per hour over the last :data:`SPARK_HOURS` hours, oldest first."""
     first = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=SPARK_HOURS - 1)
@@ -248,7 +249,7 @@ def in_maintenance(spec: dict[str, Any], global_windows: Sequence[MaintenanceWin
 
 
 async def page_context(
-    sessions: Any, page: StatusPage, *, now: datetime, cache: DailyCache
+    sessions: Sessions, page: StatusPage, *, now: datetime, cache: DailyCache
 ) -> dict[str, Any]:
     """Everything the public template needs, and nothing more."""
     store = StatusPageStore(sessions)

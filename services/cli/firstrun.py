@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import select
 
 from services.common.db.models import ApiToken
+from services.common.db.sessions import Sessions
 from services.common.settings import Settings
 
 TOKEN_FILE = "api-token"
@@ -19,7 +19,7 @@ def token_path(settings: Settings) -> Path:
     return settings.data_dir / TOKEN_FILE
 
 
-async def first_run(settings: Settings, sessions: Any) -> list[str]:
+async def first_run(settings: Settings, sessions: Sessions) -> list[str]:
     """Create the local CLI token (once) and let the UI create its first admin; returns lines to print."""
     from services.api.auth import create_token, hash_token
 

@@ -108,6 +108,7 @@ async def _run_up(settings: Settings, regions: list[str]) -> int:
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     rt = await runtime.start(settings, runtime.SERVICES, runner_regions=regions)
+    assert rt.sessions is not None, "every service runs, so the database is open"
     notes = await first_run(settings, rt.sessions)
     print(f"Seymour is running: http://{settings.host}:{rt.api_port()}/  (regions: {', '.join(regions)})")
     for line in notes:

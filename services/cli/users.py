@@ -10,6 +10,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from services.common.db.sessions import Sessions
 from services.common.settings import Settings
 
 
@@ -82,7 +83,7 @@ def _create(args: argparse.Namespace) -> int:
 
     password = read_password(args.password_stdin)
 
-    async def action(sessions: Any) -> str:
+    async def action(sessions: Sessions) -> str:
         row = await create_user(sessions, args.username, password, is_admin=args.admin, role=args.role)
         return f"created {row.role} {row.username}"
 
@@ -92,7 +93,7 @@ def _create(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from services.api.accounts import list_users
 
-    async def action(sessions: Any) -> str:
+    async def action(sessions: Sessions) -> str:
         rows = await list_users(sessions)
         if not rows:
             return "no users yet: seymour user create <name> --admin"
@@ -108,7 +109,7 @@ def _list(args: argparse.Namespace) -> int:
 def _delete(args: argparse.Namespace) -> int:
     from services.api.accounts import delete_user, find_user
 
-    async def action(sessions: Any) -> str:
+    async def action(sessions: Sessions) -> str:
         row = await find_user(sessions, username=args.username)
         await delete_user(sessions, row.id)
         return f"deleted {row.username}"
@@ -121,7 +122,7 @@ def _passwd(args: argparse.Namespace) -> int:
 
     password = read_password(args.password_stdin)
 
-    async def action(sessions: Any) -> str:
+    async def action(sessions: Sessions) -> str:
         row = await find_user(sessions, username=args.username)
         await set_password(sessions, row.id, password)
         return f"password changed for {row.username}"

@@ -23,9 +23,9 @@ from prometheus_client import (
     generate_latest,
 )
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.db.models import Incident, Notification
+from services.common.db.sessions import Sessions
 
 # ``*_created`` series double every counter for a timestamp nobody graphs.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -168,7 +168,7 @@ def render_metrics(registry: Registry = METRICS) -> str:
     return registry.render()
 
 
-async def render_stored_metrics(sessions: async_sessionmaker[AsyncSession]) -> str:
+async def render_stored_metrics(sessions: Sessions) -> str:
     """Gauges read from the database, true whichever process does the alerting: open incidents and
     notifications pending / failed as stored."""
     async with sessions() as session:

@@ -9,6 +9,7 @@ from typing import Any
 from contracts.topology import RESULTS_STORE
 from contracts.v1 import CheckCompleted, RunMissed, RunnerHeartbeat, utcnow
 from services.common.bus import Bus, Route
+from services.common.db.sessions import Sessions
 from services.common.metrics import RUN_LAG, RUNS_STORED
 from services.common.service import Service
 from services.common.settings import Settings
@@ -26,7 +27,7 @@ def count_stored(rows: list[dict[str, Any]], stored_at: datetime) -> None:
             RUN_LAG.labels(row["region"]).observe(max((stored_at - row["slot"]).total_seconds(), 0.0))
 
 
-def build(settings: Settings, bus: Bus, sessions: Any) -> Service:
+def build(settings: Settings, bus: Bus, sessions: Sessions) -> Service:
     """The results writer: one transaction per batch, acks after commit."""
 
     async def flush(items: list[tuple[str, dict[str, Any]]]) -> None:

@@ -5,18 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import delete, select
 
 from contracts.v1.base import utcnow
 from services.common.db.models import Run, RunRollup
+from services.common.db.sessions import Sessions
 from services.common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
 
-async def purge_once(sessions: Any, retention_days: int, *, batch: int = 5000) -> int:
+async def purge_once(sessions: Sessions, retention_days: int, *, batch: int = 5000) -> int:
     """Delete runs (and rollups) older than ``retention_days``; returns how many runs went."""
     cutoff = utcnow() - timedelta(days=retention_days)
     removed = 0
@@ -37,7 +37,7 @@ async def purge_once(sessions: Any, retention_days: int, *, batch: int = 5000) -
 class Retention:
     """Runs :func:`purge_once` every hour."""
 
-    def __init__(self, sessions: Any, retention_days: int, every_s: float = 3600.0) -> None:
+    def __init__(self, sessions: Sessions, retention_days: int, every_s: float = 3600.0) -> None:
         self._sessions = sessions
         self._days = retention_days
         self._every = every_s

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import uuid
 from functools import partial
-from typing import Any
 
 from contracts.topology import ROUTER_DEAD_RUNS, ROUTER_DUE, router_heartbeats
 from contracts.v1 import CheckDue, RunCheck, RunnerHeartbeat
 from services.common.bus import Bus, Route
+from services.common.db.sessions import Sessions
 from services.common.fencing import EpochFence
 from services.common.secretbox import LazyBox
 from services.common.service import Service
@@ -18,7 +18,7 @@ from services.router.handlers import RouterDeps, handle_check_due, handle_dead_r
 from services.router.liveness import RunnerLiveness
 
 
-def build(settings: Settings, bus: Bus, sessions: Any = None) -> Service:
+def build(settings: Settings, bus: Bus, sessions: Sessions | None = None) -> Service:
     """The router: no database; everything it needs travels in the messages."""
     deps = RouterDeps(
         bus=bus,

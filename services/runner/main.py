@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
 
 from contracts.topology import runner_queue
 from contracts.v1 import RunCheck
 from services.common.bus import Bus, Route
+from services.common.db.sessions import Sessions
 from services.common.netguard import AddressGuard
 from services.common.service import Service
 from services.common.settings import Settings
@@ -16,7 +16,7 @@ from services.runner.heartbeat import Heartbeat, default_runner_id
 from services.runner.http_check import HttpChecker
 
 
-def build(settings: Settings, bus: Bus, sessions: Any = None) -> Service:
+def build(settings: Settings, bus: Bus, sessions: Sessions | None = None) -> Service:
     """The runner for ``settings.region``: no database, one HTTP session, one heartbeat."""
     runner_id = settings.runner_id or default_runner_id()
     load = Load()

@@ -25,15 +25,15 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 import asyncpg
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from contracts.v1.base import utcnow
 from services.common.db.engine import is_sqlite
 from services.common.db.models import SchedulerLease
+from services.common.db.sessions import Sessions
 from services.common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ class AdvisoryLock:
 class ProcessLock:
     """Embedded mode (SQLite, one process): always acquired; the epoch is still bumped in the table."""
 
-    def __init__(self, sessions: async_sessionmaker[Any]) -> None:
+    def __init__(self, sessions: Sessions) -> None:
         self._sessions = sessions
 
     async def try_acquire(self, holder: str) -> int | None:
@@ -183,7 +183,7 @@ class ProcessLock:
         """Nothing to release."""
 
 
-def make_lock(database_url: str, sessions: async_sessionmaker[Any]) -> LeaderLock:
+def make_lock(database_url: str, sessions: Sessions) -> LeaderLock:
     """The lock for this database: an advisory lock on PostgreSQL, this process on SQLite."""
     if is_sqlite(database_url):
         return ProcessLock(sessions)

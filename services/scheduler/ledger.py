@@ -32,11 +32,11 @@ from typing import Any, Final, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from contracts.v1 import CheckDue, CheckSpec, MissedReason, RunMissed, run_id_for, utcnow
 from services.common.bus import Publisher
 from services.common.db.models import Check, SchedulerLease, SchedulerSlot
+from services.common.db.sessions import Sessions
 from services.common.metrics import SCHEDULER_SLOTS
 from services.common.tasks import cancel_and_wait
 from services.scheduler.slots import slots_between
@@ -124,7 +124,7 @@ class SlotLedger:
     def __init__(
         self,
         bus: Publisher,
-        sessions: async_sessionmaker[Any],
+        sessions: Sessions,
         leadership: Leadership,
         *,
         freshness: Callable[[int], float],
@@ -353,7 +353,7 @@ class SlotLedger:
             return
         rows = [{"check_id": c, "last_slot": s, "epoch": epoch} for c, s in changed.items()]
         async with self._sessions.begin() as session:
-            dialect = session.bind.dialect.name
+            dialect = session.get_bind().dialect.name
             lease = select(SchedulerLease.epoch).where(SchedulerLease.name == _LEASE_NAME)
             if dialect == "postgresql":
                 lease = lease.with_for_update()

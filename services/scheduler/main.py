@@ -6,13 +6,11 @@ import functools
 import os
 import socket
 import uuid
-from typing import Any
-
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from contracts.topology import scheduler_changes
 from contracts.v1 import CheckChanged
 from services.common.bus import Bus, Route
+from services.common.db.sessions import Sessions
 from services.common.metrics import SCHEDULER_BACKLOG, SCHEDULER_EPOCH, SCHEDULER_LEADER
 from services.common.service import Service
 from services.common.settings import Settings
@@ -26,7 +24,7 @@ def instance_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-def build(settings: Settings, bus: Bus, sessions: async_sessionmaker[Any]) -> Service:
+def build(settings: Settings, bus: Bus, sessions: Sessions) -> Service:
     """The scheduler service over ``bus`` and ``sessions`` (a sessionmaker over the settings' database).
 
     Lifecycles start schedule-then-elector and stop in reverse, so leadership is given up before the jobs

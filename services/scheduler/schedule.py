@@ -25,12 +25,12 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from pydantic import ValidationError
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from contracts.topology import ROUTER_DUE
 from contracts.v1 import CheckChanged, CheckDue, CheckSpec
 from services.common.bus import Bus
 from services.common.db.models import Check
+from services.common.db.sessions import Sessions
 from services.common.metrics import SCHEDULER_SLOTS
 from services.common.tasks import cancel_and_wait
 from services.scheduler.jobs import SlotExecutor, SlotTrigger
@@ -96,7 +96,7 @@ class CheckSchedule:
     def __init__(
         self,
         bus: Bus,
-        sessions: async_sessionmaker[Any],
+        sessions: Sessions,
         leadership: Leadership,
         *,
         resync_interval: float = RESYNC_INTERVAL,

@@ -19,6 +19,7 @@ from services.api.permissions import admin_only, caller_id
 from services.common import metrics
 from services.common.channels.probe import TooSoon, send_test_notification
 from services.common.db import incidents
+from services.common.db.sessions import Sessions
 from services.common.errors import Invalid, NotFound
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ class AlertSettingsController(Controller):
         return await _alert_settings(request.app.state.sessions)
 
 
-async def _alert_settings(sessions: Any) -> dict[str, Any]:
+async def _alert_settings(sessions: Sessions) -> dict[str, Any]:
     async with sessions() as session:
         policy, windows = await incidents.load_global(session)
     return {

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import Any
 
 from services.api.accounts import count_users, create_user, find_user
+from services.common.db.sessions import Sessions
 from services.common.errors import NotFound
 from services.common.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-async def ensure_admin(settings: Settings, sessions: Any) -> list[str]:
+async def ensure_admin(settings: Settings, sessions: Sessions) -> list[str]:
     """Make sure someone can log in; returns lines to print (a generated password appears only here)."""
     username = settings.admin_username
     if settings.admin_password:

@@ -34,6 +34,7 @@ from services.api.ui.pages import global_alerts, region_cards, render
 from services.api.ui.security import current_user
 from services.common.db.incidents import list_failed_notifications, save_global
 from services.common.db.models import Check
+from services.common.db.sessions import Sessions
 from services.common.errors import DomainError
 
 FAILED_SHOWN = 50
@@ -199,7 +200,7 @@ class SettingsPages(Controller):
         return Redirect("/settings", query_params={"done": "alerts-saved"}, status_code=303)
 
 
-async def failed_deliveries(sessions: Any) -> list[dict[str, Any]]:
+async def failed_deliveries(sessions: Sessions) -> list[dict[str, Any]]:
     """The newest notifications given up on, each with its check's name and channel label."""
     items = await list_failed_notifications(sessions, limit=FAILED_SHOWN)
     ids = {uuid.UUID(item["check_id"]) for item in items}

@@ -9,13 +9,12 @@ from collections import deque
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from contracts.v1 import CheckSpec
 from contracts.v1.base import utcnow
 from services.common.channels import PROVIDERS
 from services.common.channels.base import AlertMessage, SmtpConfig, check_url, transmit
 from services.common.db.models import Check
+from services.common.db.sessions import Sessions
 from services.common.errors import NotFound
 from services.common.netguard import AddressGuard, guarded_session
 from services.common.settings import Settings
@@ -78,7 +77,7 @@ def smtp_config(settings: Settings) -> SmtpConfig:
 
 
 async def send_test_notification(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: Sessions,
     settings: Settings,
     check_id: uuid.UUID,
     channel_index: int,

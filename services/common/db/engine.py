@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+from services.common.db.sessions import Sessions
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -37,7 +39,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:
+def make_sessionmaker(engine: AsyncEngine) -> Sessions:
     """Sessions that keep objects usable after commit."""
     return async_sessionmaker(engine, expire_on_commit=False)
 

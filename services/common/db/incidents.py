@@ -8,10 +8,11 @@ from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.v1.checks import AlertPolicy, MaintenanceWindow
 from services.common.db.models import Incident, Notification, Setting
+from services.common.db.sessions import Sessions
 
 POLICY_KEY: Final = "alerts.policy"
 MAINTENANCE_KEY: Final = "alerts.maintenance"
@@ -56,7 +57,7 @@ def incident_json(row: Incident, notifications: list[Notification] | None = None
 
 
 async def list_incidents(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: Sessions,
     *,
     state: str | None = None,
     check_id: uuid.UUID | None = None,
@@ -85,9 +86,7 @@ async def list_incidents(
     return [incident_json(row, by_incident.get(row.id, []) if with_notifications else None) for row in rows]
 
 
-async def get_incident(
-    sessions: async_sessionmaker[AsyncSession], incident_id: uuid.UUID
-) -> dict[str, Any] | None:
+async def get_incident(sessions: Sessions, incident_id: uuid.UUID) -> dict[str, Any] | None:
     """One incident with every notification attempt, or ``None``."""
     async with sessions() as session:
         row = await session.get(Incident, incident_id)
@@ -106,7 +105,7 @@ async def get_incident(
 
 
 async def list_failed_notifications(
-    sessions: async_sessionmaker[AsyncSession], *, check_id: uuid.UUID | None = None, limit: int = 100
+    sessions: Sessions, *, check_id: uuid.UUID | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:
     """Notifications given up on, newest first (for the UI's 'delivery failed' list)."""
     query = (
@@ -132,7 +131,7 @@ async def load_global(session: AsyncSession) -> tuple[AlertPolicy | None, tuple[
 
 
 async def save_global(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: Sessions,
     *,
     policy: AlertPolicy | None = None,
     maintenance: list[MaintenanceWindow] | None = None,
