@@ -38,7 +38,13 @@ def provision_runner(ctx: Ctx) -> None:
     ssm.ensure_secret(ctx, cfg.local_password_param(region), tags)
     role = cfg.iam_name("runner", region)
     policy = iam.read_parameters(
-        ctx, [cfg.home_url_param(), cfg.region_password_param(region), cfg.local_password_param(region)]
+        ctx,
+        [
+            cfg.home_url_param(),
+            cfg.home_ca_param(),
+            cfg.region_password_param(region),
+            cfg.local_password_param(region),
+        ],
     )
     if cfg.compute == "ec2":
         iam.ensure_role(ctx, role, service="ec2.amazonaws.com", policy=policy, tags=tags)
@@ -104,9 +110,10 @@ def provision_home(ctx: Ctx) -> None:
     tags = cfg.tags("home", region)
     for name in cfg.home_secret_params():
         ssm.ensure_secret(ctx, name, tags)
+    ssm.ensure_home_tls(ctx, tags)
     role = cfg.iam_name("home", region)
     policy: dict[str, Any] = iam.read_parameters(
-        ctx, cfg.home_secret_params(), by_path=f"{cfg.param_prefix}/broker"
+        ctx, (*cfg.home_secret_params(), *cfg.home_tls_params()), by_path=f"{cfg.param_prefix}/broker"
     )
     if cfg.home_db == "rds":
         account = ctx.aws.account_id(region)
@@ -250,9 +257,15 @@ def inspect(ctx: Ctx) -> None:
         if status is not None:
             ctx.record("found", "rds-instance", cfg.db_instance_id(), status)
     params = ssm.tagged(ctx, region)
+    home_params = (
+        cfg.home_url_param(),
+        cfg.home_ca_param(),
+        *cfg.home_secret_params(),
+        *cfg.home_tls_params(),
+    )
     for name in params:
         ctx.record("found", "ssm-parameter", name)
-        roles_seen.add("home" if name in (cfg.home_url_param(), *cfg.home_secret_params()) else "runner")
+        roles_seen.add("home" if name in home_params else "runner")
     for name, where in sorted(iam.roles(ctx).items()):
         if where == region:
             ctx.record("found", "iam-role", name)

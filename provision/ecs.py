@@ -13,6 +13,8 @@ from provision.plan import RABBITMQ_IMAGE, RUNNER_IMAGE, TAG_CONFIG, ecs_tag_lis
 CAPACITY_PROVIDER = "FARGATE_SPOT"
 TASK_CPU = "256"
 TASK_MEMORY = "1024"
+#: Where the broker container keeps the deployment CA (``seymour region connect --home-ca``).
+FARGATE_HOME_CA: Final = "/etc/rabbitmq/home-ca.pem"
 #: Fargate Spot runs only x86_64 tasks (Graviton is on-demand only), so Fargate runners are x86_64.
 CPU_ARCHITECTURE: Final = "X86_64"
 
@@ -34,7 +36,9 @@ def task_containers(ctx: Ctx, *, param_arn: str, runner_script: str) -> list[dic
             "command": [
                 "sh",
                 "-c",
-                "rabbitmq-plugins enable --offline rabbitmq_management rabbitmq_federation rabbitmq_shovel"
+                # The deployment CA, for the links to verify home (RabbitMQ reads it from this file).
+                f"printf '%s\\n' \"$SEYMOUR_HOME_CA\" > {FARGATE_HOME_CA} && rabbitmq-plugins enable"
+                " --offline rabbitmq_management rabbitmq_federation rabbitmq_shovel"
                 " && exec docker-entrypoint.sh rabbitmq-server",
             ],
             "environment": [{"name": "RABBITMQ_DEFAULT_USER", "value": "seymour"}],
@@ -42,7 +46,8 @@ def task_containers(ctx: Ctx, *, param_arn: str, runner_script: str) -> list[dic
                 {
                     "name": "RABBITMQ_DEFAULT_PASS",
                     "valueFrom": f"{param_arn}{cfg.local_password_param(region)}",
-                }
+                },
+                {"name": "SEYMOUR_HOME_CA", "valueFrom": f"{param_arn}{cfg.home_ca_param()}"},
             ],
             "healthCheck": {
                 "command": ["CMD-SHELL", "rabbitmq-diagnostics -q ping"],

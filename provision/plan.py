@@ -96,6 +96,19 @@ class Config:
         """The password of the region's own broker (user ``seymour``)."""
         return f"{self.param_prefix}/broker/{region}/local-password"
 
+    def home_ca_param(self) -> str:
+        """The deployment CA's certificate (String): regions verify home's broker against it."""
+        return f"{self.param_prefix}/broker/home-ca"
+
+    def home_tls_params(self) -> tuple[str, str]:
+        """Home broker's certificate (String) and key (SecureString), issued by the deployment CA."""
+        return f"{self.param_prefix}/home/tls-cert", f"{self.param_prefix}/home/tls-key"
+
+    @property
+    def home_server_name(self) -> str:
+        """The name in home's certificate, which regions verify (home is reached by IP address)."""
+        return f"seymour-home.{self.deployment}"
+
     def home_secret_params(self) -> tuple[str, ...]:
         return tuple(
             f"{self.param_prefix}/home/{name}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
+from typing import Literal
 
 from provision.context import Ctx
 from provision.plan import TAG_DEPLOYMENT, TAG_REGION, tag_list
@@ -49,6 +50,42 @@ def ensure_value(ctx: Ctx, name: str, value: str, tags: Mapping[str, str]) -> No
     ctx.record("update", "ssm-parameter", name, f"{current} → {value}")
     if ctx.applying:
         ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
+
+
+def ensure_home_tls(ctx: Ctx, tags: Mapping[str, str]) -> None:
+    """The deployment CA's certificate and home's certificate and key, made once.
+
+    The CA's key is used to issue home's certificate here and then dropped: nothing can issue another
+    certificate regions would trust. To rotate, delete the three parameters and provision again.
+    """
+    cfg = ctx.cfg
+    cert_param, key_param = cfg.home_tls_params()
+    names = (cfg.home_ca_param(), cert_param, key_param)
+    if all(_exists(ctx, name) is not None for name in names):
+        for name in names:
+            ctx.record("ok", "ssm-parameter", name)
+        return
+    for name in names:
+        ctx.record(
+            "create", "ssm-parameter", name, f"deployment CA, home certificate for {cfg.home_server_name}"
+        )
+    if not ctx.applying:
+        return
+    from provision.tls import issue_server, make_ca
+
+    ca = make_ca(f"Seymour {cfg.deployment} CA")
+    server = issue_server(ca, cfg.home_server_name)
+    values: tuple[tuple[str, str, Literal["String", "SecureString"]], ...] = (
+        (cfg.home_ca_param(), ca.cert, "String"),
+        (cert_param, server.cert, "String"),
+        (key_param, server.key, "SecureString"),
+    )
+    ssm = ctx.aws.ssm(cfg.home_region)
+    for name, value, kind in values:
+        if _exists(ctx, name) is None:
+            ssm.put_parameter(Name=name, Value=value, Type=kind, Tags=tag_list(tags))
+        else:
+            ssm.put_parameter(Name=name, Value=value, Type=kind, Overwrite=True)
 
 
 def tagged(ctx: Ctx, region: str) -> list[str]:

@@ -42,6 +42,8 @@ def runner_user_data(cfg: Config, region: str) -> str:
             "region": region,
             "param_region": cfg.home_region,
             "home_url_param": cfg.home_url_param(),
+            "home_ca_param": cfg.home_ca_param(),
+            "home_server_name": cfg.home_server_name,
             "home_password_param": cfg.region_password_param(region),
             "local_password_param": cfg.local_password_param(region),
             "release": cfg.release,
@@ -69,4 +71,7 @@ def home_user_data(cfg: Config) -> str:
 
 def fargate_runner_command(cfg: Config, region: str) -> str:
     """The runner container's ``sh -c`` script; its secrets arrive as environment variables from SSM."""
-    return render("fargate-runner.sh", {"region": region, "release": cfg.release}).strip()
+    return render(
+        "fargate-runner.sh",
+        {"region": region, "release": cfg.release, "home_server_name": cfg.home_server_name},
+    ).strip()

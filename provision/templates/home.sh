@@ -17,7 +17,7 @@ param() {
 }
 
 # Install: RabbitMQ (home broker, official image), PostgreSQL when it lives here, seymour pinned.
-dnf install -y docker python3.11 python3.11-pip openssl
+dnf install -y docker python3.11 python3.11-pip
 if [ "$HOME_DB" = instance ]; then dnf install -y postgresql15-server; fi
 systemctl enable --now docker
 python3.11 -m venv /opt/seymour
@@ -47,9 +47,10 @@ fi
 
 umask 077
 install -d -m 700 /etc/seymour /etc/seymour/rabbitmq
-# The regions connect over TLS (5671). The certificate is self-signed, made here at first boot.
-openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=seymour-home-{{deployment}}" \
-  -keyout /etc/seymour/rabbitmq/key.pem -out /etc/seymour/rabbitmq/cert.pem
+# The regions connect over TLS (5671) and verify this certificate: issued by the deployment's CA
+# (whose certificate the regions read from SSM) for the name they check.
+param "$PARAM_PREFIX/home/tls-cert" >/etc/seymour/rabbitmq/cert.pem
+param "$PARAM_PREFIX/home/tls-key" >/etc/seymour/rabbitmq/key.pem
 chmod 644 /etc/seymour/rabbitmq/cert.pem /etc/seymour/rabbitmq/key.pem
 cat >/etc/seymour/rabbitmq/rabbitmq.conf <<'CONF'
 listeners.tcp.default = 5672

@@ -8,6 +8,7 @@ exec >>/var/log/seymour-bootstrap.log 2>&1
 REGION='{{region}}'
 PARAM_REGION='{{param_region}}'
 HOME_URL_PARAM='{{home_url_param}}'
+HOME_CA_PARAM='{{home_ca_param}}'
 HOME_PASSWORD_PARAM='{{home_password_param}}'
 LOCAL_PASSWORD_PARAM='{{local_password_param}}'
 RELEASE='{{release}}'
@@ -38,6 +39,9 @@ HOME_REST=${HOME_URL#*://}
 
 umask 077
 install -d -m 700 /etc/seymour /etc/seymour/rabbitmq
+# The deployment CA: the links to home accept only a certificate it issued for home's name.
+param "$HOME_CA_PARAM" >/etc/seymour/rabbitmq/home-ca.pem
+chmod 644 /etc/seymour/rabbitmq/home-ca.pem
 cat >/etc/seymour/broker.env <<ENV
 RABBITMQ_DEFAULT_USER=seymour
 RABBITMQ_DEFAULT_PASS=$LOCAL_PASSWORD
@@ -66,6 +70,7 @@ ExecStartPre=-/usr/bin/docker rm -f seymour-broker
 ExecStart=/usr/bin/docker run --name seymour-broker --hostname seymour-broker \
   --env-file /etc/seymour/broker.env -p 127.0.0.1:5672:5672 -p 127.0.0.1:15672:15672 \
   -v /etc/seymour/rabbitmq/enabled_plugins:/etc/rabbitmq/enabled_plugins:ro \
+  -v /etc/seymour/rabbitmq/home-ca.pem:/etc/rabbitmq/tls/home-ca.pem:ro \
   -v seymour-broker-data:/var/lib/rabbitmq {{rabbitmq_image}}
 ExecStartPost=/usr/bin/timeout 120 /bin/sh -c 'until docker exec seymour-broker rabbitmq-diagnostics -q ping; do sleep 2; done'
 ExecStop=/usr/bin/docker stop seymour-broker
@@ -86,7 +91,7 @@ Requires=seymour-broker.service
 Type=oneshot
 RemainAfterExit=yes
 EnvironmentFile=/etc/seymour/connect.env
-ExecStart=/opt/seymour/bin/seymour region connect {{region}} --home ${SEYMOUR_CONNECT_HOME} --local ${SEYMOUR_CONNECT_LOCAL}
+ExecStart=/opt/seymour/bin/seymour region connect {{region}} --home ${SEYMOUR_CONNECT_HOME} --local ${SEYMOUR_CONNECT_LOCAL} --home-ca /etc/rabbitmq/tls/home-ca.pem --home-name {{home_server_name}}
 Restart=on-failure
 RestartSec=15
 

@@ -72,6 +72,8 @@ def _check_user_data(deployment: str, region: str, release: str) -> None:
     )
     assert connect in runner
     assert "SEYMOUR_CONNECT_HOME=$HOME_SCHEME://seymour-$REGION:$HOME_PASSWORD@$HOME_REST" in runner
+    assert f"--home-ca /etc/rabbitmq/tls/home-ca.pem --home-name seymour-home.{deployment}" in runner
+    assert "-v /etc/seymour/rabbitmq/home-ca.pem:/etc/rabbitmq/tls/home-ca.pem:ro" in runner
     for unit in ("seymour-broker", "seymour-region-connect", "seymour-runner"):
         assert f"systemctl enable --now {unit}.service" in runner
     assert "-p 127.0.0.1:5672:5672" in runner
@@ -92,11 +94,43 @@ def _check_runner_role(deployment: str, region: str) -> None:
     assert statement["Action"] == ["ssm:GetParameter", "ssm:GetParameters"]
     prefix = f"arn:aws:ssm:{HOME}:123456789012:parameter/seymour/{deployment}/broker"
     assert sorted(statement["Resource"]) == sorted(
-        [f"{prefix}/home-url", f"{prefix}/{region}/password", f"{prefix}/{region}/local-password"]
+        [
+            f"{prefix}/home-url",
+            f"{prefix}/home-ca",
+            f"{prefix}/{region}/password",
+            f"{prefix}/{region}/local-password",
+        ]
     )
     assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == []
     trust = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
     assert trust["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
+
+
+def _check_home_certificate(deployment: str) -> None:
+    """Regions get the deployment CA; home's certificate chains to it for the name regions verify; the
+    key is a SecureString only home reads."""
+    from cryptography import x509
+
+    ssm = boto3.client("ssm", region_name=HOME)
+
+    def param(name: str) -> dict[str, Any]:
+        found: dict[str, Any] = ssm.get_parameter(Name=f"/seymour/{deployment}/{name}", WithDecryption=True)
+        return found["Parameter"]
+
+    ca = x509.load_pem_x509_certificate(param("broker/home-ca")["Value"].encode())
+    cert = x509.load_pem_x509_certificate(param("home/tls-cert")["Value"].encode())
+    assert param("home/tls-key")["Type"] == "SecureString"
+    cert.verify_directly_issued_by(ca)
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == [f"seymour-home.{deployment}"]
+    home = _user_data(HOME, deployment, "home")
+    assert "openssl req" not in home
+    assert 'param "$PARAM_PREFIX/home/tls-key" >/etc/seymour/rabbitmq/key.pem' in home
+    role = boto3.client("iam").get_role_policy(
+        RoleName=f"seymour-{deployment}-home-{HOME}", PolicyName="seymour"
+    )
+    readable = [r for st in role["PolicyDocument"]["Statement"] for r in st["Resource"]]
+    assert any(r.endswith(f"/seymour/{deployment}/home/tls-key") for r in readable)
 
 
 def test_plan_prints_every_resource_and_changes_nothing(cli: Any) -> None:
@@ -133,8 +167,8 @@ def test_ec2_up_rerun_status_down(cli: Any) -> None:
     assert len(made["elastic-ip"]) == 1
     assert len(made["iam-role"]) == 4
     assert len(made["iam-instance-profile"]) == 4
-    # 2 per region + home-url + 4 home secrets, all kept in the home region
-    assert len(made["ssm-parameter"]) == 2 * len(REGIONS) + 5
+    # 2 per region + home-url + 4 home secrets + CA and home certificate and key, all in the home region
+    assert len(made["ssm-parameter"]) == 2 * len(REGIONS) + 8
     assert all(p.startswith(f"{HOME}/seymour/{deployment}/") for p in made["ssm-parameter"])
 
     for region in REGIONS:
@@ -171,6 +205,7 @@ def test_ec2_up_rerun_status_down(cli: Any) -> None:
     for region in REGIONS:
         _check_user_data(deployment, region, RELEASE)
         _check_runner_role(deployment, region)
+    _check_home_certificate(deployment)
 
     again = cli(*args, "up", "--regions", ",".join(REGIONS), "--release", RELEASE)
     assert again.code == 0, again.out + again.err
