@@ -185,6 +185,20 @@ async def test_seymour_run_tag_is_a_ci_gate_with_junit(
     assert await asyncio.to_thread(cli_main, ["run", "--tag", "nobody", *common]) == 2
     assert "no check is tagged 'nobody'" in capsys.readouterr().err
 
+    admin = ["--url", api.base, "--token", api.token]
+    assert await asyncio.to_thread(cli_main, ["list", "--tag", "deploy-smoke", *admin]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in listed] == ["NAME", "smoke-cards", "smoke-title"]
+    assert "deploy-smoke,team:cards" in listed[2]
+    assert await asyncio.to_thread(cli_main, ["pause", "--tag", "deploy-smoke", *common]) == 2
+    assert "cannot change anything" in capsys.readouterr().err
+    assert await asyncio.to_thread(cli_main, ["pause", "--tag", "deploy-smoke", *admin]) == 0
+    assert "paused 2 checks tagged deploy-smoke" in capsys.readouterr().out
+    assert await asyncio.to_thread(cli_main, ["list", "--tag", "deploy-smoke", *admin]) == 0
+    assert capsys.readouterr().out.count("paused") == 2
+    assert await asyncio.to_thread(cli_main, ["resume", "--tag", "team:cards", *admin]) == 0
+    assert "resumed 1 check tagged team:cards\n  smoke-title" in capsys.readouterr().out
+
 
 @pytest.fixture
 async def bad_targets(tmp_path: Path) -> AsyncIterator[dict[str, str]]:

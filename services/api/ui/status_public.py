@@ -82,6 +82,8 @@ def _respond(request: Req, entry: Rendered, media_type: str) -> Response[bytes]:
         "Cache-Control": f"public, max-age={int(FRESH_S)}",
         "ETag": f'"{entry.etag}"',
         "X-Content-Type-Options": "nosniff",
+        # the same address answers a whole page or, to htmx, its body: caches must keep them apart
+        "Vary": "HX-Request",
     }
     if request.headers.get("if-none-match") == f'"{entry.etag}"':
         return Response(b"", status_code=304, headers=headers, media_type=media_type)

@@ -184,6 +184,10 @@ async def test_page_is_served_from_a_short_cache_with_etags(ui: Ui) -> None:
     await api(ui, "POST", "/api/v1/status-pages", page_body(ids))
     first = await ui.client.get("/status/acme")
     assert "max-age=" in first.headers["cache-control"]
+    assert first.headers["vary"] == "HX-Request"
+    body = await ui.client.get("/status/acme", headers={"HX-Request": "true"})
+    assert body.text.startswith('<div id="status-body"')
+    assert "<html" not in body.text
     async with ui.sessions() as session, session.begin():
         incident = (
             await session.execute(Incident.__table__.select().where(Incident.state == "open"))
