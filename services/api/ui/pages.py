@@ -100,7 +100,7 @@ def table_etag(user: Any, context: dict[str, Any]) -> str:
         user.user_id,
         user.role,
         user.csrf_token,
-        *(context[key] for key in ("total", "page", "per_page", "tag")),
+        *(context[key] for key in ("pages", "page", "per_page", "tag")),
     )
     digest.update(repr(head).encode())
     for row in context["checks"]:
