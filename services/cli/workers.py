@@ -35,11 +35,22 @@ def worker_command(host: str, port: int) -> list[str]:
     ]
 
 
+def worker_env(env: dict[str, str], index: int) -> dict[str, str]:
+    """Worker ``index``'s environment: its own operations port (``SEYMOUR_METRICS_PORT`` + index), since each
+    worker counts only what it served and a shared port would show a random worker's figures."""
+    base = env.get("SEYMOUR_METRICS_PORT")
+    if not base or int(base) == 0:
+        return env
+    return {**env, "SEYMOUR_METRICS_PORT": str(int(base) + index)}
+
+
 def supervise(host: str, port: int, count: int) -> int:
     """Start ``count`` workers on ``host:port`` and wait. SIGTERM/SIGINT stop them all (exit 0); a worker
     that dies on its own stops the rest (exit 1), so the process manager restarts one whole api."""
     env = {**os.environ, "SEYMOUR_API_REUSE_PORT": "true"}
-    workers = [subprocess.Popen(worker_command(host, port), env=env) for _ in range(count)]
+    workers = [
+        subprocess.Popen(worker_command(host, port), env=worker_env(env, index)) for index in range(count)
+    ]
     stopping = False
 
     def stop(signum: int, _frame: FrameType | None) -> None:
