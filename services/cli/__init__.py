@@ -15,6 +15,7 @@ COMMANDS: Final = (
     "services.cli.checks",
     "services.cli.users",
     "services.cli.region",
+    "services.cli.dlq",
 )
 
 
