@@ -32,12 +32,16 @@ from services.api.ui.alert_form import AlertFields
 from services.api.ui.form import CHANNELS, row_key
 from services.api.ui.pages import global_alerts, region_cards, render
 from services.api.ui.security import current_user
+from services.common.bus.dead_letters import count as count_dead_letters
+from services.common.bus.dead_letters import walk as walk_dead_letters
 from services.common.db.incidents import list_failed_notifications, save_global
 from services.common.db.models import Check
 from services.common.db.sessions import Sessions
 from services.common.errors import DomainError
 
 FAILED_SHOWN = 50
+#: Up to this many dead letters are walked to count them by reason when the page is shown.
+DEAD_LETTERS_WALKED = 2000
 
 Req = Request[Any, Any, Any]
 
@@ -92,6 +96,7 @@ class SettingsPages(Controller):
             alerting=alerting,
             alert_choices=alert_form,
             failed=await failed_deliveries(sessions),
+            dead_letters=await dead_letter_summary(request) if user.is_admin else None,
         )
 
     @http_get("/")
@@ -215,3 +220,30 @@ async def failed_deliveries(sessions: Sessions) -> list[dict[str, Any]]:
         log = item.get("attempt_log") or []
         item["last_attempt_at"] = log[-1].get("at") if log else item["created_at"]
     return items
+
+
+async def dead_letter_summary(request: Req) -> dict[str, Any] | None:
+    """How many dead letters wait, and (when there are few enough to walk) by reason and by queue;
+    ``None`` when the app has no bus to ask."""
+    broker_url: str = request.app.state.settings.broker_url
+    rabbit = broker_url.startswith("amqp")
+    counter = (
+        (lambda: count_dead_letters(broker_url))
+        if rabbit
+        else getattr(request.app.state.bus, "dead_letter_count", None)
+    )
+    if counter is None:
+        return None
+    try:
+        total = int(await counter())
+    except Exception as exc:
+        return {"error": f"the broker could not be asked ({type(exc).__name__})"}
+    summary: dict[str, Any] = {"total": total, "by_reason": [], "by_queue": []}
+    if 0 < total <= DEAD_LETTERS_WALKED and rabbit:
+        try:
+            seen = await walk_dead_letters(broker_url, lambda _letter: "keep")
+        except Exception as exc:
+            return {**summary, "error": f"the dead letters could not be read ({type(exc).__name__})"}
+        summary["by_reason"] = seen.by_reason.most_common()
+        summary["by_queue"] = seen.by_queue.most_common()
+    return summary
