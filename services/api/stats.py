@@ -160,11 +160,16 @@ async def chart(
     interval: float,
     regions: Sequence[str],
     now: datetime | None = None,
+    step: str | None = None,
 ) -> dict[str, Any]:
     """Response time per region over ``window``: one point per run (``failed`` = 1 when the run did not
-    pass) when the window is small, else one point per hour (mean latency, ``failed`` = failures)."""
+    pass) when the window is small, else one point per hour (mean latency, ``failed`` = failures).
+    With ``step``, the time of that step of a multi-step check, one point per run (the latest
+    ``STEP_POINTS`` runs of the window: rollups keep only the total)."""
     length = window_of(window)
     since = (now or utcnow()) - length
+    if step:
+        return await _step_chart(sessions, check_id, window, since, regions, step)
     raw = uses_raw_runs(length, interval, len(regions))
     series: dict[str, dict[str, list[Any]]] = {
         region: {"t": [], "ms": [], "failed": []} for region in regions
@@ -204,6 +209,43 @@ async def chart(
     return {
         "window": window,
         "resolution": "run" if raw else "hour",
+        "series": [
+            {"region": region, "name": display_name(region), **points} for region, points in series.items()
+        ],
+    }
+
+
+#: A per-step chart reads raw runs: at most this many, the latest of the window.
+STEP_POINTS = 5000
+
+
+async def _step_chart(
+    sessions: Any, check_id: uuid.UUID, window: str, since: datetime, regions: Sequence[str], step: str
+) -> dict[str, Any]:
+    series: dict[str, dict[str, list[Any]]] = {
+        region: {"t": [], "ms": [], "failed": []} for region in regions
+    }
+    async with sessions() as session:
+        rows = await session.execute(
+            select(Run.region, Run.completed_at, Run.steps)
+            .where(Run.check_id == check_id, Run.completed_at >= since, Run.steps.is_not(None))
+            .order_by(Run.completed_at.desc(), Run.run_id)
+            .limit(STEP_POINTS)
+        )
+        found = list(rows)
+    for region, completed_at, steps in reversed(found):
+        outcome = next((item for item in steps or [] if item.get("name") == step), None)
+        if outcome is None:
+            continue
+        total = (outcome.get("timings") or {}).get("total_ms")
+        points = series.setdefault(region, {"t": [], "ms": [], "failed": []})
+        points["t"].append(round(completed_at.timestamp(), 3))
+        points["ms"].append(round(total, 2) if isinstance(total, int | float) else None)
+        points["failed"].append(0 if outcome.get("status") == "passed" else 1)
+    return {
+        "window": window,
+        "resolution": "run",
+        "step": step,
         "series": [
             {"region": region, "name": display_name(region), **points} for region, points in series.items()
         ],

@@ -9,6 +9,7 @@ runs from three regions leave the card store as it was, a broken step still gets
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -110,6 +111,20 @@ async def test_demo_scenario_end_to_end(
     assert 'data-step="create"' in html
     assert 'data-step="delete"' in html
     assert "steps.create.id" in html
+    check_page = await page_as_admin(api.base, f"/checks/{check['id']}")
+    assert '<option value="fetch">step fetch</option>' in check_page
+
+    chart = json.loads(await page_as_admin(api.base, f"/checks/{check['id']}/chart.json?window=1h&step=fetch"))
+    assert chart["step"] == "fetch"
+    fetch_ms = {
+        (run["region"], round(step["timings"]["total_ms"], 2))
+        for run in runs
+        for step in run["steps"]
+        if step["name"] == "fetch"
+    }
+    charted = {(series["region"], ms) for series in chart["series"] for ms in series["ms"]}
+    assert charted == fetch_ms
+    assert sum(len(series["t"]) for series in chart["series"]) == len(runs)
 
     broken = {**scenario}
     broken["steps"] = [

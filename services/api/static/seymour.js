@@ -75,6 +75,12 @@
     policyEdited(event.target);
   });
   document.addEventListener("change", function (event) {
+    if (event.target.matches("[data-chart-step]")) {
+      var chart = document.getElementById("chart");
+      if (chart) chart.removeAttribute("data-ready");
+      loadChart();
+      return;
+    }
     var editor = event.target.closest("[data-body-editor]");
     if (editor) bodyEditor(editor);
     if (event.target.matches("[data-interval]")) intervalField(event.target);
@@ -127,7 +133,10 @@
   function loadChart() {
     var el = document.getElementById("chart");
     if (!el || !window.uPlot) return;
-    fetch(el.getAttribute("data-src"), { credentials: "same-origin" })
+    var picker = document.querySelector("[data-chart-step]");
+    var src = el.getAttribute("data-src");
+    if (picker && picker.value) src += "&step=" + encodeURIComponent(picker.value);
+    fetch(src, { credentials: "same-origin" })
       .then(function (response) { return response.json(); })
       .then(function (data) { drawChart(el, data); })
       .catch(function () { el.innerHTML = '<p class="muted">The chart could not be loaded.</p>'; });

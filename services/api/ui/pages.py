@@ -442,9 +442,13 @@ class CheckPages(Controller):
 
     @get("/checks/{check_id:uuid}/chart.json")
     async def chart_data(
-        self, request: Req, check_id: FromPath[uuid.UUID], window: FromQuery[str] = stats.DEFAULT_WINDOW
+        self,
+        request: Req,
+        check_id: FromPath[uuid.UUID],
+        window: FromQuery[str] = stats.DEFAULT_WINDOW,
+        step: FromQuery[str | None] = None,
     ) -> dict[str, Any]:
-        """Response time per region, for the chart."""
+        """Response time per region (of the whole run, or of one ``step``), for the chart."""
         view = check_view(await store_of(request).get(check_id))
         return await stats.chart(
             request.app.state.sessions,
@@ -452,6 +456,7 @@ class CheckPages(Controller):
             window=window,
             interval=view["interval"],
             regions=view["regions"],
+            step=step or None,
         )
 
     @get("/checks/{check_id:uuid}/runs")
