@@ -18,7 +18,9 @@ MINIMAL: dict[str, Any] = {"name": "x", "request": {"url": "https://example.com/
 
 @pytest.mark.parametrize("block", README_BLOCKS, ids=[f"readme-{i}" for i in range(len(README_BLOCKS))])
 def test_readme_yaml_is_a_valid_check(block: str) -> None:
-    CheckSpec.model_validate({**MINIMAL, **yaml.safe_load(block)})
+    document = yaml.safe_load(block)
+    base = {key: value for key, value in MINIMAL.items() if key != "request" or "steps" not in document}
+    CheckSpec.model_validate({**base, **document})
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.name)

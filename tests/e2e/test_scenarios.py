@@ -114,7 +114,8 @@ async def test_demo_scenario_end_to_end(
     check_page = await page_as_admin(api.base, f"/checks/{check['id']}")
     assert '<option value="fetch">step fetch</option>' in check_page
 
-    chart = json.loads(await page_as_admin(api.base, f"/checks/{check['id']}/chart.json?window=1h&step=fetch"))
+    chart_path = f"/checks/{check['id']}/chart.json?window=1h&step=fetch"
+    chart = json.loads(await page_as_admin(api.base, chart_path))
     assert chart["step"] == "fetch"
     fetch_ms = {
         (run["region"], round(step["timings"]["total_ms"], 2))
