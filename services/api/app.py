@@ -30,7 +30,7 @@ from services.api.errors import error_handler
 from services.api.permissions import permission_guard
 from services.api.ui import route_handlers as ui_route_handlers
 from services.api.ui import template_config
-from services.common.bus import Publisher
+from services.common.bus import Publisher, asyncapi
 from services.common.channels.probe import ProbeLimiter
 from services.common.db.sessions import Sessions
 from services.common.errors import DomainError
@@ -44,6 +44,12 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok", "version": __version__}
 
 
+@get("/schema/asyncapi.json", media_type=MediaType.JSON, include_in_schema=False)
+async def asyncapi_schema() -> dict[str, Any]:
+    """The bus's AsyncAPI 3.0 document (contracts and topology), next to the REST API's OpenAPI schema."""
+    return asyncapi.document(__version__)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -52,7 +58,8 @@ def create_app(
     extra_handlers: Sequence[Any] = (),
     on_startup: Sequence[Any] = (),
 ) -> Litestar:
-    """The api app: REST under ``/api/v1`` (Bearer tokens), the UI (sessions), ``/healthz``, ``/schema``."""
+    """The api app: REST under ``/api/v1`` (Bearer tokens), the UI (sessions), ``/healthz``, ``/schema``
+    (OpenAPI) and ``/schema/asyncapi.json`` (the bus)."""
     api = Router(
         path="/",
         route_handlers=[
@@ -76,7 +83,7 @@ def create_app(
         guards=[token_guard, permission_guard],
     )
     app = Litestar(
-        route_handlers=[healthz, api, *ui_route_handlers(), *extra_handlers],
+        route_handlers=[healthz, asyncapi_schema, api, *ui_route_handlers(), *extra_handlers],
         template_config=template_config(),
         exception_handlers={HTTPException: error_handler, DomainError: error_handler},
         openapi_config=OpenAPIConfig(

@@ -1,6 +1,7 @@
 """RabbitMQ adapter of the bus seam, with every FastStream default that loses messages overridden.
 
-FastStream (and aio-pika under it) lives only in this module. Decisions, each on purpose:
+FastStream (and aio-pika under it) lives only in this module (and in :mod:`.asyncapi`, which only
+describes the topology). Decisions, each on purpose:
 
 * Exchanges from ``contracts.topology.EXCHANGES`` are durable. Durable queues are **quorum** queues with
   ``x-delivery-limit``, ``x-dead-letter-exchange`` and at-least-once dead-lettering (``x-overflow:
