@@ -51,6 +51,7 @@ LABELS: Final[dict[str, tuple[str, ...]]] = {
     "seymour_incidents_resolved_total": (),
     "seymour_alert_slots_evaluated_total": ("verdict",),
     "seymour_alert_results_ignored_total": ("reason",),
+    "seymour_bus_refused_total": ("queue", "reason"),
 }
 
 
