@@ -214,6 +214,38 @@ def spark_path(points: Sequence[float | None], *, width: float = 120.0, height: 
     )
 
 
+def notice_threads(
+    notices: Sequence[StatusNotice], now: datetime
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Notices grouped into threads (same kind and title: later posts are updates of the first), newest
+    first, split into active and past. An incident thread is active until an update says ``resolved``;
+    a maintenance thread until one says ``completed`` or its window has ended."""
+    threads: dict[tuple[str, str], list[StatusNotice]] = {}
+    for notice in notices:
+        threads.setdefault((notice.kind, notice.title.strip().lower()), []).append(notice)
+    active: list[dict[str, Any]] = []
+    past: list[dict[str, Any]] = []
+    for posts in threads.values():
+        latest = posts[0]
+        window = next((p for p in posts if p.starts_at or p.ends_at), latest)
+        thread = {
+            "kind": latest.kind,
+            "title": latest.title,
+            "status": latest.status,
+            "body": latest.body,
+            "starts_at": window.starts_at,
+            "ends_at": window.ends_at,
+            "updated_at": latest.created_at,
+            "earlier": [{"status": p.status, "body": p.body, "at": p.created_at} for p in posts[1:]],
+        }
+        if latest.kind == "incident":
+            is_active = latest.status != "resolved"
+        else:
+            is_active = latest.status != "completed" and (window.ends_at is None or window.ends_at > now)
+        (active if is_active else past).append(thread)
+    return active, past
+
+
 def check_state(
     *, region_count: int, incident: Incident | None, degraded: bool, in_maintenance: bool
 ) -> tuple[str, str]:
@@ -351,12 +383,12 @@ async def page_context(
             "regions": [display_name(r) for r in _regions(row.failing_regions)],
         }
 
-    active_notices = [
-        n
-        for n in notices
-        if (n.kind == "incident" and n.status != "resolved")
-        or (n.kind == "maintenance" and n.status != "completed" and (n.ends_at is None or n.ends_at > now))
-    ]
+    active_notices, past_notices = notice_threads(notices, now)
+    if worst == "operational" and any(
+        thread["kind"] == "maintenance" and thread["starts_at"] is not None and thread["starts_at"] <= now
+        for thread in active_notices
+    ):
+        worst = "maintenance"
     return {
         "page": {
             "title": page.title,
@@ -375,6 +407,6 @@ async def page_context(
         "open_incidents": [incident_row(i) for i in incidents if i.state == "open"],
         "history": [incident_row(i) for i in incidents if i.state != "open"],
         "notices": active_notices,
-        "past_notices": [n for n in notices if n not in active_notices],
+        "past_notices": past_notices,
         "generated_at": now,
     }

@@ -355,3 +355,27 @@ async def test_check_page_makes_and_rotates_badge_links(ui: Ui) -> None:
     assert second is not None
     assert second.group(1) != first.group(1)
     assert (await ui.client.get(first.group(0))).status_code == 404
+
+
+async def test_maintenance_in_progress_shows_on_an_otherwise_quiet_page(ui: Ui) -> None:
+    ids = await seed(ui)
+    body = {
+        **page_body(ids),
+        "groups": [{"name": "Shop", "checks": [{"check_id": ids["login"], "display_name": "Sign-in"}]}],
+    }
+    page = await api(ui, "POST", "/api/v1/status-pages", body)
+    assert 'data-overall="operational"' in (await ui.client.get("/status/acme")).text
+    window = {
+        "starts_at": (utcnow() - timedelta(minutes=5)).isoformat(),
+        "ends_at": (utcnow() + timedelta(hours=1)).isoformat(),
+    }
+    notice = {"kind": "maintenance", "title": "DB upgrade", "status": "in_progress", **window}
+    await api(ui, "POST", f"/api/v1/status-pages/{page['id']}/notices", notice)
+    html = (await ui.client.get("/status/acme")).text
+    assert 'data-overall="maintenance"' in html
+    assert "Scheduled maintenance: DB upgrade" in html
+    await api(ui, "POST", f"/api/v1/status-pages/{page['id']}/notices", {**notice, "status": "completed"})
+    html = (await ui.client.get("/status/acme")).text
+    assert 'data-overall="operational"' in html
+    assert "Scheduled maintenance: DB upgrade" not in html
+    assert "DB upgrade" in html.split("Recent history", 1)[1]
