@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import secrets
 import uuid
+import weakref
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from contracts.v1.base import utcnow
@@ -20,6 +24,8 @@ from services.api.permissions import check_role
 from services.common.db.models import ApiToken, User, WebSession
 from services.common.db.sessions import Sessions
 from services.common.errors import Conflict, Invalid, NotFound
+
+T = TypeVar("T")
 
 SESSION_LIFETIME: Final = timedelta(days=14)
 MIN_PASSWORD: Final = 8
@@ -30,18 +36,42 @@ _hasher = PasswordHasher()
 _DUMMY_HASH: Final = _hasher.hash(secrets.token_urlsafe(16))
 
 
-def hash_password(password: str) -> str:
-    """An argon2id hash of ``password``."""
+#: argon2 costs ~0.1 s of CPU: it runs in these threads (argon2-cffi releases the GIL), never on the
+#: event loop, and at most ``HASH_QUEUE`` hashes wait for them, so a login flood queues instead of
+#: stalling the api (and everything else ``seymour up`` runs on that loop).
+HASH_THREADS: Final = 2
+HASH_QUEUE: Final = 16
+_pool = ThreadPoolExecutor(max_workers=HASH_THREADS, thread_name_prefix="argon2")
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def _hash_sync(password: str) -> str:
     digest: str = _hasher.hash(password)
     return digest
 
 
-def verify_password(password_hash: str, password: str) -> bool:
-    """Whether ``password`` matches ``password_hash``."""
+def _verify_sync(password_hash: str, password: str) -> bool:
     try:
         return bool(_hasher.verify(password_hash, password))
     except (VerificationError, InvalidHashError):
         return False
+
+
+async def _off_loop(fn: Callable[..., T], *args: Any) -> T:
+    loop = asyncio.get_running_loop()
+    slots = _slots.setdefault(loop, asyncio.Semaphore(HASH_QUEUE))
+    async with slots:
+        return await loop.run_in_executor(_pool, fn, *args)
+
+
+async def hash_password(password: str) -> str:
+    """An argon2id hash of ``password`` (computed in the hashing pool)."""
+    return await _off_loop(_hash_sync, password)
+
+
+async def verify_password(password_hash: str, password: str) -> bool:
+    """Whether ``password`` matches ``password_hash`` (checked in the hashing pool)."""
+    return await _off_loop(_verify_sync, password_hash, password)
 
 
 def _sha256(value: str) -> str:
@@ -88,7 +118,7 @@ async def create_user(
     row = User(
         id=uuid.uuid4(),
         username=check_username(username),
-        password_hash=hash_password(check_password(password)),
+        password_hash=await hash_password(check_password(password)),
         role=check_role(role or ("admin" if is_admin else "editor")),
         created_at=utcnow(),
     )
@@ -161,15 +191,44 @@ async def set_role(sessions: Sessions, user_id: uuid.UUID, role: str) -> User:
     return row
 
 
-async def set_password(sessions: Sessions, user_id: uuid.UUID, password: str) -> None:
-    """Change a user's password and end their other sessions."""
-    digest = hash_password(check_password(password))
+async def set_password(
+    sessions: Sessions,
+    user_id: uuid.UUID,
+    password: str,
+    *,
+    current: str | None = None,
+    keep_session: str | None = None,
+    keep_tokens: bool = False,
+) -> int:
+    """Change a user's password, end their sessions (all but ``keep_session``, the cookie value of the
+    browser that asked) and revoke their API tokens unless ``keep_tokens``: whoever knew the old
+    password may have opened a session or made a token. With ``current`` (someone changing their own
+    password) it must be the present password (422 otherwise). Returns how many tokens were revoked."""
+    check_password(password)
+    if current is not None:
+        person = await find_user(sessions, user_id=user_id)
+        if not await verify_password(person.password_hash, current):
+            raise Invalid(
+                "the current password is wrong", [{"field": "current_password", "message": "wrong password"}]
+            )
+    digest = await hash_password(password)
     async with sessions() as session, session.begin():
         row = await session.get(User, user_id)
         if row is None:
             raise NotFound(f"no user {user_id}")
         row.password_hash = digest
-        await session.execute(delete(WebSession).where(WebSession.user_id == user_id))
+        ended = delete(WebSession).where(WebSession.user_id == user_id)
+        if keep_session is not None:
+            ended = ended.where(WebSession.id_hash != _sha256(keep_session))
+        await session.execute(ended)
+        if keep_tokens:
+            return 0
+        revoked = await session.execute(
+            update(ApiToken)
+            .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
+        return int(getattr(revoked, "rowcount", 0) or 0)
 
 
 async def authenticate(sessions: Sessions, username: str, password: str) -> User | None:
@@ -179,9 +238,9 @@ async def authenticate(sessions: Sessions, username: str, password: str) -> User
             await session.execute(select(User).where(User.username == username.strip()))
         ).scalar_one_or_none()
     if row is None:
-        verify_password(_DUMMY_HASH, password)
+        await verify_password(_DUMMY_HASH, password)
         return None
-    return row if verify_password(row.password_hash, password) else None
+    return row if await verify_password(row.password_hash, password) else None
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from services.api.controllers.tokens import TokensController
 from services.api.controllers.users import UsersController
 from services.api.errors import error_handler
 from services.api.permissions import permission_guard
+from services.api.throttle import LoginThrottle
 from services.api.ui import route_handlers as ui_route_handlers
 from services.api.ui import template_config
 from services.common.bus import Publisher, asyncapi
@@ -99,6 +100,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.sessions = sessions
+    app.state.login_throttle = LoginThrottle()
     app.state.bus = bus
     app.state.test_sends = ProbeLimiter()
     app.state.secretbox = LazyBox(settings)

@@ -10,6 +10,7 @@ from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
 from services.api.accounts import authenticate, close_session, load_session, open_session
+from services.api.throttle import LoginThrottle
 from services.api.ui.security import (
     CSRF_FIELD,
     LOGIN_CSRF_COOKIE,
@@ -37,7 +38,13 @@ def _secure(request: Req) -> bool:
 
 
 def _login_page(
-    request: Req, *, next_path: str, error: str | None, username: str, status_code: int
+    request: Req,
+    *,
+    next_path: str,
+    error: str | None,
+    username: str,
+    status_code: int,
+    retry_after: int = 0,
 ) -> Template:
     token = new_csrf()
     return Template(
@@ -45,6 +52,23 @@ def _login_page(
         context={"csrf": token, "next": next_path, "error": error, "username": username, "user": None},
         status_code=status_code,
         cookies=[login_csrf_cookie(token, secure=_secure(request))],
+        headers={"Retry-After": str(retry_after)} if retry_after else None,
+    )
+
+
+def _throttle(request: Req) -> LoginThrottle:
+    throttle: LoginThrottle = request.app.state.login_throttle
+    return throttle
+
+
+def _too_many(request: Req, next_path: str, username: str, wait: int) -> Template:
+    return _login_page(
+        request,
+        next_path=next_path,
+        error=f"Too many failed logins. Try again in {wait} seconds.",
+        username=username,
+        status_code=429,
+        retry_after=wait,
     )
 
 
@@ -72,9 +96,17 @@ async def login(request: Req) -> Template | Redirect:
             username=username,
             status_code=403,
         )
+    address = request.client.host if request.client else "unknown"
+    wait = _throttle(request).retry_after(address, username)
+    if wait:
+        log.info("login throttled address=%s retry_after=%d", address, wait)
+        return _too_many(request, next_path, username, wait)
     user = await authenticate(request.app.state.sessions, username, password)
     if user is None:
-        log.info("login failed username_length=%d", len(username))
+        wait = _throttle(request).failed(address, username)
+        log.info("login failed username_length=%d address=%s", len(username), address)
+        if wait:
+            return _too_many(request, next_path, username, wait)
         return _login_page(
             request,
             next_path=next_path,
@@ -82,6 +114,7 @@ async def login(request: Req) -> Template | Redirect:
             username=username,
             status_code=401,
         )
+    _throttle(request).succeeded(address, username)
     session_id = await open_session(request.app.state.sessions, user)
     log.info("login user=%s", user.username)
     return Redirect(

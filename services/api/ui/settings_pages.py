@@ -3,6 +3,7 @@ alert defaults (policy and maintenance windows) and the deliveries that failed."
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
@@ -31,13 +32,15 @@ from services.api.ui import alert_form
 from services.api.ui.alert_form import AlertFields
 from services.api.ui.form import CHANNELS, row_key
 from services.api.ui.pages import global_alerts, region_cards, render
-from services.api.ui.security import current_user
+from services.api.ui.security import SESSION_COOKIE, current_user
 from services.common.bus.dead_letters import count as count_dead_letters
 from services.common.bus.dead_letters import walk as walk_dead_letters
 from services.common.db.incidents import list_failed_notifications, save_global
 from services.common.db.models import Check
 from services.common.db.sessions import Sessions
 from services.common.errors import DomainError
+
+log = logging.getLogger(__name__)
 
 FAILED_SHOWN = 50
 #: Up to this many dead letters are walked to count them by reason when the page is shown.
@@ -105,7 +108,7 @@ class SettingsPages(Controller):
         messages = {
             "user-created": "User created.",
             "user-removed": "User removed.",
-            "password-changed": "Password changed.",
+            "password-changed": "Password changed. Other sessions were logged out.",
             "token-revoked": "Token revoked.",
             "role-changed": "Role changed.",
             "alerts-saved": "Global alert defaults saved.",
@@ -154,18 +157,26 @@ class SettingsPages(Controller):
 
     @post("/users/{user_id:uuid}/password", status_code=200, **can_manage_account)
     async def change_password(self, request: Req, user_id: FromPath[uuid.UUID]) -> Template | Redirect:
-        """Change a password (your own, or anyone's as an admin)."""
+        """Change a password: your own (with your current password), or anyone's as an admin. The user's
+        other sessions end and their API tokens are revoked unless "keep my tokens" is ticked."""
         user = current_user(request)
         if not user.is_admin and user.user_id != user_id:
             raise ApiError(403, "you can only change your own password")
         data = await request.form()
+        own = user.user_id == user_id
         try:
-            await set_password(request.app.state.sessions, user_id, _field(data, "password"))
+            revoked = await set_password(
+                request.app.state.sessions,
+                user_id,
+                _field(data, "password"),
+                current=_field(data, "current_password") if own else None,
+                keep_session=request.cookies.get(SESSION_COOKIE) if own else None,
+                keep_tokens=_field(data, "keep_tokens") == "on",
+            )
         except DomainError as exc:
             message = exc.errors[0]["message"] if exc.errors else str(exc.detail)
             return await self._page(request, errors={f"password_{user_id}": message}, status_code=422)
-        if user.user_id == user_id:
-            return Redirect("/login", status_code=303)
+        log.info("password changed user=%s by=%s tokens_revoked=%d", user_id, user.username, revoked)
         return Redirect("/settings", query_params={"done": "password-changed"}, status_code=303)
 
     @post("/tokens", status_code=200, **can_manage_account)
