@@ -136,7 +136,10 @@ def provision_home(ctx: Ctx) -> None:
         home_name,
         vpc=vpc,
         description="Seymour home: AMQPS from the regions, the UI from chosen networks",
-        ingress=(tcp(HOME_BROKER_PORT, cidr=ANYWHERE), *(tcp(UI_PORT, cidr=cidr) for cidr in cfg.ui_cidrs)),
+        ingress=(
+            *(tcp(HOME_BROKER_PORT, cidr=cidr) for cidr in cfg.broker_cidrs or (ANYWHERE,)),
+            *(tcp(UI_PORT, cidr=cidr) for cidr in cfg.ui_cidrs),
+        ),
         egress=(ALL_EGRESS,),
         tags=tags,
     )

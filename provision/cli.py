@@ -119,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
             default=[],
             help="network allowed to reach the UI on port 8000 (repeatable)",
         )
+        sub.add_argument(
+            "--broker-cidr",
+            action="append",
+            default=[],
+            help="network the regions connect to home's broker from, e.g. their NAT gateways' addresses "
+            "(repeatable; default anywhere: spot runners have no fixed address)",
+        )
     for name, help_text in (
         ("status", "show what exists in each region, found by tags"),
         ("down", "delete exactly what up created, found by tags"),
@@ -153,6 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 home_db=args.home_db,
                 amis=_amis(args.ami),
                 ui_cidrs=tuple(args.ui_cidr),
+                broker_cidrs=tuple(args.broker_cidr),
             )
         else:
             cfg = Config(

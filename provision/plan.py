@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,6 +51,9 @@ class Config:
     amis: Mapping[str, str] = field(default_factory=dict)
     #: Who may reach the web UI (port 8000) on the home instance; nobody when empty.
     ui_cidrs: tuple[str, ...] = ()
+    #: Where the regions' links come from (their NAT gateways or Elastic IPs), for home's AMQPS port;
+    #: anywhere when empty, as spot runners and Fargate tasks have no fixed address.
+    broker_cidrs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.deployment):
@@ -61,6 +65,11 @@ class Config:
             raise ConfigError("regions must not repeat")
         if not _RELEASE.match(self.release):
             raise ConfigError(f"release {self.release!r} is not a version")
+        for cidr in (*self.ui_cidrs, *self.broker_cidrs):
+            try:
+                ipaddress.ip_network(cidr)
+            except ValueError:
+                raise ConfigError(f"{cidr!r} is not a network (e.g. 203.0.113.0/24)") from None
 
     def ami_for(self, region: str) -> str | None:
         """The operator's AMI for this region, if they chose one."""

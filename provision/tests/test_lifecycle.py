@@ -232,8 +232,16 @@ def test_fargate_spot_runner_with_rds_home(cli: Any) -> None:
     deployment = "fg"
     region = "eu-north-1"
     args = ("--deployment", deployment, "--home-region", HOME)
-    up = cli(*args, "up", "--regions", region, "--compute", "fargate", "--home-db", "rds")
+    options = ("--compute", "fargate", "--home-db", "rds", "--broker-cidr", "203.0.113.0/24")
+    up = cli(*args, "up", "--regions", region, *options)
     assert up.code == 0, up.out + up.err
+    ec2 = boto3.client("ec2", region_name=HOME)
+    (home_group,) = ec2.describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": [f"seymour-{deployment}-home"]}]
+    )["SecurityGroups"]
+    assert [
+        (p["FromPort"], [r["CidrIp"] for r in p.get("IpRanges", [])]) for p in home_group["IpPermissions"]
+    ] == [(5671, ["203.0.113.0/24"])]
     ecs = boto3.client("ecs", region_name=region)
     name = f"seymour-{deployment}-{region}"
     (cluster,) = ecs.describe_clusters(clusters=[name])["clusters"]
@@ -269,7 +277,14 @@ def test_fargate_spot_runner_with_rds_home(cli: Any) -> None:
     assert db["PubliclyAccessible"] is False
     assert not tagged(deployment, (region,)).get("instance")
 
-    again = cli(*args, "up", "--regions", region, "--compute", "fargate", "--home-db", "rds")
+    broker_secrets = {s["name"]: s["valueFrom"] for s in containers["broker"]["secrets"]}
+    assert broker_secrets["SEYMOUR_HOME_CA"].endswith(f"parameter/seymour/{deployment}/broker/home-ca")
+    assert "> /etc/rabbitmq/home-ca.pem" in containers["broker"]["command"][-1]
+    assert (
+        f"--home-ca /etc/rabbitmq/home-ca.pem --home-name seymour-home.{deployment}"
+        in (containers["runner"]["command"][-1])
+    )
+    again = cli(*args, "up", "--regions", region, *options)
     assert again.code == 0
     assert set(_summary(again.out).values()) == {"ok"}
 
