@@ -17,10 +17,13 @@ def _value(value: Any) -> str:
 
 
 def describe(outcome: dict[str, Any]) -> str:
-    """One failed assertion as a line: ``status_code equals 201: observed 503``."""
+    """One failed assertion as a line: ``status_code equals 201: observed 503``; in a multi-step check
+    led by its step (``step 'login': status_code equals 200: observed 401``)."""
     subject = outcome["source"] + (f" {outcome['property']}" if outcome.get("property") else "")
     target = "" if outcome.get("target") is None else f" {_value(outcome['target'])}"
-    return f"{subject} {outcome['comparison']}{target}: observed {_value(outcome.get('observed'))}"
+    message = outcome.get("message") or ""
+    step = message.split(":", 1)[0] + ": " if message.startswith("step '") else ""
+    return f"{step}{subject} {outcome['comparison']}{target}: observed {_value(outcome.get('observed'))}"
 
 
 def _case(entry: dict[str, Any]) -> ET.Element:

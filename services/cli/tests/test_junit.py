@@ -42,6 +42,19 @@ REPORT = {
         entry("login", "us-east-1", "error", error={"class": "timeout", "message": "no answer in 10 s"}),
         entry("login", "eu-north-1", "missed"),
         entry("search", "us-east-1", "pending"),
+        entry(
+            "checkout-flow",
+            "us-east-1",
+            "failed",
+            assertions=[
+                {
+                    **FAILED,
+                    "target": 200,
+                    "observed": 401,
+                    "message": "step 'login': status 401, expected 200",
+                }
+            ],
+        ),
     ],
     "skipped": [{"check": "billing", "regions": ["ap-south-1"]}],
 }
@@ -53,7 +66,7 @@ def test_one_case_per_check_and_region_with_target_and_observed(tmp_path: Path) 
     suites = list(JUnitXml.fromfile(str(path)))
     assert len(suites) == 1
     suite = suites[0]
-    assert (suite.tests, suite.failures, suite.errors, suite.skipped) == (6, 1, 3, 1)
+    assert (suite.tests, suite.failures, suite.errors, suite.skipped) == (7, 2, 3, 1)
     results = {case.name: case.result for case in suite}
     assert results["cards [us-east-1]"] == []
     failure = results["cards [eu-north-1]"][0]
@@ -65,6 +78,8 @@ def test_one_case_per_check_and_region_with_target_and_observed(tmp_path: Path) 
     assert "could not start in time" in results["login [eu-north-1]"][0].message
     assert "no result before the deadline" in results["search [us-east-1]"][0].message
     assert isinstance(results["billing [-]"][0], Skipped)
+    step = results["checkout-flow [us-east-1]"][0]
+    assert step.message == "step 'login': status_code equals 200: observed 401"
     assert next(case for case in suite if case.name == "cards [us-east-1]").time == pytest.approx(0.12)
 
 
