@@ -223,11 +223,6 @@ class Evaluator:
         self._healthy = (time.monotonic(), healthy)
         return healthy
 
-    def forget_caches(self) -> None:
-        """Drop cached global settings (after the api changed them, in the same process)."""
-        self._global = None
-        self._healthy = None
-
 
 class Ticker:
     """Wakes checks whose state can change with time alone (a lifecycle of the alerts service)."""

@@ -105,6 +105,12 @@ async def _store_tags(session: Any, check_id: uuid.UUID, tags: list[str]) -> Non
     session.add_all(CheckTag(check_id=check_id, tag=tag) for tag in tags)
 
 
+def manual_slot() -> datetime:
+    """The slot of a run started by hand: now, read once, to the millisecond (what the wire keeps)."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
 @dataclass
 class CheckStore:
     """Check persistence plus the events that must follow each change."""
@@ -250,7 +256,7 @@ class CheckStore:
     async def run_now(self, row: Check) -> tuple[datetime, list[uuid.UUID]]:
         """Run a check at once from all its regions; returns the slot and the run ids to wait for."""
         spec = CheckSpec.model_validate(row.spec)
-        slot = datetime.now(UTC).replace(microsecond=(datetime.now(UTC).microsecond // 1000) * 1000)
+        slot = manual_slot()
         await self.bus.publish(
             CheckDue(
                 check_id=row.id,
@@ -268,7 +274,7 @@ class CheckStore:
         scheduled, alerted on or listed); returns the stored run, or ``None`` if it did not finish."""
         check_id = uuid.uuid4()
         region = spec.regions[0]
-        slot = datetime.now(UTC).replace(microsecond=(datetime.now(UTC).microsecond // 1000) * 1000)
+        slot = manual_slot()
         await self.bus.publish(
             CheckDue(check_id=check_id, slot=slot, revision=0, spec=spec, trigger="manual", regions=[region])
         )

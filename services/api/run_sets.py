@@ -9,14 +9,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 
 from contracts.v1 import CheckDue, CheckSpec, run_id_for
 from contracts.v1.regions import REGIONS
-from services.api.checks import CheckStore
+from services.api.checks import CheckStore, manual_slot
 from services.api.queries import run_view
 from services.common.db.models import Run, RunSet
 from services.common.db.sessions import Sessions
@@ -59,8 +58,7 @@ async def start(store: CheckStore, tag: str, regions: Sequence[str] | None) -> R
     checks = await store.tagged(tag)
     if not checks:
         raise Invalid(f"no check is tagged '{tag}'", [{"field": "tag", "message": "no check has it"}])
-    slot = datetime.now(UTC)
-    slot = slot.replace(microsecond=(slot.microsecond // 1000) * 1000)
+    slot = manual_slot()
     items: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     dues: list[CheckDue] = []

@@ -8,7 +8,6 @@
      │    ├── NotConfirmed        the broker nacked or did not confirm a publish in time
      │    └── BusClosed           publish or subscribe on a bus that is not running
      ├── MalformedMessage         bytes that are not a v1 message: dead-lettered, never retried
-     ├── NotLeader                a scheduler lost its lease (fenced by epoch)
      └── DomainError              a request the domain refuses; the api maps each kind to one HTTP status
           ├── NotFound            the thing asked for does not exist
           ├── Conflict            it would clash with what is stored (a taken name, the last admin)
@@ -42,10 +41,6 @@ class BusClosed(BusError):
 
 class MalformedMessage(SeymourError):
     """A message body that does not decode to a known v1 message."""
-
-
-class NotLeader(SeymourError):
-    """This scheduler is not (or no longer) the leader."""
 
 
 class DomainError(SeymourError):

@@ -30,7 +30,7 @@ class RouterDeps:
 
 async def handle_check_due(message: CheckDue, delivery: Delivery, *, deps: RouterDeps) -> None:
     """Publish one ``RunCheck`` per region; a region with no runner queue becomes a missed run at once."""
-    if message.trigger == "scheduled" and not deps.fence.admit(message.epoch):
+    if not deps.fence.admit_due(message):
         log.warning(
             "dropping slot from a deposed scheduler check_id=%s slot=%s epoch=%d",
             message.check_id,

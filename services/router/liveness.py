@@ -23,7 +23,3 @@ class RunnerLiveness:
         """Whether a runner of ``region`` spoke within ``stale_after`` seconds."""
         seen = self._seen.get(region)
         return seen is not None and self.clock() - seen <= self.stale_after
-
-    def ever_seen(self, region: str) -> bool:
-        """Whether this router has heard from ``region`` since it started."""
-        return region in self._seen

@@ -14,13 +14,12 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.response import Redirect
 
 from services.api.accounts import SESSION_LIFETIME, SessionUser, load_session
-from services.api.permissions import grants, remember
+from services.api.permissions import SAFE_METHODS, grants, remember
 
 SESSION_COOKIE: Final = "seymour_session"
 LOGIN_CSRF_COOKIE: Final = "seymour_login_csrf"
 CSRF_HEADER: Final = "x-csrf-token"
 CSRF_FIELD: Final = "_csrf"
-SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class LoginRequired(HTTPException):

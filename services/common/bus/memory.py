@@ -241,8 +241,3 @@ class MemoryBus:
     async def dead_letter_count(self) -> int:
         """How many messages wait in the dead-letter queue."""
         return self._queues[DEAD_LETTERS.name].items.qsize()
-
-    def dead_letters(self) -> list[bytes]:
-        """The bodies waiting in the dead-letter queue (for tests and the UI)."""
-        items = self._queues[DEAD_LETTERS.name].items
-        return [envelope.body for envelope in list(items._queue)]  # type: ignore[attr-defined]
