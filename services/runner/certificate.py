@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import math
+import ssl
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
@@ -19,6 +21,8 @@ log = logging.getLogger(__name__)
 def peer_certificate(ssl_object: Any, host: str, now: datetime | None = None) -> CertificateInfo | None:
     """The leaf certificate the server presented on a connection (its ``ssl.SSLObject``), or ``None``
     when there is none to read. Read whether or not it was verified (``verify_tls: false`` records it)."""
+    if ssl_object is None:
+        return None
     der = ssl_object.getpeercert(binary_form=True)
     if not der:
         return None
@@ -27,6 +31,32 @@ def peer_certificate(ssl_object: Any, host: str, now: datetime | None = None) ->
     except ValueError as exc:
         log.info("certificate unreadable host=%s error=%s", host, exc)
         return None
+
+
+#: How long reading a rejected certificate may take (a second handshake, only after a TLS failure).
+PROBE_TIMEOUT_S: Final = 2.0
+
+
+async def rejected_certificate(address: tuple[str, int], host: str) -> CertificateInfo | None:
+    """The certificate a server presented in a handshake that failed verification (expired, wrong
+    host, unknown issuer), read by one more handshake to the same, already vetted address without
+    verifying — so the run still shows what expired and when. Nothing is sent over it."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    writer = None
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT_S):
+            _, writer = await asyncio.open_connection(
+                address[0], address[1], ssl=context, server_hostname=host or None
+            )
+            return peer_certificate(writer.get_extra_info("ssl_object"), host)
+    except (OSError, TimeoutError, ssl.SSLError) as exc:
+        log.info("rejected certificate unreadable host=%s error=%s", host, type(exc).__name__)
+        return None
+    finally:
+        if writer is not None:
+            writer.transport.abort()
 
 
 def describe(der: bytes, host: str, now: datetime | None = None) -> CertificateInfo:

@@ -46,6 +46,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Literal
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
@@ -72,7 +73,7 @@ from services.common.redaction import (
     redact_url,
 )
 from services.runner.assertions import ResponseFacts, evaluate, needs_json, unrunnable
-from services.runner.certificate import peer_certificate
+from services.runner.certificate import peer_certificate, rejected_certificate
 from services.runner.http_timing import PhaseTimer, trace_config
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,8 @@ class _RunState:
     attempted: dict[int, int] = field(default_factory=dict)
     #: The TLS object of the latest connection: it holds the certificate the server presented.
     ssl_object: Any = None
+    #: The address (vetted by the guard) of the latest connection attempt.
+    address: tuple[str, int] | None = None
 
     def refused_only(self) -> list[str]:
         """The addresses refused for the latest connection, if nothing else was tried for it."""
@@ -152,6 +155,7 @@ class _Connector(aiohttp.TCPConnector):
         if state is not None:
             current = state.timer.connections
             state.attempted[current] = state.attempted.get(current, 0) + 1
+            state.address = (host, port)
         return socket.socket(family=family, type=kind, proto=proto)
 
 
@@ -287,7 +291,18 @@ class HttpChecker:
                 charset = response.charset
         except Exception as exc:
             failure = _classify(exc, state, spec)
-            return CheckResult("error", started_at, utcnow(), state.timer.timings(), sent, error=failure)
+            certificate = None
+            if failure.cls == "tls" and state.address is not None:
+                certificate = await rejected_certificate(state.address, urlsplit(request.url).hostname or "")
+            return CheckResult(
+                "error",
+                started_at,
+                utcnow(),
+                state.timer.timings(),
+                sent,
+                error=failure,
+                certificate=certificate,
+            )
         finally:
             _RUN.reset(token)
         timings = state.timer.timings()

@@ -56,6 +56,16 @@ async def test_certificate_is_recorded_when_verification_is_off(
     assert result.certificate.issuer == "CN=localhost"
 
 
+async def test_a_rejected_certificate_is_still_recorded(checker: HttpChecker, tls_target: str) -> None:
+    result = await checker.run(make_spec(f"{tls_target}/status/200"))
+    assert result.status == "error"
+    assert result.error is not None
+    assert result.error.cls == "tls"
+    assert result.certificate is not None, "what the server presented, read after verification failed"
+    assert result.certificate.subject == "CN=localhost"
+    assert result.certificate.days_until_expiry == 0
+
+
 async def test_plain_http_has_no_certificate(checker: HttpChecker, target: str) -> None:
     check = make_spec(
         f"{target}/status/200",
