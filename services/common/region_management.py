@@ -72,5 +72,10 @@ class ManagementApi:
     async def apply(self, steps: Sequence[Step]) -> None:
         """Send every step in order; stops at the first refusal (re-running resumes where it failed)."""
         for step in steps:
-            await self.request(step.method, step.path, step.body)
+            try:
+                await self.request(step.method, step.path, step.body)
+            except ManagementError as exc:
+                if not (step.missing_ok and "→ 404" in str(exc)):
+                    raise
+                continue
             log.info("applied %s method=%s path=%s", step.what or "step", step.method, step.path)

@@ -86,6 +86,8 @@ class Step:
     path: str
     body: dict[str, Any] = field(default_factory=dict)
     what: str = ""
+    #: A DELETE of something that may already be gone: a 404 is success.
+    missing_ok: bool = False
 
 
 @dataclass(frozen=True)
@@ -356,6 +358,14 @@ def account_plan(home: BrokerAddress, region: str, username: str, password: str)
             f"/api/bindings/{v}/e/{q(RUNS_EXCHANGE)}/e/{q(exchange)}",
             {"routing_key": region},
             "binding",
+        ),
+        # The buffer of a link made before regions had their own exchange: bound to seymour.runs, it
+        # would keep a copy of every run of the region, and dead-letter each as missed on expiry.
+        Step(
+            "DELETE",
+            f"/api/queues/{v}/{q(f'federation: {RUNS_EXCHANGE} -> {cluster_name(region)}')}",
+            what="legacy buffer",
+            missing_ok=True,
         ),
         *home_plan(home),
     ]

@@ -15,7 +15,7 @@ import aio_pika
 import pamqp.constants
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
-from aiormq.exceptions import ChannelAccessRefused
+from aiormq.exceptions import ChannelAccessRefused, ChannelNotFoundEntity
 
 from contracts.topology import (
     ALERTS_EVALUATE,
@@ -155,3 +155,24 @@ async def test_a_region_account_may_do_what_its_links_need(as_region: str) -> No
             await _attempt(as_region, action)
         except ChannelAccessRefused as exc:
             raise AssertionError(f"{name} refused: {exc}") from exc
+
+
+async def test_granting_removes_the_home_buffer_of_a_link_made_before_region_exchanges(
+    home: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """That buffer is bound to ``seymour.runs`` itself: left there, it would copy every run of the
+    region and dead-letter each copy as missed."""
+    monkeypatch.setitem(pamqp.constants.DOMAIN_REGEX, "queue-name", re.compile(r".*"))
+    legacy = f"federation: {RUNS_EXCHANGE} -> seymour-{REGION}"
+    connection = await aio_pika.connect(home)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(legacy, durable=True)
+        await queue.bind(RUNS_EXCHANGE, REGION)
+    async with region_account(home, REGION):
+        pass
+    connection = await aio_pika.connect(home)
+    async with connection:
+        channel = await connection.channel()
+        with pytest.raises(ChannelNotFoundEntity):
+            await channel.declare_queue(legacy, passive=True)
