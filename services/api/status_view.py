@@ -78,36 +78,48 @@ class Day:
 
 
 @dataclass
+class Closed:
+    """A check's closed days (oldest first), their HTML and their totals: fixed until tomorrow."""
+
+    today: date
+    bars: list[Day]
+    html: str
+    attempted: int
+    passed: int
+
+
+@dataclass
 class DailyCache:
-    """Daily (attempted, passed) of closed days per check, computed once per check per day."""
+    """The closed days of each check, read and drawn once per check per day."""
 
-    days: dict[uuid.UUID, tuple[date, dict[date, tuple[int, int]]]] = field(default_factory=dict)
-    closed_html: dict[uuid.UUID, tuple[date, str]] = field(default_factory=dict)
-
-    def bars_html(self, check_id: uuid.UUID, days: Sequence[Day]) -> Markup:
-        """The HTML of a check's bars; the closed days' part is built once a day (a page of 40 checks
-        has 3,600 bars, and drawing them is most of a render)."""
-        today = days[-1].day
-        kept = self.closed_html.get(check_id)
-        if kept is None or kept[0] != today:
-            kept = (today, "".join(day.html() for day in days[:-1]))
-            self.closed_html[check_id] = kept
-        return Markup(kept[1] + days[-1].html())
+    days: dict[uuid.UUID, Closed] = field(default_factory=dict)
 
     def missing(self, check_ids: Iterable[uuid.UUID], today: date) -> list[uuid.UUID]:
         """Checks whose closed days are not known up to yesterday."""
-        return [cid for cid in check_ids if cid not in self.days or self.days[cid][0] != today]
+        return [cid for cid in check_ids if cid not in self.days or self.days[cid].today != today]
 
     def store(
         self, today: date, figures: dict[uuid.UUID, dict[date, tuple[int, int]]], ids: Iterable[uuid.UUID]
     ) -> None:
-        """Keep the closed days read for ``ids`` (those with no runs get an empty record)."""
+        """Keep the closed days read for ``ids`` (those with no runs get empty days)."""
+        first = today - timedelta(days=DAYS - 1)
         for cid in ids:
-            self.days[cid] = (today, figures.get(cid, {}))
+            known = figures.get(cid, {})
+            bars = [
+                Day(first + timedelta(days=i), *known.get(first + timedelta(days=i), (0, 0)))
+                for i in range(DAYS - 1)
+            ]
+            self.days[cid] = Closed(
+                today,
+                bars,
+                "".join(day.html() for day in bars),
+                sum(day.attempted for day in bars),
+                sum(day.passed for day in bars),
+            )
 
-    def get(self, check_id: uuid.UUID) -> dict[date, tuple[int, int]]:
-        """The closed days of a check."""
-        return self.days.get(check_id, (date.min, {}))[1]
+    def get(self, check_id: uuid.UUID) -> Closed | None:
+        """The closed days of a check, if read."""
+        return self.days.get(check_id)
 
 
 def rollups_since(check_ids: Iterable[uuid.UUID], since: datetime) -> list[Any]:
@@ -129,8 +141,9 @@ def _day_expr(dialect: str) -> Any:
 
 async def daily(
     sessions: Sessions, check_ids: Sequence[uuid.UUID], *, now: datetime, cache: DailyCache
-) -> dict[uuid.UUID, list[Day]]:
-    """The last :data:`DAYS` days (oldest first, today last) of each check."""
+) -> dict[uuid.UUID, tuple[Closed, Day]]:
+    """The last :data:`DAYS` days of each check: the closed ones (from ``cache``, read when missing)
+    and today's (always read)."""
     today = now.date()
     first = today - timedelta(days=DAYS - 1)
     start_of_today = datetime.combine(today, datetime.min.time(), tzinfo=now.tzinfo)
@@ -158,15 +171,11 @@ async def daily(
             .group_by(RunRollup.check_id)
         )
         today_figures = {cid: (int(t or 0), int(p or 0)) for cid, t, p in current}
-    out: dict[uuid.UUID, list[Day]] = {}
+    out: dict[uuid.UUID, tuple[Closed, Day]] = {}
     for cid in check_ids:
         closed = cache.get(cid)
-        bars = [
-            Day(first + timedelta(days=i), *closed.get(first + timedelta(days=i), (0, 0)))
-            for i in range(DAYS - 1)
-        ]
-        bars.append(Day(today, *today_figures.get(cid, (0, 0))))
-        out[cid] = bars
+        assert closed is not None
+        out[cid] = (closed, Day(today, *today_figures.get(cid, (0, 0))))
     return out
 
 
@@ -355,9 +364,9 @@ async def page_context(
             )
             if STATE_RANK.index(state) < STATE_RANK.index(worst):
                 worst = state
-            days = bars.get(item.check_id, [])
-            attempted = sum(d.attempted for d in days)
-            passed = sum(d.passed for d in days)
+            closed, today = bars[item.check_id]
+            attempted = closed.attempted + today.attempted
+            passed = closed.passed + today.passed
             points = sparks.get(item.check_id, [])
             known = [p for p in points if p is not None]
             rows.append(
@@ -366,7 +375,7 @@ async def page_context(
                     "state": state,
                     "state_label": STATE_LABELS[state],
                     "why": why,
-                    "bars": cache.bars_html(item.check_id, days) if days else Markup(""),
+                    "bars": Markup(closed.html + today.html()),
                     "uptime": round(100.0 * passed / attempted, 2) if attempted else None,
                     "spark": spark_path(points),
                     "latest_ms": known[-1] if known else None,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from services.api.status_view import DailyCache, check_state, daily, sparklines
+from services.api.status_view import DailyCache, Day, check_state, daily, sparklines
 from services.common.db.engine import make_engine, make_sessionmaker
 from services.common.db.models import Check, Incident, RunRollup
 
@@ -44,6 +44,13 @@ def rollup(check_id: uuid.UUID, region: str, bucket: datetime, passed: int, ms: 
     )
 
 
+async def days_of(sessions: Any, check_id: uuid.UUID, now: datetime, cache: DailyCache) -> list[Day]:
+    closed, today = (await daily(sessions, [check_id], now=now, cache=cache))[check_id]
+    assert closed.attempted == sum(day.attempted for day in closed.bars)
+    assert closed.html.count('class="bar ') == 89
+    return [*closed.bars, today]
+
+
 async def test_daily_bars_and_sparkline_on_both_databases(sessions: Any) -> None:
     check_id = uuid.uuid4()
     hour = NOW.replace(minute=0)
@@ -63,7 +70,7 @@ async def test_daily_bars_and_sparkline_on_both_databases(sessions: Any) -> None
             ]
         )
     cache = DailyCache()
-    bars = (await daily(sessions, [check_id], now=NOW, cache=cache))[check_id]
+    bars = await days_of(sessions, check_id, NOW, cache)
     assert len(bars) == 90
     assert bars[-1].day == NOW.date()
     assert (bars[-1].attempted, bars[-1].passed) == (20, 15)
@@ -75,10 +82,10 @@ async def test_daily_bars_and_sparkline_on_both_databases(sessions: Any) -> None
     async with sessions() as session, session.begin():
         session.add(rollup(check_id, "us-east-1", hour - timedelta(days=2), 0))  # a late closed day
         session.add(rollup(check_id, "ca-central-1", hour, 10))
-    again = (await daily(sessions, [check_id], now=NOW, cache=cache))[check_id]
+    again = await days_of(sessions, check_id, NOW, cache)
     assert again[-3].attempted == 0  # closed days are read once a day
     assert (again[-1].attempted, again[-1].passed) == (30, 25)  # today is read every time
-    tomorrow = (await daily(sessions, [check_id], now=NOW + timedelta(days=1), cache=cache))[check_id]
+    tomorrow = await days_of(sessions, check_id, NOW + timedelta(days=1), cache)
     assert tomorrow[-4].attempted == 10
 
     spark = (await sparklines(sessions, [check_id], now=NOW))[check_id]
