@@ -445,7 +445,8 @@ def _classify(exc: Exception, state: _RunState, spec: CheckSpec) -> RunError:
     else:
         cls = "internal"
         message = f"{type(exc).__name__}: {_reason(exc)}"
-        log.exception("runner internal error url=%s", redact_url(spec.request.url))
+        # the host only: a rendered path or query may hold a check's secret
+        log.exception("runner internal error host=%s", urlsplit(spec.request.url).hostname)
     return RunError(cls=cls, message=message[:ERROR_MESSAGE_CHARS])
 
 
