@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tomllib
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from compose.runner_requirements import name_of, runner_requirements
 from services.cli import parser
 from services.common.settings import Settings
 
@@ -156,8 +158,14 @@ LEFT_OUT = {
 
 def test_runner_image_runs_its_commands_without_the_api_dependencies() -> None:
     runner_stage = DOCKERFILE.read_text().split("AS runner\n", 1)[1].split("\nFROM ", 1)[0]
-    installed = {m.lower() for m in re.findall(r'"([A-Za-z0-9_.-]+)[\[<>=]', runner_stage)}
+    assert not re.findall(r'"([A-Za-z0-9_.-]+)[\[<>=]', runner_stage), "pins come from pyproject.toml only"
+    assert "runner_requirements.py" in runner_stage
+    installed = {name_of(req) for req in runner_requirements(ROOT / "pyproject.toml")}
     assert not installed & set(LEFT_OUT), "the runner image installs an api dependency"
+    excluded = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["seymour"][
+        "runner-image-excludes"
+    ]
+    assert sorted(excluded) == sorted(LEFT_OUT), "every excluded dependency is blocked below, and only those"
     commands = [SERVICES[name]["command"] for name in OURS if SERVICES[name]["build"]["target"] == "runner"]
     script = f"""
 import importlib.abc, sys
