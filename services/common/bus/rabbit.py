@@ -70,6 +70,9 @@ log = logging.getLogger(__name__)
 CONTENT_TYPE: Final = "application/json"
 #: How many classic-queue failures are remembered at most (entries leave on success or dead-letter).
 _MAX_TRACKED_FAILURES: Final = 10_000
+#: How long a handler whose publish failed is retried in place while the broker link comes back.
+BUS_RETRY_S: Final = 30.0
+BUS_RETRY_PAUSE_S: Final = 0.5
 #: How often the depth of each consumed queue (and the dead letters) is sampled for ``/metrics``.
 DEPTH_INTERVAL: Final = 5.0
 
@@ -313,7 +316,7 @@ class RabbitBus:
             headers=headers,
         )
         try:
-            await handler(decoded, delivery)
+            await self._call(handler, decoded, delivery, queue)
         except Exception:
             log.exception(
                 "handler failed queue=%s kind=%s attempt=%d", queue, decoded.kind, delivery.delivery_count
@@ -340,6 +343,21 @@ class RabbitBus:
         METRICS.inc("seymour_bus_refused_total", queue=queue, reason=reason)
         MESSAGES_DEAD_LETTERED.labels(queue, reason).inc()
         await self._settle(message.reject(requeue=False), queue)
+
+    async def _call(self, handler: Handler, decoded: AnyMessage, delivery: Delivery, queue: str) -> None:
+        """Run the handler; when it failed only because *our* publish could not go out (the broker link is
+        coming back: consumers resume before the publishing channel does), wait for the channel and run it
+        again, rather than nack at once — five quick redeliveries would dead-letter a good message."""
+        deadline = asyncio.get_running_loop().time() + BUS_RETRY_S
+        while True:
+            try:
+                await handler(decoded, delivery)
+                return
+            except (NotConfirmed, BusClosed) as exc:
+                if asyncio.get_running_loop().time() >= deadline or self._broker is None:
+                    raise
+                log.warning("handler could not publish, retrying queue=%s error=%s", queue, exc)
+                await asyncio.sleep(BUS_RETRY_PAUSE_S)
 
     def _delivery_count(
         self, spec: QueueSpec, redelivered: bool | None, headers: Mapping[str, Any], key: bytes

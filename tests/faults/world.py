@@ -1,0 +1,242 @@
+"""A whole Seymour under steady load, every service its own OS process, behind cuttable links.
+
+The database and the broker are the shared local servers (a database and a vhost of their own), reached
+through :class:`~tests.support.proxy.TcpProxy` links: cutting a link is, for every process, the server
+gone (connections reset, new ones refused) while the other test suites keep using the real servers.
+The proxies live on the test's event loop, so nothing here blocks it (process waits run in threads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from services.common.bus.dead_letters import count as count_dead_letters
+from services.common.bus.dead_letters import walk as walk_dead_letters
+from services.scheduler.slots import slots_between
+from tests.support.api import Client
+from tests.support.processes import Fleet
+from tests.support.proxy import TcpProxy
+from tests.support.servers import DemoTarget, Receiver, demo_check, eventually
+
+REGIONS = ("us-east-1", "eu-north-1", "ca-central-1")
+HOME_SERVICES = ("results", "alerts", "router", "api", "scheduler")
+TOKEN = "faults-token"
+#: The reasons a slot may honestly end as missed under a fault we caused.
+MISSED_REASONS = frozenset({"no_leader", "not_published", "expired", "no_runner"})
+
+
+@dataclass
+class Row:
+    """One line of the fault table."""
+
+    scenario: str
+    expected: int = 0
+    stored_once: int = 0
+    stored_twice: int = 0
+    lost: int = 0
+    missed: Counter[str] = field(default_factory=Counter)
+    dead_lettered: int = 0
+    false_incidents: int = 0
+    transitions: Counter[str] = field(default_factory=Counter)
+    recover_s: float | None = None
+    notes: str = ""
+
+    HEADER = (
+        f"{'scenario':<28} {'expected':>8} {'once':>6} {'twice':>5} {'lost':>5} {'missed (by reason)':<34} "
+        f"{'dlq':>4} {'false inc':>9} {'transitions':<12} {'recover':>8}"
+    )
+
+    def line(self) -> str:
+        missed = ", ".join(f"{reason} {n}" for reason, n in sorted(self.missed.items())) or "0"
+        sent = ", ".join(f"{channel} {n}" for channel, n in sorted(self.transitions.items())) or "0"
+        recover = "-" if self.recover_s is None else f"{self.recover_s:.1f} s"
+        return (
+            f"{self.scenario:<28} {self.expected:>8} {self.stored_once:>6} {self.stored_twice:>5} "
+            f"{self.lost:>5} {missed:<34} {self.dead_lettered:>4} {self.false_incidents:>9} {sent:<12} "
+            f"{recover:>8}"
+        )
+
+
+@dataclass
+class World:
+    """The processes, their links, the target, the webhook receiver and the checks."""
+
+    fleet: Fleet
+    pg_url: str
+    rabbit_url: str
+    pg_proxy: TcpProxy
+    rabbit_proxy: TcpProxy
+    target: DemoTarget
+    sink: Receiver
+    api: Client
+    api_port: int
+    checks: dict[uuid.UUID, int] = field(default_factory=dict)
+    engine: AsyncEngine | None = None
+
+    # -- processes ----------------------------------------------------------------------------------
+
+    def start(self, label: str) -> None:
+        """Start one service process (``runner-<region>`` for a region's runner)."""
+        if label.startswith("runner-"):
+            self.fleet.start(label, "runner", "--region", label.removeprefix("runner-"))
+        elif label in ("results", "alerts", "api", "scheduler"):
+            self.fleet.start(label, label, "--no-migrate")
+        else:
+            self.fleet.start(label, label)
+
+    def labels(self) -> list[str]:
+        """Every service process of the world."""
+        return [*HOME_SERVICES, *(f"runner-{region}" for region in REGIONS)]
+
+    async def kill(self, label: str, sig: int = signal.SIGKILL) -> None:
+        """Signal a process and reap it (in a thread: the links must keep pumping meanwhile)."""
+        await asyncio.to_thread(self.fleet.kill, label, sig)
+
+    async def stop_all(self) -> dict[str, int]:
+        """SIGTERM every process and reap them; their exit codes."""
+        return await asyncio.to_thread(self.fleet.stop_all)
+
+    def assert_alive(self) -> None:
+        """Every process still runs (a crash is a finding, with its log)."""
+        dead = [label for label, alive in self.fleet.alive().items() if not alive]
+        assert not dead, {label: self.fleet.log_tail(label) for label in dead}
+
+    # -- load ---------------------------------------------------------------------------------------
+
+    async def add_checks(self, count: int) -> None:
+        """``count`` checks every second from every region, each alerting one webhook."""
+        for index in range(count):
+            spec = demo_check(self.target.url, self.sink.url, interval=1, name=f"fault-load-{index}")
+            spec["assertions"] = [a for a in spec["assertions"] if a["source"] != "response_time"]
+            created = await self.api.ok("POST", "/api/v1/checks", spec)
+            self.checks[uuid.UUID(created["id"])] = 1
+
+    # -- measuring ----------------------------------------------------------------------------------
+
+    def _engine(self) -> AsyncEngine:
+        if self.engine is None:
+            self.engine = create_async_engine(self.pg_url, pool_size=2)
+        return self.engine
+
+    def expected(self, start: datetime, end: datetime) -> set[tuple[uuid.UUID, datetime, str]]:
+        """Every (check, slot, region) due in ``(start, end]``."""
+        return {
+            (check_id, slot, region)
+            for check_id, interval in self.checks.items()
+            for slot in slots_between(check_id, interval, start, end)
+            for region in REGIONS
+        }
+
+    async def stored(self, start: datetime, end: datetime) -> list[Any]:
+        """The scheduled runs stored for our checks with slots in ``(start, end]``."""
+        async with self._engine().connect() as connection:
+            result = await connection.execute(
+                text(
+                    "SELECT check_id, slot, region, status, error_class, stored_at FROM runs"
+                    " WHERE trigger = 'scheduled' AND slot > :start AND slot <= :end"
+                ),
+                {"start": start, "end": end},
+            )
+            return [row for row in result.all() if row.check_id in self.checks]
+
+    async def incidents(self) -> int:
+        """Incidents ever opened on our checks."""
+        async with self._engine().connect() as connection:
+            return int(await connection.scalar(text("SELECT count(*) FROM incidents")) or 0)
+
+    async def dead_letters(self) -> int:
+        """Dead letters waiting (asked directly, not through the cuttable link)."""
+        return await count_dead_letters(self.rabbit_url)
+
+    async def measure(
+        self,
+        scenario: str,
+        start: datetime,
+        end: datetime,
+        *,
+        restored_at: datetime,
+        dlq_before: int,
+        incidents_before: int,
+        sent_before: int,
+        settle_s: float = 90.0,
+    ) -> Row:
+        """Wait (bounded) until every slot of the window has a row, then count what happened."""
+        expected = self.expected(start, end)
+
+        async def complete() -> bool:
+            rows = await self.stored(start, end)
+            return {(r.check_id, r.slot, r.region) for r in rows} >= expected
+
+        began = time.monotonic()
+        with contextlib.suppress(AssertionError):  # what never arrives is counted below as lost
+            await eventually(complete, within=settle_s, every=1.0, what=f"{scenario}: every slot stored")
+        rows = await self.stored(start, end)
+        keys = Counter((r.check_id, r.slot, r.region) for r in rows)
+        row = Row(scenario)
+        row.expected = len(expected)
+        row.stored_once = sum(1 for key in expected if keys[key] == 1)
+        row.stored_twice = sum(1 for key in expected if keys[key] > 1)
+        row.lost = sum(1 for key in expected if keys[key] == 0)
+        row.missed = Counter(r.error_class for r in rows if r.status == "missed")
+        row.dead_lettered = await self.dead_letters() - dlq_before
+        row.false_incidents = await self.incidents() - incidents_before
+        row.transitions = Counter(event for event in self.sink.events()[sent_before:])
+        firsts: dict[str, float] = {}
+        for r in rows:
+            if r.status == "passed" and r.slot >= restored_at and r.stored_at is not None:
+                delay = (r.stored_at - restored_at).total_seconds()
+                firsts[r.region] = min(delay, firsts.get(r.region, delay))
+        row.recover_s = max(firsts.values()) if len(firsts) == len(REGIONS) else None
+        row.notes = f"settled in {time.monotonic() - began:.0f} s"
+        if row.dead_lettered:
+            seen = await walk_dead_letters(
+                self.rabbit_url, lambda _letter: "keep", collect=lambda _letter: True
+            )
+            row.notes += f"; dead letters: {[letter.summary() for letter in seen.letters]}"
+        return row
+
+
+def proxied(url: str, port: int) -> str:
+    """``url`` with its port replaced (a database URL through its proxy)."""
+    return make_url(url).set(port=port).render_as_string(hide_password=False)
+
+
+async def started(world: World) -> None:
+    """Start every process and wait until the api answers and every region has a live runner."""
+    for label in world.labels():
+        world.start(label)
+
+    async def regions_live() -> bool:
+        world.assert_alive()
+        try:
+            regions = (await world.api.ok("GET", "/api/v1/regions"))["items"]
+        except (OSError, AssertionError):
+            return False
+        return all(region["live"] for region in regions if region["code"] in REGIONS)
+
+    await eventually(regions_live, within=90, every=0.5, what="the api up and a live runner per region")
+
+
+def base_env(world_pg: str, world_rabbit: str, api_port: int) -> dict[str, str]:
+    """The environment every process of the world shares."""
+    return {
+        "SEYMOUR_DATABASE_URL": world_pg,
+        "SEYMOUR_BROKER_URL": world_rabbit,
+        "SEYMOUR_API_TOKEN": TOKEN,
+        "SEYMOUR_PORT": str(api_port),
+        "SEYMOUR_HEARTBEAT_INTERVAL": "1",
+        "SEYMOUR_RESULTS_BATCH_MS": "20",
+        "SEYMOUR_LOG_LEVEL": "WARNING",
+    }
