@@ -91,7 +91,7 @@ Requires=seymour-broker.service
 Type=oneshot
 RemainAfterExit=yes
 EnvironmentFile=/etc/seymour/connect.env
-ExecStart=/opt/seymour/bin/seymour region connect {{region}} --home ${SEYMOUR_CONNECT_HOME} --local ${SEYMOUR_CONNECT_LOCAL} --home-ca /etc/rabbitmq/tls/home-ca.pem --home-name {{home_server_name}}
+ExecStart=/opt/seymour/bin/seymour region connect {{region}} --home-ca /etc/rabbitmq/tls/home-ca.pem --home-name {{home_server_name}}
 Restart=on-failure
 RestartSec=15
 

@@ -67,10 +67,11 @@ def _check_user_data(deployment: str, region: str, release: str) -> None:
     assert f"HOME_PASSWORD_PARAM='/seymour/{deployment}/broker/{region}/password'" in runner
     assert "SEYMOUR_BROKER_URL=amqp://seymour:$LOCAL_PASSWORD@localhost:5672/" in runner
     assert f"ExecStart=/opt/seymour/bin/seymour serve runner --region {region}" in runner
-    connect = (
-        f"seymour region connect {region} --home ${{SEYMOUR_CONNECT_HOME}} --local ${{SEYMOUR_CONNECT_LOCAL}}"
-    )
-    assert connect in runner
+    assert f"seymour region connect {region} --home-ca" in runner
+    exec_lines = [line for line in runner.splitlines() if line.startswith("ExecStart")]
+    for line in exec_lines:
+        assert "PASSWORD" not in line, f"a broker password would be in a process's argv: {line}"
+        assert "SEYMOUR_CONNECT" not in line, f"systemd expands it into argv: {line}"
     assert "SEYMOUR_CONNECT_HOME=$HOME_SCHEME://seymour-$REGION:$HOME_PASSWORD@$HOME_REST" in runner
     assert f"--home-ca /etc/rabbitmq/tls/home-ca.pem --home-name seymour-home.{deployment}" in runner
     assert "-v /etc/seymour/rabbitmq/home-ca.pem:/etc/rabbitmq/tls/home-ca.pem:ro" in runner

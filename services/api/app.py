@@ -27,6 +27,7 @@ from services.api.controllers.summary import CheckSummaryController
 from services.api.controllers.tokens import TokensController
 from services.api.controllers.users import UsersController
 from services.api.errors import error_handler
+from services.api.headers import security_headers
 from services.api.permissions import permission_guard
 from services.api.throttle import LoginThrottle
 from services.api.ui import route_handlers as ui_route_handlers
@@ -45,7 +46,12 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok", "version": __version__}
 
 
-@get("/schema/asyncapi.json", media_type=MediaType.JSON, include_in_schema=False)
+@get(
+    "/schema/asyncapi.json",
+    media_type=MediaType.JSON,
+    include_in_schema=False,
+    guards=[token_guard, permission_guard],
+)
 async def asyncapi_schema() -> dict[str, Any]:
     """The bus's AsyncAPI 3.0 document (contracts and topology), next to the REST API's OpenAPI schema."""
     return asyncapi.document(__version__)
@@ -91,10 +97,12 @@ def create_app(
             title="Seymour",
             version=__version__,
             path="/schema",
+            openapi_router=Router(path="/schema", route_handlers=[], guards=[token_guard, permission_guard]),
             components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
             security=[{"bearer": []}],
         ),
         on_startup=list(on_startup),
+        after_request=security_headers,
         debug=False,
         logging_config=None,
     )

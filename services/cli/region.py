@@ -40,8 +40,17 @@ def register(subparsers: Any) -> None:
         help="declare on the regional broker the federation from home, the shovels home, the runner queue",
     )
     connect.add_argument("region", help="region code, e.g. eu-north-1")
-    connect.add_argument("--home", required=True, help="home broker, amqp://user:pass@host:5672/vhost")
-    connect.add_argument("--local", required=True, help="this region's broker, amqp://user:pass@host/vhost")
+    # The URLs hold passwords: they may come from the environment, so they never show in a process list.
+    connect.add_argument(
+        "--home",
+        default=os.environ.get("SEYMOUR_CONNECT_HOME"),
+        help="home broker, amqp://user:pass@host:5672/vhost (default: SEYMOUR_CONNECT_HOME)",
+    )
+    connect.add_argument(
+        "--local",
+        default=os.environ.get("SEYMOUR_CONNECT_LOCAL"),
+        help="this region's broker, amqp://user:pass@host/vhost (default: SEYMOUR_CONNECT_LOCAL)",
+    )
     connect.add_argument("--local-api", default=None, help="its management API (default http://host:15672)")
     connect.add_argument(
         "--home-api",
@@ -167,6 +176,8 @@ def _running(states: dict[str, str]) -> bool:
 
 def _connect(args: argparse.Namespace) -> int:
     try:
+        if not args.home or not args.local:
+            raise SystemExit("region connect needs --home and --local (or SEYMOUR_CONNECT_HOME and _LOCAL)")
         home = BrokerAddress.parse(args.home)
         local = BrokerAddress.parse(args.local, args.local_api)
         home_api = BrokerAddress.parse(args.home, args.home_api) if args.home_api else None

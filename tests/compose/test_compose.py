@@ -41,8 +41,17 @@ def container_ports(service: dict[str, Any]) -> dict[int, int]:
     out = {}
     for mapping in service.get("ports", []):
         host, _, container = str(mapping).rpartition(":")
-        out[int(container)] = int(host)
+        out[int(container)] = int(host.rpartition(":")[2])
     return out
+
+
+def test_ports_are_published_on_loopback_only_and_no_login_has_a_default_password() -> None:
+    for name, service in SERVICES.items():
+        for mapping in service.get("ports", []):
+            assert str(mapping).startswith("127.0.0.1:"), f"{name} publishes {mapping} on every interface"
+        env = env_of(service)
+        for key in ("SEYMOUR_ADMIN_PASSWORD", "SEYMOUR_API_TOKEN", "GF_SECURITY_ADMIN_PASSWORD"):
+            assert key not in env, f"{name} ships a default {key}"
 
 
 def test_every_process_of_the_system_is_there() -> None:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from services.api.accounts import ANY_OWNER, check_token_name, list_tokens, revoke_token, token_view
 from services.api.auth import create_token
+from services.api.headers import NO_STORE
 from services.api.permissions import caller_id, can_manage_account, has
 
 
@@ -40,7 +41,7 @@ class TokensController(Controller):
         rows = await list_tokens(request.app.state.sessions, owner=_owner(request))
         return {"items": [token_view(row) for row in rows]}
 
-    @post("/", status_code=201)
+    @post("/", status_code=201, response_headers=NO_STORE)
     async def create_token(
         self, request: Request[Any, Any, Any], data: JSONBody[TokenCreate]
     ) -> dict[str, Any]:

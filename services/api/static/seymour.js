@@ -10,6 +10,12 @@
     var etag = event.detail.elt.getAttribute && event.detail.elt.getAttribute("data-etag");
     if (etag && event.detail.verb === "get") event.detail.headers["If-None-Match"] = etag;
   });
+  // A select that applies itself (the tag filter): no inline handlers, so the CSP can forbid them.
+  document.addEventListener("change", function (event) {
+    if (event.target.matches && event.target.matches("select[data-autosubmit]") && event.target.form) {
+      event.target.form.submit();
+    }
+  });
   document.addEventListener("htmx:beforeSwap", function (event) {
     if (event.detail.xhr.status === 304) event.detail.shouldSwap = false;
   });

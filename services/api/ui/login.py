@@ -34,7 +34,14 @@ Req = Request[Any, Any, Any]
 
 
 def _secure(request: Req) -> bool:
-    return bool(request.app.state.settings.secure_cookies)
+    """Cookies are ``Secure`` when asked to, when this request came over HTTPS, or when the public URL
+    is HTTPS (TLS ended by a proxy in front)."""
+    settings = request.app.state.settings
+    return bool(
+        settings.secure_cookies
+        or request.url.scheme == "https"
+        or (settings.base_url or "").lower().startswith("https://")
+    )
 
 
 def _login_page(

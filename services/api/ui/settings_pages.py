@@ -27,6 +27,7 @@ from services.api.accounts import (
 )
 from services.api.auth import create_token
 from services.api.errors import ApiError, status_of
+from services.api.headers import NO_STORE
 from services.api.permissions import ROLES, admin_only, can_manage_account, check_scope
 from services.api.ui import alert_form
 from services.api.ui.alert_form import AlertFields
@@ -194,7 +195,9 @@ class SettingsPages(Controller):
         _, token = await create_token(
             request.app.state.sessions, name, current_user(request).user_id, scope=scope
         )
-        return await self._page(request, new_token=token, message=f"Token '{name}' created.")
+        page = await self._page(request, new_token=token, message=f"Token '{name}' created.")
+        page.headers.update(NO_STORE)
+        return page
 
     @post("/tokens/{token_id:uuid}/revoke", status_code=200, **can_manage_account)
     async def revoke(self, request: Req, token_id: FromPath[uuid.UUID]) -> Redirect:
