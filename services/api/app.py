@@ -34,6 +34,7 @@ from services.api.ui import route_handlers as ui_route_handlers
 from services.api.ui import template_config
 from services.common.bus import Publisher, asyncapi
 from services.common.channels.probe import ProbeLimiter
+from services.common.db.engine import read_only
 from services.common.db.sessions import Sessions
 from services.common.errors import DomainError
 from services.common.secretbox import LazyBox
@@ -109,6 +110,7 @@ def create_app(
     app.state.settings = settings
     app.state.sessions = sessions
     app.state.login_throttle = LoginThrottle()
+    app.state.reads = read_only(sessions)
     app.state.bus = bus
     app.state.test_sends = ProbeLimiter()
     app.state.secretbox = LazyBox(settings)

@@ -161,7 +161,7 @@ class ChecksController(Controller):
         cursor = parse_cursor(before, "before")
         await _store(request).get(check_id)
         rows = await list_runs(
-            request.app.state.sessions,
+            request.app.state.reads,
             check_id,
             limit=limit,
             offset=offset,

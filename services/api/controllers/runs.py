@@ -21,7 +21,7 @@ class RunsController(Controller):
     @get("/{run_id:uuid}", **can_see_results)
     async def get_run(self, request: Request[Any, Any, Any], run_id: FromPath[uuid.UUID]) -> dict[str, Any]:
         """One run with its assertions, timings and response sample."""
-        row = await get_run(request.app.state.sessions, run_id)
+        row = await get_run(request.app.state.reads, run_id)
         if row is None:
             raise NotFound(f"no run with id {run_id}")
         return run_view(row)

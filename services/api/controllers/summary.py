@@ -21,9 +21,9 @@ async def _over_window(
 ) -> dict[str, Any]:
     """Run ``compute`` (a summary or chart of ``stats``) for one check over ``window``; 404 if no check."""
     state = request.app.state
-    row = await CheckStore(state.sessions, state.bus).get(check_id)
+    row = await CheckStore(state.reads, state.bus).get(check_id)
     result: dict[str, Any] = await compute(
-        state.sessions,
+        state.reads,
         check_id,
         window=window,
         interval=row.spec.get("interval", 60),

@@ -56,11 +56,17 @@ def store_of(request: Req) -> CheckStore:
     return CheckStore(state.sessions, state.bus, state.secretbox)
 
 
+def reader_of(request: Req) -> CheckStore:
+    """The check store on read-only sessions (one round trip per read): for ``get`` and ``page`` only."""
+    state = request.app.state
+    return CheckStore(state.reads, state.bus, state.secretbox)
+
+
 async def region_cards(request: Req) -> list[dict[str, Any]]:
     """Every region with its runners' health, regions with a live runner first."""
     settings = request.app.state.settings
     items = await regions(
-        request.app.state.sessions,
+        request.app.state.reads,
         stale_after=settings.runner_stale_after,
         dead_after=settings.runner_dead_after,
     )
@@ -76,9 +82,9 @@ async def region_cards(request: Req) -> list[dict[str, Any]]:
 async def checks_table(request: Req, page: int, per_page: int, tag: str | None = None) -> dict[str, Any]:
     """The context of the checks table: one page of checks (only those tagged ``tag`` when given)
     with their last three runs and incidents."""
-    rows, total = await store_of(request).page(limit=per_page, offset=(page - 1) * per_page, tag=tag)
+    rows, total = await reader_of(request).page(limit=per_page, offset=(page - 1) * per_page, tag=tag)
     ids = [row.id for row in rows]
-    sessions = request.app.state.sessions
+    sessions = request.app.state.reads
     marks = await stats.latest_runs(sessions, ids)
     incidents = await stats.open_incidents(sessions, ids)
     context = {
@@ -393,9 +399,9 @@ class CheckPages(Controller):
         self, request: Req, check_id: FromPath[uuid.UUID], window: FromQuery[str] = stats.DEFAULT_WINDOW
     ) -> Template:
         """A check: summary over a window, chart, last runs, incidents."""
-        row = await store_of(request).get(check_id)
+        row = await reader_of(request).get(check_id)
         view = check_view(row)
-        sessions = request.app.state.sessions
+        sessions = request.app.state.reads
         if window not in stats.WINDOWS:
             window = stats.DEFAULT_WINDOW
         summary = await stats.summary(
@@ -432,7 +438,7 @@ class CheckPages(Controller):
     @get("/checks/{check_id:uuid}/partials/latest")
     async def latest_partial(self, request: Req, check_id: FromPath[uuid.UUID]) -> Template:
         """The last three runs of a check (polled by the detail page)."""
-        latest = await list_runs(request.app.state.sessions, check_id, limit=3)
+        latest = await list_runs(request.app.state.reads, check_id, limit=3)
         return render(
             request,
             "partials/latest_runs.html",
@@ -449,9 +455,9 @@ class CheckPages(Controller):
         step: FromQuery[str | None] = None,
     ) -> dict[str, Any]:
         """Response time per region (of the whole run, or of one ``step``), for the chart."""
-        view = check_view(await store_of(request).get(check_id))
+        view = check_view(await reader_of(request).get(check_id))
         return await stats.chart(
-            request.app.state.sessions,
+            request.app.state.reads,
             check_id,
             window=window,
             interval=view["interval"],
@@ -472,13 +478,13 @@ class CheckPages(Controller):
     ) -> Template:
         """All runs of a check, newest first, filtered by region and result; the pager's links carry
         keyset cursors (``before``/``after``), so deep pages cost what the first does."""
-        view = check_view(await store_of(request).get(check_id))
+        view = check_view(await reader_of(request).get(check_id))
         status = RESULT_FILTERS.get(result or "")
         older_than = parse_cursor(before, "before")
         newer_than = None if older_than else parse_cursor(after, "after")
         keyset = older_than is not None or newer_than is not None
         rows = await list_runs(
-            request.app.state.sessions,
+            request.app.state.reads,
             check_id,
             limit=RUNS_PER_PAGE + 1,
             offset=0 if keyset else (page - 1) * RUNS_PER_PAGE,
@@ -512,10 +518,10 @@ class CheckPages(Controller):
     @get("/runs/{run_id:uuid}")
     async def run_page(self, request: Req, run_id: FromPath[uuid.UUID]) -> Template:
         """One run: assertions, timings, response and request."""
-        run = await get_run(request.app.state.sessions, run_id)
+        run = await get_run(request.app.state.reads, run_id)
         if run is None:
             raise NotFound(f"no run with id {run_id}")
-        store = store_of(request)
+        store = reader_of(request)
         try:
             check: dict[str, Any] | None = check_view(await store.get(run.check_id))
         except DomainError:

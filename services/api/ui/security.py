@@ -75,7 +75,7 @@ async def session_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseR
     """Admit a request with a live session; unsafe methods must also carry the session's CSRF token
     (``X-CSRF-Token`` header, sent by htmx, or the ``_csrf`` form field)."""
     session_id = connection.cookies.get(SESSION_COOKIE)
-    user = await load_session(connection.app.state.sessions, session_id) if session_id else None
+    user = await load_session(connection.app.state.reads, session_id) if session_id else None
     if user is None:
         raise LoginRequired(detail="log in first")
     connection.state.user = user

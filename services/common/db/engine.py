@@ -44,6 +44,17 @@ def make_sessionmaker(engine: AsyncEngine) -> Sessions:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def read_only(sessions: Any) -> Any:
+    """Sessions on the same engine for reads that need no transaction: each statement commits on its own
+    (autocommit), which saves the ``BEGIN`` and ``ROLLBACK`` round trips around every read. A page
+    that reads in four sessions makes eight round trips fewer, the largest part of its time on a busy
+    machine. Never write through these: a multi-statement write would not be atomic."""
+    bind = getattr(sessions, "kw", {}).get("bind")
+    if not isinstance(bind, AsyncEngine):
+        return sessions
+    return async_sessionmaker(bind.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+
+
 def _alembic_config(url: str) -> Any:
     from alembic.config import Config
 
