@@ -48,6 +48,9 @@ OBSERVED_MAX_DEPTH: Final = 6
 #: Values quoted inside a human message are cut to this many characters.
 MESSAGE_VALUE_CHARS: Final = 80
 
+#: Why a JSON assertion could not look at a body nested deeper than Python can walk.
+TOO_DEEP: Final = "JSON nested too deeply to evaluate"
+
 #: Used when a check has no assertions: an HTTP error status should not count as "up".
 DEFAULT_ASSERTIONS: Final = (Assertion(source="status_code", comparison="less_than", target=400),)
 
@@ -95,8 +98,12 @@ class ResponseFacts:
                 return json.loads(self.text), None
             except ValueError as exc:
                 return None, f"body is not JSON ({exc})"
+            except RecursionError:
+                return None, TOO_DEEP
         except ValueError as exc:
             return None, f"body is not JSON ({exc})"
+        except RecursionError:
+            return None, TOO_DEEP
 
 
 def _decode(data: bytes, charset: str | None) -> str:
@@ -136,7 +143,18 @@ def evaluate(assertions: Sequence[Assertion], response: ResponseFacts) -> list[A
 
 
 def evaluate_one(assertion: Assertion, response: ResponseFacts) -> AssertionOutcome:
-    """Evaluate one assertion against one response; never raises on odd data, it fails instead."""
+    """Evaluate one assertion against one response; never raises on odd data, it fails instead.
+
+    JSON nested deeper than Python's recursion allows (the parser, a ``..`` JSONPath, a schema or the
+    observed value's encoding may each meet it) fails the assertion saying so, not the run."""
+    try:
+        return _evaluate_one(assertion, response)
+    except RecursionError:
+        message = f"{_label(assertion)}: {TOO_DEEP}, expected {_expected(assertion)}"
+        return _outcome(assertion, None, False, message)
+
+
+def _evaluate_one(assertion: Assertion, response: ResponseFacts) -> AssertionOutcome:
     label = _label(assertion)
     if assertion.source == "json_schema":
         return _schema_outcome(assertion, response, label)

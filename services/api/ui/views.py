@@ -156,7 +156,7 @@ def pretty_body(body: str | None) -> tuple[str, bool]:
         return "", False
     try:
         return json.dumps(json.loads(body), indent=2, ensure_ascii=False), True
-    except (json.JSONDecodeError, TypeError):
+    except (json.JSONDecodeError, TypeError, RecursionError):  # nested too deeply: shown as it came
         return body, False
 
 
