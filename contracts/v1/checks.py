@@ -7,6 +7,7 @@ so a runner never meets an assertion it cannot evaluate.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from datetime import datetime, time
 from typing import Annotated, Any, Final, Literal
@@ -147,6 +148,18 @@ MAX_TAGS: Final = 20
 
 JSONValue = Any
 
+#: Size limits of configuration being saved (see :data:`SAVING`): a check travels on the bus every
+#: interval and is parsed by every runner, so what a user may save is bounded, each field by itself and
+#: the whole spec (its JSON) together. Each refusal names the field.
+MAX_SPEC_BYTES: Final = 64 * 1024
+MAX_URL_CHARS: Final = 4096
+MAX_HEADERS: Final = 50
+MAX_HEADER_NAME_CHARS: Final = 256
+MAX_HEADER_VALUE_CHARS: Final = 8192
+MAX_BODY_BYTES: Final = 32 * 1024
+MAX_PROPERTY_CHARS: Final = 1000
+MAX_TARGET_BYTES: Final = 16 * 1024
+
 #: Validation context for configuration being saved (api, UI form, import): regexes must run on RE2.
 #: Without it (a spec read back from the database or the bus) a regex RE2 refuses still loads, and the
 #: runner ends its runs as errors that say why — a check saved earlier is never silently unscheduled.
@@ -164,6 +177,10 @@ class Assertion(Frozen):
     @model_validator(mode="after")
     def _coherent(self, info: ValidationInfo) -> Assertion:
         strict = saving(info)
+        if strict:
+            _check_property_length(self.property)
+            if self.target is not None and (size := json_size(self.target)) > MAX_TARGET_BYTES:
+                raise ValueError(f"target is {size:,} bytes of JSON; the limit is {MAX_TARGET_BYTES:,}")
         allowed = COMPARISONS_BY_SOURCE[self.source]
         if self.comparison not in allowed:
             raise ValueError(
@@ -239,6 +256,18 @@ def saving(info: ValidationInfo) -> bool:
     return isinstance(info.context, dict) and bool(info.context.get("saving"))
 
 
+def json_size(value: Any) -> int:
+    """Bytes of ``value`` as compact JSON (what it costs on the bus)."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode())
+
+
+def _check_property_length(value: str | None) -> None:
+    """A JSONPath or header name is checked for length before it is parsed: a 10 MB JSONPath took
+    ~30 s to parse."""
+    if value is not None and len(value) > MAX_PROPERTY_CHARS:
+        raise ValueError(f"property is {len(value):,} characters long; the limit is {MAX_PROPERTY_CHARS:,}")
+
+
 def _check_regex(pattern: str, strict: bool, field: str = "target") -> None:
     """A regex target: RE2 must run it when saving; a stored one only has to be a regex at all, so a
     check saved before the RE2 rule still loads and its run says why it cannot be evaluated."""
@@ -271,6 +300,17 @@ def _check_jsonpath(path: str, strict: bool = True) -> None:
         raise ValueError(f"property '{path}' is not a valid JSONPath: {exc}") from None
 
 
+def _check_header_sizes(headers: dict[str, str]) -> None:
+    if len(headers) > MAX_HEADERS:
+        raise ValueError(f"{len(headers)} headers; the limit is {MAX_HEADERS}")
+    for name, value in headers.items():
+        if len(name) > MAX_HEADER_NAME_CHARS:
+            raise ValueError(f"header name '{name[:40]}…' is longer than {MAX_HEADER_NAME_CHARS} characters")
+        if len(value) > MAX_HEADER_VALUE_CHARS:
+            size = f"{len(value):,} characters long; the limit is {MAX_HEADER_VALUE_CHARS:,}"
+            raise ValueError(f"header '{name}' value is {size}")
+
+
 class RequestSpec(Frozen):
     """The HTTP request a check sends."""
 
@@ -293,8 +333,10 @@ class RequestSpec(Frozen):
 
     @field_validator("url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str, info: ValidationInfo) -> str:
         value = value.strip()
+        if saving(info) and len(value) > MAX_URL_CHARS:
+            raise ValueError(f"url is {len(value):,} characters long; the limit is {MAX_URL_CHARS:,}")
         if has_placeholders(value):
             return _templated_url(value)
         parts = urlsplit(value)
@@ -310,7 +352,9 @@ class RequestSpec(Frozen):
 
     @field_validator("headers")
     @classmethod
-    def _header_names(cls, value: dict[str, str]) -> dict[str, str]:
+    def _header_names(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        if saving(info):
+            _check_header_sizes(value)
         for name, header_value in value.items():
             if not HEADER_NAME.match(name):
                 raise ValueError(f"'{name}' is not a valid header name")
@@ -329,7 +373,11 @@ class RequestSpec(Frozen):
 
     @field_validator("body")
     @classmethod
-    def _body_templates(cls, value: Any) -> Any:
+    def _body_templates(cls, value: Any, info: ValidationInfo) -> Any:
+        if saving(info) and value is not None:
+            size = len(value.encode()) if isinstance(value, str) else json_size(value)
+            if size > MAX_BODY_BYTES:
+                raise ValueError(f"body is {size:,} bytes; the limit is {MAX_BODY_BYTES:,}")
         for text in _strings(value):
             _placeholders(text, "body")
         return value
@@ -389,6 +437,8 @@ class Extraction(Frozen):
     @model_validator(mode="after")
     def _coherent(self, info: ValidationInfo) -> Extraction:
         strict = saving(info)
+        if strict:
+            _check_property_length(self.property)
         if not NAME_RE.fullmatch(self.name):
             raise ValueError(f"extraction name '{self.name}' must be letters, digits, '_' or '-'")
         if self.source == "status_code":
@@ -461,7 +511,9 @@ class _UrlChannel(_Channel):
 
     @field_validator("url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str, info: ValidationInfo) -> str:
+        if saving(info) and len(value) > MAX_URL_CHARS:
+            raise ValueError(f"url is {len(value):,} characters long; the limit is {MAX_URL_CHARS:,}")
         parts = urlsplit(value.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("url must be an http(s) URL")
@@ -670,6 +722,14 @@ class CheckSpec(Frozen):
     #: Copies of the global variables and (sealed) secrets the check uses, kept current by the api.
     global_variables: dict[str, str] = Field(default_factory=dict, max_length=200)
     global_secrets: dict[str, str] = Field(default_factory=dict, max_length=200)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _spec_size(cls, data: Any, info: ValidationInfo) -> Any:
+        """Refuse a spec over :data:`MAX_SPEC_BYTES` of JSON before anything in it is parsed."""
+        if saving(info) and isinstance(data, dict) and (size := json_size(data)) > MAX_SPEC_BYTES:
+            raise ValueError(f"the check is {size:,} bytes of JSON; the limit is {MAX_SPEC_BYTES:,}")
+        return data
 
     @model_validator(mode="before")
     @classmethod

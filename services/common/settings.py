@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     region: str = "local"
     runner_id: str | None = None
     runner_concurrency: int = Field(default=256, ge=1)
+    #: Response bodies a runner may hold at once, in MiB: each run reserves its ``max_response_bytes``
+    #: (every step's) and waits when they do not fit; the concurrency is lowered to budget ÷ 1 MiB when
+    #: that is less. Decoding and parsing a body cost a few times its size: give the runner about three
+    #: times this much memory.
+    runner_memory_budget_mb: int = Field(default=256, ge=16)
     heartbeat_interval: float = Field(default=10.0, gt=0)
     runner_stale_after: float = Field(default=30.0, gt=0)
     runner_dead_after: float = Field(default=120.0, gt=0)

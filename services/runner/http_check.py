@@ -73,6 +73,7 @@ from services.common.redaction import (
     redact_url,
 )
 from services.runner.assertions import ResponseFacts, evaluate, needs_json, unrunnable
+from services.runner.budget import BodyBudget
 from services.runner.certificate import peer_certificate, rejected_certificate
 from services.runner.http_timing import PhaseTimer, trace_config
 
@@ -180,6 +181,10 @@ class CheckResult:
     cookies: dict[str, str] = field(default_factory=dict)
 
 
+#: The body budget of a checker built without one (``Settings.runner_memory_budget_mb``'s default).
+DEFAULT_BUDGET_BYTES: Final = 256 * 1024 * 1024
+
+
 class HttpChecker:
     """Runs checks over one shared session. A :class:`~services.common.service.Lifecycle`."""
 
@@ -191,8 +196,10 @@ class HttpChecker:
         resolver: AbstractResolver | None = None,
         limit: int = 256,
         ssl_context: ssl.SSLContext | None = None,
+        budget: BodyBudget | None = None,
     ) -> None:
         self.region = region
+        self._budget = budget or BodyBudget(DEFAULT_BUDGET_BYTES)
         self.user_agent = user_agent(region)
         self._guard = guard or AddressGuard()
         self._resolver = resolver
@@ -234,7 +241,11 @@ class HttpChecker:
         ``secrets`` being the values of its ``{{ secrets.x }}``). Raises only once the checker was stopped."""
         from services.runner.scenario import run_scenario
 
-        return await run_scenario(self.run_request, spec, variables=spec.global_variables, secrets=secrets)
+        bodies = sum(step.request.max_response_bytes for step in (*spec.scenario(), *spec.teardown))
+        async with self._budget.hold(bodies):
+            return await run_scenario(
+                self.run_request, spec, variables=spec.global_variables, secrets=secrets
+            )
 
     async def run_request(self, spec: CheckSpec, cookies: Mapping[str, str] | None = None) -> CheckResult:
         """Send ``spec``'s request as it is (no placeholders left), evaluate its assertions. ``cookies``

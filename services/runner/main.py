@@ -11,28 +11,34 @@ from services.common.db.sessions import Sessions
 from services.common.netguard import AddressGuard
 from services.common.service import Service
 from services.common.settings import Settings
+from services.runner.budget import MIB, BodyBudget, effective_concurrency
 from services.runner.handlers import Load, handle_run_check
 from services.runner.heartbeat import Heartbeat, default_runner_id
 from services.runner.http_check import HttpChecker
 
 
 def build(settings: Settings, bus: Bus, sessions: Sessions | None = None) -> Service:
-    """The runner for ``settings.region``: no database, one HTTP session, one heartbeat."""
+    """The runner for ``settings.region``: no database, one HTTP session, one heartbeat. It takes
+    ``runner_concurrency`` runs at once, fewer if the body budget cannot hold that many default-sized
+    bodies (see :mod:`services.runner.budget`)."""
     runner_id = settings.runner_id or default_runner_id()
     load = Load()
+    budget_bytes = settings.runner_memory_budget_mb * MIB
+    concurrency = effective_concurrency(settings.runner_concurrency, budget_bytes)
     checker = HttpChecker(
         region=settings.region,
         guard=AddressGuard.from_settings(settings),
-        limit=settings.runner_concurrency,
+        limit=concurrency,
+        budget=BodyBudget(budget_bytes),
     )
     heartbeat = Heartbeat(
         bus,
         runner_id=runner_id,
         region=settings.region,
-        capacity=settings.runner_concurrency,
+        capacity=concurrency,
         interval=settings.heartbeat_interval,
         load=load,
     )
     handler = partial(handle_run_check, checker=checker, publisher=bus, runner_id=runner_id, load=load)
-    route = Route(runner_queue(settings.region), {RunCheck: handler}, prefetch=settings.runner_concurrency)
+    route = Route(runner_queue(settings.region), {RunCheck: handler}, prefetch=concurrency)
     return Service("runner", routes=[route], lifecycles=[checker, heartbeat])
