@@ -204,3 +204,31 @@ async def test_stored_unsupported_regex_ends_the_run_as_an_error_saying_why(
     assert result.error.message.startswith("assertion 1 (")
     assert "RE2" in result.error.message
     assert result.response is None
+
+
+SAMPLES = ["x" * 8192, "token" * 1700, "-" * 8192, "x=" * 4096]
+
+
+@pytest.mark.parametrize("body", SAMPLES, ids=["letters", "keywords", "dashes", "pairs"])
+async def test_redacting_the_stored_sample_is_linear(stall_guard: None, body: str) -> None:
+    """Every response sample is redacted on the runner's loop before it is stored; a body shaped to make
+    that scan quadratic took ~5 s a run."""
+
+    async def answer(_: web.Request) -> web.Response:
+        return web.Response(text=body)
+
+    app = web.Application()
+    app.router.add_get("/", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    checker = HttpChecker(region="eu-north-1")
+    try:
+        started = time.monotonic()
+        result = await checker.run(make_spec(f"http://127.0.0.1:{runner.addresses[0][1]}/"))
+        elapsed = time.monotonic() - started
+    finally:
+        await checker.stop()
+        await runner.cleanup()
+    assert result.status == "passed"
+    assert elapsed < 1.0
