@@ -184,7 +184,11 @@ async def test_page_is_served_from_a_short_cache_with_etags(ui: Ui) -> None:
     await api(ui, "POST", "/api/v1/status-pages", page_body(ids))
     first = await ui.client.get("/status/acme")
     assert "max-age=" in first.headers["cache-control"]
-    assert first.headers["vary"] == "HX-Request"
+    assert first.headers["vary"] == "HX-Request, Accept-Encoding"
+    assert first.headers["content-encoding"] == "gzip"
+    plain = await ui.client.get("/status/acme", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    assert plain.text == first.text
     body = await ui.client.get("/status/acme", headers={"HX-Request": "true"})
     assert body.text.startswith('<div id="status-body"')
     assert "<html" not in body.text
