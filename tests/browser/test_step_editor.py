@@ -138,3 +138,11 @@ async def test_build_try_and_save_a_scenario_in_the_step_editor(
     await expect(page.locator("details.step[data-step=fetch]")).to_contain_text("fetch")
     await shot(page, "run-steps")
     assert cards.cards == {}
+
+    # The check's chart: the total, or one step.
+    await page.goto(check_url)
+    await expect(page.locator("#chart")).to_have_attribute("data-ready", "true")
+    async with page.expect_response(lambda response: "step=fetch" in response.url) as chart:
+        await page.locator("[data-chart-step]").select_option("fetch")
+    assert (await (await chart.value).json())["step"] == "fetch"
+    await expect(page.locator("#chart")).to_have_attribute("data-ready", "true")
