@@ -25,6 +25,7 @@ from services.common.region_topology import (
     check_region,
     home_plan,
     redact,
+    region_exchange_plan,
 )
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,8 @@ def register(subparsers: Any) -> None:
     connect.add_argument(
         "--home-api",
         default=None,
-        help="home's management API: also set home's policy that records runs expiring in a buffer",
+        help="home's management API (as an administrator): also declare the region's exchange on home "
+        "and the policy that records runs expiring in a buffer ('region grant' does both too)",
     )
     connect.add_argument(
         "--home-ca",
@@ -114,7 +116,7 @@ async def connect(
     link = RegionLink(check_region(region), home, local, reconnect_delay=reconnect_delay, tls=tls)
     if home_api is not None:
         async with ManagementApi(home_api) as api:
-            await api.apply(home_plan(home_api))
+            await api.apply([*region_exchange_plan(home_api, region), *home_plan(home_api)])
     async with ManagementApi(local) as api:
         await api.apply(link.plan())
         states = await _links(api)

@@ -338,7 +338,6 @@ def account_plan(home: BrokerAddress, region: str, username: str, password: str)
     account reads that exchange only (see :func:`region_permissions`).
     """
     v = home.quoted_vhost
-    exchange = region_runs_exchange(check_region(region))
     keys = "|".join(re.escape(key) for key in REGION_RESULT_KEYS)
     return [
         Step("PUT", f"/api/users/{q(username)}", {"password": password, "tags": ""}, "region account"),
@@ -349,6 +348,17 @@ def account_plan(home: BrokerAddress, region: str, username: str, password: str)
             {"exchange": RESULTS_EXCHANGE, "write": f"^({keys})$", "read": "^$"},
             "topic permissions",
         ),
+        *region_exchange_plan(home, region),
+        *home_plan(home),
+    ]
+
+
+def region_exchange_plan(home: BrokerAddress, region: str) -> list[Step]:
+    """Home's ``seymour.runs.<region>``, bound from ``seymour.runs`` with the region's key (the exchange
+    the region's federation link reads), and the removal of a pre-upgrade link's buffer. Idempotent."""
+    v = home.quoted_vhost
+    exchange = region_runs_exchange(check_region(region))
+    return [
         *(
             Step("PUT", f"/api/exchanges/{v}/{q(name)}", {"type": "direct", "durable": True}, "exchange")
             for name in (RUNS_EXCHANGE, exchange)
@@ -367,7 +377,6 @@ def account_plan(home: BrokerAddress, region: str, username: str, password: str)
             what="legacy buffer",
             missing_ok=True,
         ),
-        *home_plan(home),
     ]
 
 
@@ -400,5 +409,6 @@ __all__ = [
     "home_buffer_queue",
     "home_plan",
     "redact",
+    "region_exchange_plan",
     "region_permissions",
 ]

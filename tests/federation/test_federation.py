@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from contracts.topology import region_runs_exchange, runner_queue
+from contracts.topology import RUNS_EXCHANGE, region_runs_exchange, runner_queue
 from services.common.region_management import ManagementApi
 from services.common.region_status import region_side
 from services.common.region_topology import RegionLink, home_buffer_queue
@@ -109,10 +109,14 @@ async def test_connect_is_idempotent(rabbit_url: str, region_node: RabbitNode, r
 
     local = BrokerAddress.parse(region_node.amqp_url(region_vhost), region_node.api_url)
     home = BrokerAddress.parse(rabbit_url)
-    first = await connect(REGION, home, local, reconnect_delay=1.0, wait=20.0)
+    vhost = home_vhost(rabbit_url)
+    assert (exchange := region_runs_exchange(REGION)) not in {source for source, _, _ in home_bindings(vhost)}
+    first = await connect(REGION, home, local, home_api=home, reconnect_delay=1.0, wait=20.0)
+    # With home's API (and no 'region grant'), connect declared the exchange the link reads on home.
+    assert (RUNS_EXCHANGE, exchange, REGION) in home_bindings(vhost)
     async with ManagementApi(local) as api:
         before = await api.get("/api/definitions")
-    second = await connect(REGION, home, local, reconnect_delay=1.0, wait=20.0)
+    second = await connect(REGION, home, local, home_api=home, reconnect_delay=1.0, wait=20.0)
     async with ManagementApi(local) as api:
         after = await api.get("/api/definitions")
     assert first["federation"] == second["federation"] == "running"
