@@ -22,6 +22,7 @@ from contracts.v1.patterns import (
     UnsupportedPattern,
     compile_pattern,
     parse_jsonpath,
+    schema_patterns,
 )
 from contracts.v1.regions import REGIONS
 from contracts.v1.templates import NAME_RE, Placeholder, TemplateError, has_placeholders, parse
@@ -205,7 +206,7 @@ class Assertion(Frozen):
         elif self.source == "json_schema":
             if self.property not in (None, ""):
                 _check_jsonpath(self.property, strict)
-            _check_schema(self.target)
+            _check_schema(self.target, strict)
             return self
         elif self.property not in (None, ""):
             raise ValueError(f"property is not used by source '{self.source}'; leave it empty")
@@ -239,8 +240,9 @@ def _require_number(target: Any, source: str) -> None:
     raise ValueError(f"target must be a number for this comparison on '{source}', got {target!r}")
 
 
-def _check_schema(schema: Any) -> None:
-    """A ``json_schema`` target must itself be a valid JSON Schema (any draft ``jsonschema`` knows)."""
+def _check_schema(schema: Any, strict: bool = False) -> None:
+    """A ``json_schema`` target must itself be a valid JSON Schema (any draft ``jsonschema`` knows); when
+    saving, its ``pattern``/``patternProperties`` regexes must run on RE2."""
     import jsonschema
 
     if not isinstance(schema, dict):
@@ -249,6 +251,12 @@ def _check_schema(schema: Any) -> None:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.SchemaError as exc:
         raise ValueError(f"target is not a valid JSON Schema: {exc.message}") from None
+    if strict:
+        try:
+            for pattern in schema_patterns(schema):
+                compile_pattern(pattern)
+        except UnsupportedPattern as exc:
+            raise ValueError(f"target: {exc}") from None
 
 
 def saving(info: ValidationInfo) -> bool:

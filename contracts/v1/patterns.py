@@ -9,6 +9,11 @@ The same engine serves regexes inside JSONPath: the ``=~`` filter operator and t
 extension of ``jsonpath_ng.ext``. :func:`parse_jsonpath` is the one way Seymour parses a JSONPath: it
 rebinds the library's ``=~`` operator to RE2 (once, process-wide) and swaps every ``sub`` node's
 compiled pattern for an RE2 one, so no path reaches ``re``.
+
+And inside JSON Schema (``json_schema`` assertions): ``pattern``, ``patternProperties`` and the
+``additionalProperties``/``unevaluatedProperties`` that consult them. :func:`schema_validator` is the
+one way Seymour builds a validator: ``jsonschema``'s keyword modules only ever call ``re.search``, and
+their ``re`` is rebound (once) to an RE2 stand-in.
 """
 
 from __future__ import annotations
@@ -109,3 +114,59 @@ def _nodes(node: Any, depth: int = 0) -> Iterator[Any]:
         for child in children:
             if type(child).__module__.startswith("jsonpath_ng"):
                 yield from _nodes(child, depth + 1)
+
+
+class _Re2Module:
+    """Stands in for ``re`` inside ``jsonschema``'s keyword code: ``search`` runs on RE2 (a pattern RE2
+    refuses matches nothing); anything else is ``re``'s."""
+
+    @staticmethod
+    def search(pattern: str, string: str) -> Any:
+        try:
+            return compile_pattern(pattern).search(string)
+        except UnsupportedPattern:
+            return None
+
+    def __getattr__(self, name: str) -> Any:
+        import re
+
+        return getattr(re, name)
+
+
+@functools.cache
+def _rebind_jsonschema() -> None:
+    import importlib
+
+    for name in ("jsonschema._keywords", "jsonschema._utils", "jsonschema._legacy_keywords"):
+        module = importlib.import_module(name)
+        if hasattr(module, "re"):
+            setattr(module, "re", _Re2Module())  # noqa: B010  (a module attribute, not an API)
+
+
+def schema_validator(schema: dict[str, Any]) -> Any:
+    """A ``jsonschema`` validator for ``schema`` (its own draft) whose regexes run on RE2. Raises
+    :class:`UnsupportedPattern` for a pattern RE2 cannot run."""
+    import jsonschema
+
+    _rebind_jsonschema()
+    for pattern in schema_patterns(schema):
+        compile_pattern(pattern)
+    return jsonschema.validators.validator_for(schema)(schema)
+
+
+def schema_patterns(schema: Any, depth: int = 0) -> Iterator[str]:
+    """Every regex in a JSON Schema: ``pattern`` values and ``patternProperties`` keys, at any depth."""
+    if depth > 200:
+        raise UnsupportedPattern("JSON Schema nested too deeply")
+    if isinstance(schema, dict):
+        pattern = schema.get("pattern")
+        if isinstance(pattern, str):
+            yield pattern
+        properties = schema.get("patternProperties")
+        if isinstance(properties, dict):
+            yield from (key for key in properties if isinstance(key, str))
+        for value in schema.values():
+            yield from schema_patterns(value, depth + 1)
+    elif isinstance(schema, list):
+        for item in schema:
+            yield from schema_patterns(item, depth + 1)

@@ -126,6 +126,9 @@ def unrunnable(assertions: Sequence[Assertion]) -> str | None:
         try:
             if assertion.comparison in REGEX:
                 patterns.compile_pattern(_text(assertion.target))
+            if assertion.source == "json_schema":
+                for pattern in patterns.schema_patterns(assertion.target):
+                    patterns.compile_pattern(pattern)
             if (
                 assertion.source == "json_body"
                 and assertion.property
@@ -276,10 +279,7 @@ def _schema_outcome(assertion: Assertion, response: ResponseFacts, label: str) -
 
 @lru_cache(maxsize=256)
 def _schema_validator(schema_text: str) -> Any:
-    import jsonschema
-
-    schema = json.loads(schema_text)
-    return jsonschema.validators.validator_for(schema)(schema)
+    return patterns.schema_validator(json.loads(schema_text))
 
 
 def read_value(source: Source, path: str | None, response: ResponseFacts) -> tuple[bool, Any, str | None]:

@@ -52,6 +52,10 @@ async def _evil_json(_: web.Request) -> web.Response:
     return web.json_response({"name": EVIL, "items": [{"name": EVIL, "id": 1}, {"name": "aa", "id": 2}]})
 
 
+async def _evil_key(_: web.Request) -> web.Response:
+    return web.json_response({EVIL: 1})
+
+
 async def _ok(_: web.Request) -> web.Response:
     return web.Response(text="ok")
 
@@ -63,6 +67,7 @@ async def evil_target() -> AsyncIterator[str]:
     app.router.add_get("/text", _evil_text)
     app.router.add_get("/json", _evil_json)
     app.router.add_get("/ok", _ok)
+    app.router.add_get("/evil-key", _evil_key)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -71,6 +76,9 @@ async def evil_target() -> AsyncIterator[str]:
     yield f"http://127.0.0.1:{port}"
     await runner.cleanup()
 
+
+SCHEMA_PATTERN = {"type": "object", "properties": {"name": {"type": "string", "pattern": CATASTROPHIC}}}
+SCHEMA_KEYS = {"type": "object", "patternProperties": {CATASTROPHIC: {}}, "additionalProperties": False}
 
 EVIL_ASSERTIONS = [
     ("text", {"source": "text_body", "comparison": "matches", "target": CATASTROPHIC}, "failed"),
@@ -95,6 +103,8 @@ EVIL_ASSERTIONS = [
         },
         "passed",
     ),
+    ("json", {"source": "json_schema", "comparison": "matches_schema", "target": SCHEMA_PATTERN}, "failed"),
+    ("evil-key", {"source": "json_schema", "comparison": "matches_schema", "target": SCHEMA_KEYS}, "failed"),
 ]
 
 
@@ -170,7 +180,26 @@ UNSUPPORTED = [
     ({"source": "json_body", "property": "$.name.`sub(/(?=a)/, x)`", "comparison": "exists"}, "property"),
     ({"source": "text_body", "comparison": "matches", "target": "a" * 1001}, "target"),
 ]
-UNSUPPORTED_IDS = ["lookahead", "backreference", "lookbehind", "jsonpath-filter", "jsonpath-sub", "too-long"]
+UNSUPPORTED.insert(
+    5,
+    (
+        {
+            "source": "json_schema",
+            "comparison": "matches_schema",
+            "target": {"properties": {"a": {"patternProperties": {"(?=x)": {}}}}},
+        },
+        "target",
+    ),
+)
+UNSUPPORTED_IDS = [
+    "lookahead",
+    "backreference",
+    "lookbehind",
+    "jsonpath-filter",
+    "jsonpath-sub",
+    "json-schema",
+    "too-long",
+]
 
 
 @pytest.mark.parametrize(("assertion", "field"), UNSUPPORTED, ids=UNSUPPORTED_IDS)
@@ -186,7 +215,7 @@ def test_saving_refuses_a_regex_the_engine_cannot_run(assertion: dict[str, Any],
     assert info.value.errors()[0]["loc"] == ("assertions", 0)  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize(("assertion", "field"), UNSUPPORTED[:5], ids=UNSUPPORTED_IDS[:5])
+@pytest.mark.parametrize(("assertion", "field"), UNSUPPORTED[:6], ids=UNSUPPORTED_IDS[:6])
 async def test_stored_unsupported_regex_ends_the_run_as_an_error_saying_why(
     evil_target: str, assertion: dict[str, Any], field: str
 ) -> None:
