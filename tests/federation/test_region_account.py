@@ -6,7 +6,10 @@ Before region accounts had their own permissions (``'.*' '.*' '.*'``), every att
 
 from __future__ import annotations
 
+import asyncio
 import re
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -32,6 +35,8 @@ from contracts.topology import (
 )
 from contracts.v1 import CheckDue, CheckSpec, encode, utcnow
 from services.common.bus.rabbit import RabbitBus
+from services.common.region_management import ManagementApi
+from services.common.region_topology import BrokerAddress
 from tests.federation.world import OTHER, REGION, region_account, with_credentials
 
 pytestmark = [pytest.mark.rabbit]
@@ -176,3 +181,39 @@ async def test_granting_removes_the_home_buffer_of_a_link_made_before_region_exc
         channel = await connection.channel()
         with pytest.raises(ChannelNotFoundEntity):
             await channel.declare_queue(legacy, passive=True)
+
+
+GRANT_CASES = [
+    ("account-of-the-region", "seymour-eu-north-1.{tag}", 0, "account seymour-eu-north-1.{tag} on home"),
+    ("account-named-for-another-region", "seymour-us-west-2.{tag}", 1, "must be named 'seymour-eu-north-1'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("user", "code", "says"), [c[1:] for c in GRANT_CASES], ids=[c[0] for c in GRANT_CASES]
+)
+async def test_seymour_region_grant_takes_the_password_on_stdin(
+    rabbit_url: str, user: str, code: int, says: str
+) -> None:
+    """What the provisioned home runs every minute: the password never appears in argv."""
+    tag = uuid.uuid4().hex[:8]
+    user, says, password = user.format(tag=tag), says.format(tag=tag), uuid.uuid4().hex
+    command = ["region", "grant", REGION, "--user", user, "--home", rabbit_url]
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "services.cli", *command],
+        input=f"{password}\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == code, done.stderr
+    assert says in done.stdout + done.stderr
+    if code:
+        return
+    try:
+        connection = await aio_pika.connect(with_credentials(rabbit_url, user, password))
+        await connection.close()
+    finally:
+        async with ManagementApi(BrokerAddress.parse(rabbit_url)) as api:
+            await api.request("DELETE", f"/api/users/{user}")
