@@ -16,6 +16,7 @@ would a restart's), 8 runner kills rather than 25. Run with ``-s`` to see the ta
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -29,9 +30,10 @@ from contracts.topology import CHECK_COMPLETED, MAX_MESSAGE_BYTES, RESULTS_EXCHA
 from contracts.v1 import utcnow
 from tests.faults.world import MISSED_REASONS, REGIONS, TOKEN, Row, World, base_env, proxied, started
 from tests.support.api import Client
+from tests.support.metrics import probe
 from tests.support.processes import fleet, free_port
 from tests.support.proxy import TcpProxy
-from tests.support.servers import demo_target, receiver
+from tests.support.servers import demo_target, eventually, receiver
 
 pytestmark = [pytest.mark.rabbit, pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -39,6 +41,8 @@ LOAD_CHECKS = 10
 PG_DOWN_S = 20.0
 BROKER_DOWN_S = 15.0
 RUNNER_KILLS = 8
+SCHEDULER_FROZEN_S = 15.0
+DEPENDENCIES_DOWN_S = 5.0
 AFTER_S = 8.0
 RECOVERY_S = 30.0
 #: Results and alerts both consume the results exchange: a poison message there dies once in each queue.
@@ -137,12 +141,80 @@ async def sigterm_all(world: World) -> Row:
     return await world.measure("SIGTERM every service", start, end, restored_at=restored, **counts)
 
 
+async def scheduler_killed(world: World) -> Row:
+    counts = await before(world)
+    fault_at = utcnow()
+    leader = await world.leader()
+    await world.kill(leader, signal.SIGKILL)
+    world.start(leader)  # back as the standby
+    restored = utcnow()
+    await asyncio.sleep(AFTER_S)
+    world.assert_alive()
+    assert await world.leader() != leader, "the standby took over"
+    start, end = fault_at - timedelta(seconds=3), restored + timedelta(seconds=5)
+    return await world.measure("scheduler leader SIGKILL", start, end, restored_at=restored, **counts)
+
+
+async def scheduler_frozen(world: World) -> Row:
+    counts = await before(world)
+    fault_at = utcnow()
+    leader = await world.leader()
+    pid = world.fleet.procs[leader].pid
+    os.kill(pid, signal.SIGSTOP)
+    await asyncio.sleep(SCHEDULER_FROZEN_S)  # frozen: the standby takes over once PostgreSQL drops its lock
+    os.kill(pid, signal.SIGCONT)
+    restored = utcnow()
+    await asyncio.sleep(AFTER_S)
+    world.assert_alive()
+    assert await world.leader() != leader, "the standby took over and the woken leader stepped down"
+    start, end = fault_at - timedelta(seconds=3), restored + timedelta(seconds=5)
+    return await world.measure(
+        f"scheduler SIGSTOP {SCHEDULER_FROZEN_S:.0f} s", start, end, restored_at=restored, **counts
+    )
+
+
+async def started_before_dependencies(world: World) -> Row:
+    counts = await before(world)
+    fault_at = utcnow()
+    codes = await world.stop_all()
+    assert codes == dict.fromkeys(codes, 0), {k: world.fleet.log_tail(k) for k, v in codes.items() if v}
+    await world.pg_proxy.cut()
+    await world.rabbit_proxy.cut()
+    for label in world.labels():
+        world.start(label)
+
+    async def all_waiting() -> bool:
+        states = [await probe(port, "/readyz") for port in world.ops_ports.values()]
+        return all(state == 503 for state in states)
+
+    await eventually(all_waiting, within=60, every=0.5, what="every process up, alive and not ready")
+    await asyncio.sleep(DEPENDENCIES_DOWN_S)  # they wait, they do not crash-loop
+    world.assert_alive()
+    assert all([await probe(port, "/livez") == 200 for port in world.ops_ports.values()])
+    await world.pg_proxy.restore()
+    await world.rabbit_proxy.restore()
+
+    async def all_ready() -> bool:
+        states = [await probe(port, "/readyz") for port in world.ops_ports.values()]
+        return all(state == 200 for state in states)
+
+    await eventually(all_ready, within=60, every=0.5, what="every process ready once its dependencies are up")
+    restored = utcnow()
+    await asyncio.sleep(AFTER_S)
+    world.assert_alive()
+    start, end = fault_at - timedelta(seconds=3), restored + timedelta(seconds=5)
+    return await world.measure("start while deps down", start, end, restored_at=restored, **counts)
+
+
 SCENARIOS: list[Callable[[World], Awaitable[Row]]] = [
     postgres_down,
     broker_down,
     runner_killed,
     poison,
     sigterm_all,
+    scheduler_killed,
+    scheduler_frozen,
+    started_before_dependencies,
 ]
 
 

@@ -26,12 +26,12 @@ from services.common.bus.dead_letters import count as count_dead_letters
 from services.common.bus.dead_letters import walk as walk_dead_letters
 from services.scheduler.slots import slots_between
 from tests.support.api import Client
-from tests.support.processes import Fleet
+from tests.support.processes import Fleet, free_port
 from tests.support.proxy import TcpProxy
 from tests.support.servers import DemoTarget, Receiver, demo_check, eventually
 
 REGIONS = ("us-east-1", "eu-north-1", "ca-central-1")
-HOME_SERVICES = ("results", "alerts", "router", "api", "scheduler")
+HOME_SERVICES = ("results", "alerts", "router", "api", "scheduler", "scheduler-standby")
 TOKEN = "faults-token"
 #: The reasons a slot may honestly end as missed under a fault we caused.
 MISSED_REASONS = frozenset({"no_leader", "not_published", "expired", "no_runner"})
@@ -84,17 +84,22 @@ class World:
     api_port: int
     checks: dict[uuid.UUID, int] = field(default_factory=dict)
     engine: AsyncEngine | None = None
+    ops_ports: dict[str, int] = field(default_factory=dict)
 
     # -- processes ----------------------------------------------------------------------------------
 
     def start(self, label: str) -> None:
-        """Start one service process (``runner-<region>`` for a region's runner)."""
+        """Start one service process (``runner-<region>`` for a region's runner), with its ops port."""
+        port = self.ops_ports.setdefault(label, free_port())
+        env = {"SEYMOUR_METRICS_PORT": str(port)}
         if label.startswith("runner-"):
-            self.fleet.start(label, "runner", "--region", label.removeprefix("runner-"))
-        elif label in ("results", "alerts", "api", "scheduler"):
-            self.fleet.start(label, label, "--no-migrate")
+            self.fleet.start(label, "runner", "--region", label.removeprefix("runner-"), **env)
+        elif label.startswith("scheduler"):
+            self.fleet.start(label, "scheduler", "--no-migrate", **env)
+        elif label in ("results", "alerts", "api"):
+            self.fleet.start(label, label, "--no-migrate", **env)
         else:
-            self.fleet.start(label, label)
+            self.fleet.start(label, label, **env)
 
     def labels(self) -> list[str]:
         """Every service process of the world."""
@@ -150,6 +155,15 @@ class World:
                 {"start": start, "end": end},
             )
             return [row for row in result.all() if row.check_id in self.checks]
+
+    async def leader(self) -> str:
+        """The label of the scheduler process holding the leader lock."""
+        async with self._engine().connect() as connection:
+            holder = await connection.scalar(
+                text("SELECT holder FROM scheduler_lease WHERE name = 'scheduler'")
+            )
+        pid = int(str(holder).rsplit("-", 2)[-2])
+        return next(label for label, proc in self.fleet.procs.items() if proc.pid == pid)
 
     async def incidents(self) -> int:
         """Incidents ever opened on our checks."""
