@@ -93,6 +93,7 @@ class LedgerCounters:
     overflowed: int = 0
     flushes: int = 0
     fenced: int = 0
+    before_gaps: int = 0
 
 
 class Deposed(Exception):
@@ -128,6 +129,7 @@ class SlotLedger:
         leadership: Leadership,
         *,
         freshness: Callable[[int], float],
+        scheduled: Callable[[uuid.UUID], tuple[int, CheckSpec] | None] | None = None,
         flush_interval: float = FLUSH_INTERVAL,
         drain_interval: float = DRAIN_INTERVAL,
         max_backlog: int = MAX_BACKLOG,
@@ -146,6 +148,8 @@ class SlotLedger:
         self._backlog: deque[Pending] = deque()
         self._draining = asyncio.Lock()
         self._closed = False
+        self._gaps_epoch: int | None = None
+        self._lookup = scheduled
         self._tasks: list[asyncio.Task[None]] = []
         self.counters = LedgerCounters()
 
@@ -205,6 +209,11 @@ class SlotLedger:
             if not self._closed:
                 self.counters.overflowed += 1
             return False
+        if self._gaps_epoch != self._leadership.epoch:
+            # A new leadership fires only once its gap is recorded: a slot claimed before would hide the
+            # gap behind it. This slot falls inside the gap being recorded, so it is recorded as missed.
+            self.counters.before_gaps += 1
+            return False
         last = self._handled.get(check_id)
         if last is not None and slot <= last:
             return False
@@ -250,8 +259,12 @@ class SlotLedger:
     async def record_gaps(self, scheduled: Callable[[uuid.UUID], tuple[int, CheckSpec] | None]) -> int:
         """Queue every slot between each check's last dealt-with slot and now as a ``no_leader`` miss.
 
-        Called by a new leader after it rebuilt its schedule. Returns how many slots were queued.
+        Called by a new leader after it rebuilt its schedule (and again by the drain loop if that failed);
+        until it has run for the current epoch, :meth:`claim` takes no slot. Returns how many slots were
+        queued.
         """
+        self._lookup = scheduled
+        epoch = self._leadership.epoch
         async with self._sessions() as session:
             rows = (
                 await session.execute(
@@ -275,6 +288,7 @@ class SlotLedger:
             for slot in gap:
                 self._queue_miss(check_id, slot, revision, spec, "no_leader", _NO_LEADER)
             queued += len(gap)
+        self._gaps_epoch = epoch
         if queued:
             log.warning("recording slots fired by no leader as missed slots=%d checks=%d", queued, len(rows))
         return queued
@@ -282,8 +296,14 @@ class SlotLedger:
     # -- the broker -------------------------------------------------------------------------------------
 
     async def drain(self) -> None:
-        """Publish the backlog in order while leading; stop at the first publish the broker refuses."""
-        if not self._backlog or not self._leadership.is_leader():
+        """Publish the backlog in order while leading; stop at the first publish the broker refuses.
+
+        First records this leadership's gap if that has not happened yet (the database was away then).
+        """
+        leading = self._leadership.is_leader()
+        if leading and self._gaps_epoch != self._leadership.epoch and self._lookup is not None:
+            await self.record_gaps(self._lookup)
+        if not self._backlog or not leading:
             return
         async with self._draining:
             while self._backlog and self._leadership.is_leader():

@@ -118,7 +118,7 @@ class CheckSchedule:
         self._reconcile_lock = asyncio.Lock()
         self._resync_task: asyncio.Task[None] | None = None
         self.counters = Counters()
-        self.ledger = SlotLedger(bus, sessions, leadership, freshness=misfire_grace)
+        self.ledger = SlotLedger(bus, sessions, leadership, freshness=misfire_grace, scheduled=self._current)
 
     # -- lifecycle --------------------------------------------------------------------------------------
 

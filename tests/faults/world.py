@@ -214,6 +214,14 @@ class World:
                 firsts[r.region] = min(delay, firsts.get(r.region, delay))
         row.recover_s = max(firsts.values()) if len(firsts) == len(REGIONS) else None
         row.notes = f"settled in {time.monotonic() - began:.0f} s"
+        lost = sorted(
+            (slot, region) for (check_id, slot, region) in expected if keys[(check_id, slot, region)] == 0
+        )
+        if lost:
+            row.notes += f"; lost slots from {lost[0][0].isoformat()} to {lost[-1][0].isoformat()}"
+            row.notes += (
+                f" (window {start.isoformat()} to {end.isoformat()}, back at {restored_at.isoformat()})"
+            )
         if row.dead_lettered:
             seen = await walk_dead_letters(
                 self.rabbit_url, lambda _letter: "keep", collect=lambda _letter: True
