@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from sqlalchemy import select
 
 from services.common.db.models import ApiToken
 from services.common.db.sessions import Sessions
+from services.common.files import write_private
 from services.common.settings import Settings
 
 TOKEN_FILE = "api-token"
@@ -34,8 +34,7 @@ async def first_run(settings: Settings, sessions: Sessions) -> list[str]:
             ).scalar_one_or_none() is not None
     if not valid and not settings.api_token:
         _, token = await create_token(sessions, "local CLI")
-        path.write_text(token + "\n")
-        os.chmod(path, 0o600)
+        write_private(path, token + "\n")
         notes.append(f"An API token for the CLI was written to {path}")
     try:
         from services.api.ui.bootstrap import ensure_admin

@@ -15,6 +15,7 @@ from contracts.v1.regions import REGIONS
 from services import runtime
 from services.common import logs
 from services.common.db.engine import is_sqlite
+from services.common.files import private_dir
 from services.common.settings import Settings
 
 
@@ -106,7 +107,7 @@ def _up(args: argparse.Namespace) -> int:
 async def _run_up(settings: Settings, regions: list[str]) -> int:
     from services.cli.firstrun import first_run
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     rt = await runtime.start(settings, runtime.SERVICES, runner_regions=regions)
     assert rt.sessions is not None, "every service runs, so the database is open"
     notes = await first_run(settings, rt.sessions)

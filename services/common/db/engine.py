@@ -10,6 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from services.common.db.sessions import Sessions
+from services.common.files import private_file
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -23,7 +24,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     """An engine; on SQLite with WAL, a busy timeout and foreign keys, so readers never block the writer."""
     if is_sqlite(url):
         if ":///" in url and ":memory:" not in url:
-            Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(url.split(":///", 1)[1].split("?", 1)[0]))
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -68,6 +69,8 @@ def upgrade_sync(url: str, revision: str = "head") -> None:
     """Run Alembic migrations up to ``revision`` (blocking)."""
     from alembic import command
 
+    if is_sqlite(url) and ":///" in url and ":memory:" not in url:
+        private_file(Path(url.split(":///", 1)[1].split("?", 1)[0]))
     command.upgrade(_alembic_config(url), revision)
 
 
