@@ -261,3 +261,36 @@ async def test_redacting_the_stored_sample_is_linear(stall_guard: None, body: st
         await runner.cleanup()
     assert result.status == "passed"
     assert elapsed < 1.0
+
+
+def _steps(url: str, pattern: str) -> dict[str, Any]:
+    return {
+        "name": "t",
+        "regions": ["local"],
+        "steps": [
+            {
+                "name": "first",
+                "request": {"url": url},
+                "extract": [{"name": "id", "source": "text_body", "property": pattern}],
+            },
+            {"name": "second", "request": {"url": url + "?id={{ steps.first.id }}"}},
+        ],
+    }
+
+
+def test_saving_refuses_an_extraction_regex_the_engine_cannot_run() -> None:
+    with pytest.raises(ValueError, match="property: regular expression not supported") as info:
+        CheckSpec.model_validate(_steps("http://127.0.0.1/", "(?<=id=)\\d+"), context=SAVING)
+    assert info.value.errors()[0]["loc"][:3] == ("steps", 0, "extract")  # type: ignore[attr-defined]
+
+
+async def test_stored_extraction_regex_fails_the_step_saying_why(stall_guard: None, evil_target: str) -> None:
+    spec = CheckSpec.model_validate(_steps(f"{evil_target}/text", "(?<=a)b"))
+    checker = HttpChecker(region="eu-north-1")
+    try:
+        result = await checker.run(spec)
+    finally:
+        await checker.stop()
+    assert result.status in ("failed", "error")
+    assert result.error is not None
+    assert "RE2" in result.error.message, result.error
