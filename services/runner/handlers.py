@@ -11,6 +11,7 @@ from contracts.v1 import CheckCompleted, CheckSpec, RunCheck, RunMissed
 from contracts.v1.base import utcnow
 from services.common.bus import Delivery, Publisher
 from services.common.metrics import RUN_PHASE, RUNS_MADE
+from services.runner.fit import fit
 from services.runner.http_check import CheckResult
 
 log = logging.getLogger(__name__)
@@ -76,25 +77,27 @@ async def handle_run_check(
     finally:
         load.in_flight -= 1
     await publisher.publish(
-        CheckCompleted(
-            run_id=message.run_id,
-            check_id=message.check_id,
-            slot=message.slot,
-            region=message.region,
-            trigger=message.trigger,
-            status=result.status,
-            started_at=result.started_at,
-            completed_at=result.completed_at,
-            response=result.response,
-            timings=result.timings,
-            error=result.error,
-            assertions=result.assertions,
-            request=result.request,
-            runner_id=runner_id,
-            degraded=result.degraded,
-            steps=result.steps,
-            failed_step=result.failed_step,
-            certificate=result.certificate,
+        fit(
+            CheckCompleted(
+                run_id=message.run_id,
+                check_id=message.check_id,
+                slot=message.slot,
+                region=message.region,
+                trigger=message.trigger,
+                status=result.status,
+                started_at=result.started_at,
+                completed_at=result.completed_at,
+                response=result.response,
+                timings=result.timings,
+                error=result.error,
+                assertions=result.assertions,
+                request=result.request,
+                runner_id=runner_id,
+                degraded=result.degraded,
+                steps=result.steps,
+                failed_step=result.failed_step,
+                certificate=result.certificate,
+            )
         )
     )
     RUNS_MADE.labels(message.region, result.status).inc()
