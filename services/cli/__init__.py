@@ -16,6 +16,7 @@ COMMANDS: Final = (
     "services.cli.users",
     "services.cli.region",
     "services.cli.dlq",
+    "services.cli.secrets",
 )
 
 

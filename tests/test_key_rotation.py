@@ -1,0 +1,76 @@
+"""``seymour secrets rotate``: every sealed secret (a check's, a global one) opens with the new key
+afterwards and no longer with the old; a wrong old key changes nothing. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from services.cli import main as cli_main
+from services.common.db.engine import make_engine, make_sessionmaker
+from services.common.db.models import Check, Setting
+from services.common.secretbox import SealError, SecretBox
+
+OLD, NEW = "old-deployment-key", "new-deployment-key"
+
+
+def box(key: str) -> SecretBox:
+    return SecretBox(hashlib.sha256(key.encode()).digest())
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    return str(request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url"))
+
+
+async def _store(url: str) -> None:
+    engine = make_engine(url)
+    old = box(OLD)
+    async with make_sessionmaker(engine)() as session, session.begin():
+        session.add(
+            Check(
+                name="sealed",
+                spec={"name": "sealed", "secrets": {"token": old.seal("check-secret")}, "regions": []},
+            )
+        )
+        session.add(Setting(key="rotation-test", value={"db": old.seal("global-secret"), "plain": "x"}))
+    await engine.dispose()
+
+
+async def _sealed(url: str) -> list[str]:
+    engine = make_engine(url)
+    async with make_sessionmaker(engine)() as session:
+        check = (await session.execute(select(Check))).scalar_one()
+        setting = await session.get(Setting, "rotation-test")
+    await engine.dispose()
+    assert setting is not None
+    assert setting.value["plain"] == "x"
+    return [check.spec["secrets"]["token"], setting.value["db"]]
+
+
+def _rotate(monkeypatch: Any, url: str, old: str) -> int:
+    monkeypatch.setenv("SEYMOUR_DATABASE_URL", url)
+    monkeypatch.setenv("SEYMOUR_SECRET_KEY", NEW)
+    monkeypatch.setenv("SEYMOUR_OLD_SECRET_KEY", old)
+    return cli_main(["secrets", "rotate"])
+
+
+def test_rotation_reseals_every_secret_under_the_new_key(
+    db_url: str, monkeypatch: Any, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    asyncio.run(_store(db_url))
+    before = asyncio.run(_sealed(db_url))
+    assert _rotate(monkeypatch, db_url, "not-the-old-key") == 1
+    assert asyncio.run(_sealed(db_url)) == before, "a wrong old key changes nothing"
+    assert _rotate(monkeypatch, db_url, OLD) == 0
+    after = asyncio.run(_sealed(db_url))
+    assert [box(NEW).open(value) for value in after] == ["check-secret", "global-secret"]
+    for value in after:
+        with pytest.raises(SealError):
+            box(OLD).open(value)
