@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.support.servers import eventually
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbit]
 

@@ -10,7 +10,7 @@ from services.cli import main as cli_main
 from services.common.bus.rabbit import RabbitBus
 from services.common.health import age_of
 from services.common.settings import Settings
-from tests.support.servers import eventually
+from tests.support.waiting import eventually
 
 
 async def test_a_served_process_keeps_its_health_file_fresh_and_removes_it_on_stop(tmp_path: Path) -> None:

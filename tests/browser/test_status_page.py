@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from services.api.auth import create_token
 from services.common.db.models import Incident
-from tests.support.servers import eventually
+from tests.support.waiting import eventually
 
 from .conftest import CHROMIUM, CHROMIUM_ARGS, DEMO_REGIONS, HAVE_CHROMIUM, Seymour, shot
 

@@ -13,7 +13,8 @@ from playwright.async_api import expect
 from sqlalchemy import select
 
 from services.common.db.models import Check
-from tests.support.servers import CardApi, card_api, eventually
+from tests.support.servers import CardApi, card_api
+from tests.support.waiting import eventually
 
 from .conftest import ADMIN_PASSWORD, CHROMIUM, HAVE_CHROMIUM, Seymour, shot
 

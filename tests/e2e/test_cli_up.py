@@ -15,7 +15,8 @@ import pytest
 
 from tests.support.api import Client
 from tests.support.processes import free_port
-from tests.support.servers import demo_check, demo_target, eventually, receiver
+from tests.support.servers import demo_check, demo_target, receiver
+from tests.support.waiting import eventually
 
 
 @dataclass

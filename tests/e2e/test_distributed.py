@@ -19,7 +19,8 @@ from contracts.topology import DEAD_LETTER_QUEUE, RESULTS_EXCHANGE
 from tests.support.api import Client
 from tests.support.metrics import probe, scrape, total
 from tests.support.processes import Fleet, fleet, free_port
-from tests.support.servers import demo_check, demo_target, eventually, receiver
+from tests.support.servers import demo_check, demo_target, receiver
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.rabbit, pytest.mark.postgres, pytest.mark.slow]
 

@@ -22,7 +22,8 @@ from services import runtime
 from services.cli import main as cli_main
 from services.common.settings import Settings
 from tests.support.api import Client
-from tests.support.servers import DemoTarget, Receiver, demo_check, demo_target, eventually, receiver
+from tests.support.servers import DemoTarget, Receiver, demo_check, demo_target, receiver
+from tests.support.waiting import eventually
 
 REGIONS = ["us-east-1", "eu-north-1", "ca-central-1"]
 TOKEN = "e2e-token"

@@ -23,7 +23,8 @@ from services import runtime
 from services.cli import main as cli_main
 from services.common.settings import Settings
 from tests.support.api import Client
-from tests.support.servers import CardApi, card_api, demo_scenario, eventually
+from tests.support.servers import CardApi, card_api, demo_scenario
+from tests.support.waiting import eventually
 
 REGIONS = ["us-east-1", "eu-north-1", "ca-central-1"]
 TOKEN = "e2e-token"

@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from tests.support.metrics import probe
 from tests.support.processes import fleet, free_port
 from tests.support.proxy import TcpProxy
-from tests.support.servers import eventually
+from tests.support.waiting import eventually
 
 REFUSALS = [
     ("no-broker", "results", {"SEYMOUR_DATABASE_URL": "postgresql+asyncpg://x@127.0.0.1:1/x"}, "RabbitMQ"),

@@ -3,8 +3,6 @@ node), linked by ``seymour region connect``; helpers to publish slots and read w
 
 from __future__ import annotations
 
-import asyncio
-import time
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -27,6 +25,7 @@ from services.common.settings import Settings
 from tests.federation.conftest import home_vhost, set_home_policy
 from tests.federation.node import RabbitNode
 from tests.support.servers import DemoTarget, serve
+from tests.support.waiting import took
 
 REGION = "eu-north-1"
 OTHER = "us-west-2"
@@ -36,12 +35,7 @@ async def wait_for(
     condition: Callable[[], Awaitable[bool]], *, within: float, what: str, every: float = 0.1
 ) -> float:
     """Poll ``condition`` until true; returns the seconds it took. Fails the test after ``within`` seconds."""
-    start = time.monotonic()
-    while not await condition():
-        if time.monotonic() - start > within:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(every)
-    return time.monotonic() - start
+    return await took(condition, within=within, what=what, every=every)
 
 
 @dataclass

@@ -233,18 +233,3 @@ def demo_check(
         "timeout": 10,
         "alerts": [{"channel": "webhook", "url": hook_url, "on": ["failure", "recovery"]}],
     }
-
-
-async def eventually(predicate: Any, *, within: float, every: float = 0.05, what: str = "condition") -> Any:
-    """Await ``predicate()`` (sync or async) until truthy; fail with ``what`` after ``within`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if loop.time() >= deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(every)

@@ -3,8 +3,6 @@ also across a kill and restart mid-incident — on SQLite and on real PostgreSQL
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from services.common.db.models import AlertState, Incident, Notification
 from services.common.metrics import render_stored_metrics
 from services.common.service import Service
 from services.common.settings import Settings
+from tests.support.waiting import eventually
 
 REGIONS = ["us-east-1", "eu-west-1", "ap-south-1"]
 T0 = utcnow().replace(second=0, microsecond=0) - timedelta(minutes=30)
@@ -96,10 +95,7 @@ async def publish_slots(bus: MemoryBus, check_id: uuid.UUID, slots: range, passe
 
 
 async def wait_for(condition: Callable[[], Awaitable[bool]], deadline: float = 20.0) -> None:
-    end = time.monotonic() + deadline
-    while not await condition():
-        assert time.monotonic() < end, "condition not met in time"
-        await asyncio.sleep(0.05)
+    await eventually(condition, within=deadline)
 
 
 def evaluated_upto(running: Running, check_id: uuid.UUID, slot: int) -> Callable[[], Awaitable[bool]]:

@@ -27,6 +27,7 @@ from services.common.db.models import Run, Runner, RunRollup
 from services.common.settings import Settings
 from services.results.batcher import Batcher
 from services.results.main import build
+from tests.support.waiting import eventually
 
 SLOT = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 
@@ -61,10 +62,7 @@ def db_url(request: pytest.FixtureRequest) -> str:
 
 
 async def _wait(predicate: Any, within: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not await predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
+    await eventually(predicate, within=within, every=0.02)
 
 
 async def test_runs_stored_once_with_rollups_and_heartbeats(db_url: str) -> None:

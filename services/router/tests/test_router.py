@@ -25,6 +25,7 @@ from services.common.bus.memory import MemoryBus
 from services.common.settings import Settings
 from services.router.fanout import fan_out, run_ttl
 from services.router.main import build
+from tests.support.waiting import eventually
 
 SPEC = CheckSpec(
     name="demo",
@@ -101,10 +102,7 @@ class Collector:
 
 
 async def wait_for(predicate: Any, within: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
+    await eventually(predicate, within=within, every=0.01)
 
 
 @pytest.fixture

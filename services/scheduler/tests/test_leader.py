@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 import asyncpg
@@ -13,6 +11,7 @@ from sqlalchemy import select
 from services.common.db.engine import make_engine, make_sessionmaker
 from services.common.db.models import SchedulerLease
 from services.scheduler.leader import AdvisoryLock, LeaderElector, ProcessLock, asyncpg_dsn
+from tests.support.waiting import took
 
 
 class FakeClock:
@@ -131,11 +130,7 @@ async def test_sqlite_process_lock_bumps_the_epoch_each_time(sqlite_url: str) ->
 
 
 async def _wait_for(condition: Any, deadline_s: float) -> float:
-    start = time.monotonic()
-    while not await condition():
-        assert time.monotonic() - start < deadline_s, "condition not met in time"
-        await asyncio.sleep(0.05)
-    return time.monotonic() - start
+    return await took(condition, within=deadline_s)
 
 
 @pytest.mark.postgres

@@ -8,7 +8,6 @@ shared servers keep running); afterwards every slot of the window has exactly on
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -40,6 +39,7 @@ from services.scheduler.main import build
 from services.scheduler.schedule import CheckSchedule
 from services.scheduler.slots import slots_between
 from tests.support.proxy import TcpProxy
+from tests.support.waiting import eventually
 
 REGIONS = ["eu-north-1", "us-east-1"]
 
@@ -63,10 +63,7 @@ class Records:
 
 
 async def wait_until(condition: Callable[[], bool], deadline_s: float, what: str) -> None:
-    start = time.monotonic()
-    while not condition():
-        assert time.monotonic() - start < deadline_s, f"not within {deadline_s} s: {what}"
-        await asyncio.sleep(0.05)
+    await eventually(condition, within=deadline_s, what=what)
 
 
 async def add_check(sessions: Any, name: str) -> uuid.UUID:

@@ -3,7 +3,6 @@ over without any slot being fired twice."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -24,6 +23,7 @@ from contracts.v1 import CheckDue, CheckSpec, RequestSpec, decode
 from services.common.fencing import EpochFence
 from services.scheduler.leader import asyncpg_dsn
 from services.scheduler.slots import is_slot
+from tests.support.waiting import took
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbit, pytest.mark.slow, pytest.mark.timeout(90)]
 
@@ -141,11 +141,7 @@ def spawn(pg_url: str, rabbit_url: str, tmp_path: Path) -> Iterator[Callable[[st
 
 
 async def wait_until(condition: Callable[[], bool], deadline_s: float, what: str) -> float:
-    start = time.monotonic()
-    while not condition():
-        assert time.monotonic() - start < deadline_s, f"not within {deadline_s} s: {what}"
-        await asyncio.sleep(0.02)
-    return time.monotonic() - start
+    return await took(condition, within=deadline_s, every=0.02, what=what)
 
 
 async def lease_holder_pid(pg_url: str) -> tuple[int, int] | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from services.scheduler.jobs import SlotExecutor
 from services.scheduler.main import build
 from services.scheduler.schedule import CheckSchedule, Scheduled
 from services.scheduler.slots import is_slot, offset_of
+from tests.support.waiting import took
 
 
 def spec(name: str, interval: int = 1, *, enabled: bool = True, path: str = "/") -> CheckSpec:
@@ -75,11 +75,7 @@ class Harness:
 
 async def wait_until(condition: Callable[[], bool], deadline_s: float) -> float:
     """Poll ``condition`` until true; return how long it took; fail past the deadline."""
-    start = time.monotonic()
-    while not condition():
-        assert time.monotonic() - start < deadline_s, f"condition not met within {deadline_s} s"
-        await asyncio.sleep(0.01)
-    return time.monotonic() - start
+    return await took(condition, within=deadline_s, every=0.01)
 
 
 @pytest.fixture
