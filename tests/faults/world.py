@@ -28,7 +28,8 @@ from services.scheduler.slots import slots_between
 from tests.support.api import Client
 from tests.support.processes import Fleet, free_port
 from tests.support.proxy import TcpProxy
-from tests.support.servers import DemoTarget, Receiver, demo_check, eventually
+from tests.support.servers import DemoTarget, Receiver, demo_check
+from tests.support.waiting import eventually
 
 REGIONS = ("us-east-1", "eu-north-1", "ca-central-1")
 HOME_SERVICES = ("results", "alerts", "router", "api", "scheduler", "scheduler-standby")

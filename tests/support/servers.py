@@ -16,6 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.support.waiting import eventually as eventually  # its old home; tests written before the move
+
 
 @dataclass
 class DemoTarget:
