@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -29,12 +30,22 @@ from sqlalchemy.engine import make_url
 
 from contracts.topology import CHECK_COMPLETED, MAX_MESSAGE_BYTES, RESULTS_EXCHANGE
 from contracts.v1 import utcnow
-from tests.faults.world import MISSED_REASONS, REGIONS, TOKEN, Row, World, base_env, proxied, started
+from tests.faults.world import (
+    MISSED_REASONS,
+    REGIONS,
+    TOKEN,
+    Row,
+    World,
+    base_env,
+    flaky_receiver,
+    proxied,
+    started,
+)
 from tests.support.api import Client
 from tests.support.metrics import probe
 from tests.support.processes import fleet, free_port
 from tests.support.proxy import TcpProxy
-from tests.support.servers import demo_target, eventually, receiver
+from tests.support.servers import demo_check, demo_target, eventually, receiver
 
 pytestmark = [pytest.mark.rabbit, pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -207,6 +218,43 @@ async def started_before_dependencies(world: World) -> Row:
     return await world.measure("start while deps down", start, end, restored_at=restored, **counts)
 
 
+async def receivers_flaky(world: World) -> Row:
+    """A check really fails and recovers while its webhook answers 429 (Retry-After), then 500s."""
+    counts = await before(world)
+    fault_at = utcnow()
+    async with demo_target() as failing, flaky_receiver() as hook:
+        spec = demo_check(failing.url, hook.url, interval=1, name="fault-alerting")
+        spec["assertions"] = [a for a in spec["assertions"] if a["source"] != "response_time"]
+        created = await world.api.ok("POST", "/api/v1/checks", spec)
+        hook.script = [(429, {"Retry-After": "1"}), (500, {}), (503, {})]
+        failing.status = 500
+        await eventually(
+            lambda: "failure" in hook.events(),
+            within=60,
+            every=0.5,
+            what="the failure notification delivered",
+        )
+        failing.status = 201
+        hook.script = [(500, {}), (429, {"Retry-After": "1"})]
+        await eventually(
+            lambda: "recovery" in hook.events(),
+            within=60,
+            every=0.5,
+            what="the recovery notification delivered",
+        )
+        restored = utcnow()
+        await asyncio.sleep(AFTER_S)  # no repeat of either
+        world.assert_alive()
+        start, end = fault_at - timedelta(seconds=3), restored
+        row = await world.measure("alert receivers 429/500", start, end, restored_at=fault_at, **counts)
+        await world.api.call("DELETE", f"/api/v1/checks/{created['id']}")
+    row.false_incidents -= 1  # the one incident this scenario caused on purpose
+    row.transitions = Counter(hook.events())
+    attempts = Counter(status for _event, status in hook.attempts)
+    row.notes += f"; webhook attempts by answer {dict(sorted(attempts.items()))}"
+    return row
+
+
 SCENARIOS: list[Callable[[World], Awaitable[Row]]] = [
     postgres_down,
     broker_down,
@@ -216,6 +264,7 @@ SCENARIOS: list[Callable[[World], Awaitable[Row]]] = [
     scheduler_killed,
     scheduler_frozen,
     started_before_dependencies,
+    receivers_flaky,
 ]
 
 
@@ -233,8 +282,9 @@ def violations(row: Row) -> list[str]:
         problems.append(f"{row.dead_lettered} dead-lettered, expected {dead}")
     if row.false_incidents:
         problems.append(f"{row.false_incidents} incidents opened by our own fault")
-    if sum(row.transitions.values()):
-        problems.append(f"notifications sent {dict(row.transitions)}")
+    sent = {"failure": 1, "recovery": 1} if row.scenario.startswith("alert receivers") else {}
+    if dict(row.transitions) != sent:
+        problems.append(f"notifications delivered {dict(row.transitions)}, expected {sent}")
     if row.recover_s is None or row.recover_s > RECOVERY_S:
         problems.append(f"recovery {row.recover_s} s (limit {RECOVERY_S} s)")
     return problems
@@ -280,7 +330,9 @@ async def test_faults_under_load_keep_every_slot_once(tmp_path: Path, pg_url: st
                     await world.engine.dispose()
                 await pg_proxy.close()
                 await rabbit_proxy.close()
-    table = "\n".join([Row.HEADER, *(row.line() for row in rows)])
+    table = "\n".join(
+        [Row.HEADER, *(row.line() for row in rows), *(f"{r.scenario}: {r.notes}" for r in rows)]
+    )
     print("\n" + table)
     broken = {row.scenario: [*violations(row), row.notes] for row in rows if violations(row)}
     assert not broken, f"{broken}\n{table}"

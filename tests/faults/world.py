@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import time
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -28,7 +32,7 @@ from services.scheduler.slots import slots_between
 from tests.support.api import Client
 from tests.support.processes import Fleet, free_port
 from tests.support.proxy import TcpProxy
-from tests.support.servers import DemoTarget, Receiver, demo_check
+from tests.support.servers import DemoTarget, Receiver, demo_check, serve
 from tests.support.waiting import eventually
 
 REGIONS = ("us-east-1", "eu-north-1", "ca-central-1")
@@ -36,6 +40,35 @@ HOME_SERVICES = ("results", "alerts", "router", "api", "scheduler", "scheduler-s
 TOKEN = "faults-token"
 #: The reasons a slot may honestly end as missed under a fault we caused.
 MISSED_REASONS = frozenset({"no_leader", "not_published", "expired", "no_runner"})
+
+
+@dataclass
+class FlakyReceiver(Receiver):
+    """A webhook receiver that answers from a script (status, headers) before it accepts; every attempt is
+    kept, and only accepted notifications count as delivered."""
+
+    script: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    attempts: list[tuple[str, int]] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        event = str(json.loads(await request.read()).get("event"))
+        if self.script:
+            status, headers = self.script.pop(0)
+            self.attempts.append((event, status))
+            return web.json_response({"error": "try later"}, status=status, headers=headers)
+        self.attempts.append((event, 200))
+        return await super().handle(request)
+
+
+@asynccontextmanager
+async def flaky_receiver() -> AsyncIterator[FlakyReceiver]:
+    """A running :class:`FlakyReceiver`."""
+    sink = FlakyReceiver()
+    app = web.Application()
+    app.router.add_post("/hook", sink.handle)
+    async with serve(app) as base:
+        sink.url = f"{base}/hook"
+        yield sink
 
 
 @dataclass
@@ -56,7 +89,7 @@ class Row:
 
     HEADER = (
         f"{'scenario':<28} {'expected':>8} {'once':>6} {'twice':>5} {'lost':>5} {'missed (by reason)':<34} "
-        f"{'dlq':>4} {'false inc':>9} {'transitions':<12} {'recover':>8}"
+        f"{'dlq':>4} {'false inc':>9} {'transitions':<22} {'recover':>8}"
     )
 
     def line(self) -> str:
@@ -65,7 +98,7 @@ class Row:
         recover = "-" if self.recover_s is None else f"{self.recover_s:.1f} s"
         return (
             f"{self.scenario:<28} {self.expected:>8} {self.stored_once:>6} {self.stored_twice:>5} "
-            f"{self.lost:>5} {missed:<34} {self.dead_lettered:>4} {self.false_incidents:>9} {sent:<12} "
+            f"{self.lost:>5} {missed:<34} {self.dead_lettered:>4} {self.false_incidents:>9} {sent:<22} "
             f"{recover:>8}"
         )
 
