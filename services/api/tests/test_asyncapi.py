@@ -16,8 +16,10 @@ from .conftest import Api
 
 @pytest.fixture
 async def document(api: Api) -> dict[str, Any]:
-    response = await api.client.get("/schema/asyncapi.json", headers={"Authorization": ""})
-    assert response.status_code == 200, "served without a token, like the OpenAPI schema"
+    anonymous = await api.client.get("/schema/asyncapi.json", headers={"Authorization": ""})
+    assert anonymous.status_code == 401, "a token is needed, as for the OpenAPI schema"
+    response = await api.client.get("/schema/asyncapi.json")
+    assert response.status_code == 200
     return dict(response.json())
 
 
