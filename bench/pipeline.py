@@ -145,13 +145,14 @@ def rabbit_pid() -> int:
 
 
 async def first_run(url: str, *, within: float) -> None:
-    """Return once any run is stored; raise after ``within`` seconds (the pipeline never came up)."""
+    """Return once a real run (not a ``missed`` row) is stored; raise after ``within`` seconds."""
     engine = make_engine(url)
     deadline = time.monotonic() + within
     try:
         while True:
             async with engine.connect() as conn:
-                if (await conn.execute(select(Run.run_id).limit(1))).first() is not None:
+                real = select(Run.run_id).where(Run.status.in_(REAL)).limit(1)
+                if (await conn.execute(real)).first() is not None:
                     return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no run stored within {within:.0f} s")
@@ -163,7 +164,7 @@ async def first_run(url: str, *, within: float) -> None:
 async def measure(
     url: str, *, warmup: float, seconds: float, delayed_prefix: str, pids: dict[int, str]
 ) -> dict[str, Any]:
-    """Wait for the first stored run and the warm-up after it, then read what was stored in the window
+    """Wait for the first real run and the warm-up after it, then read what was stored in the window
     (by ``stored_at``). Counting warm-up from the first run keeps slow service start-up on a loaded
     machine out of the window."""
     await first_run(url, within=180.0)
