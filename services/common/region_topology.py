@@ -52,6 +52,7 @@ from contracts.topology import (
     RESULTS_EXCHANGE,
     RESULTS_OUTBOX,
     RESULTS_SHOVEL,
+    RUN_MISSED,
     RUNNER_HEARTBEAT,
     RUNNER_QUEUE_EXPIRES_MS,
     RUNS_DEAD_LETTER_EXCHANGE,
@@ -326,8 +327,9 @@ def region_permissions(region: str) -> dict[str, str]:
 
 
 #: Routing keys a region may publish on home's ``seymour.results`` (a topic exchange, so the broker
-#: enforces it): its runners' results and heartbeats, never ``run.missed`` (the router's to say).
-REGION_RESULT_KEYS: Final = (CHECK_COMPLETED, RUNNER_HEARTBEAT)
+#: enforces it): its runners' results, heartbeats and the runs they received too late (``run.missed``).
+#: A key missing here would wedge the region's results shovel on the first such message.
+REGION_RESULT_KEYS: Final = (CHECK_COMPLETED, RUNNER_HEARTBEAT, RUN_MISSED)
 
 
 def account_plan(home: BrokerAddress, region: str, username: str, password: str) -> list[Step]:

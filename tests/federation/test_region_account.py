@@ -90,7 +90,7 @@ ATTACKS: dict[str, Attack] = {
     "delete-other-regions-queue": lambda ch: ch.queue_delete(runner_queue(OTHER).name),
     "publish-manual-check-due": lambda ch: _publish(ch, CONTROL_EXCHANGE, CHECK_DUE, forged_due()),
     "publish-run-to-other-region": lambda ch: _publish(ch, RUNS_EXCHANGE, OTHER),
-    "publish-run-missed": lambda ch: _publish(ch, RESULTS_EXCHANGE, RUN_MISSED),
+    "publish-check-changed-on-results": lambda ch: _publish(ch, RESULTS_EXCHANGE, "check.changed.v1"),
     "bind-own-buffer-to-all-runs": lambda ch: _bind_own_buffer(ch, RUNS_EXCHANGE, OTHER),
     "bind-own-buffer-to-other-region": lambda ch: _bind_own_buffer(ch, region_runs_exchange(OTHER), OTHER),
     "declare-other-regions-buffer": lambda ch: ch.declare_queue(OTHER_BUFFER, durable=True),
@@ -99,6 +99,7 @@ ATTACKS: dict[str, Attack] = {
 
 ALLOWED: dict[str, Attack] = {
     "publish-result": lambda ch: _publish(ch, RESULTS_EXCHANGE, CHECK_COMPLETED),
+    "publish-run-received-too-late": lambda ch: _publish(ch, RESULTS_EXCHANGE, RUN_MISSED),
     "publish-dead-run": lambda ch: _publish(ch, RUNS_DEAD_LETTER_EXCHANGE, REGION),
     "bind-own-buffer-to-own-runs": lambda ch: _bind_own_buffer(ch, region_runs_exchange(REGION), REGION),
 }

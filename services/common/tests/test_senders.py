@@ -22,6 +22,7 @@ def completed(region: str) -> CheckCompleted:
 DUE = CheckDue(check_id=uuid.uuid4(), slot=NOW, revision=1, spec=SPEC, trigger="manual")
 RUN = RunCheck(**IDS, region="eu-north-1", spec=SPEC, expires_at=NOW)
 MISSED = RunMissed(**IDS, region="eu-north-1", reason="expired")
+OTHER_MISSED = RunMissed(**IDS, region="us-west-2", reason="expired")
 
 CASES: list[tuple[str, AnyMessage, str | None, bool]] = [
     ("home-result", completed("us-west-2"), "seymour", True),
@@ -32,7 +33,13 @@ CASES: list[tuple[str, AnyMessage, str | None, bool]] = [
     ("region-other-result", completed("us-west-2"), "seymour-eu-north-1", False),
     ("region-prefix-of-other", completed("eu-north-1"), "seymour-eu-north-1x", False),
     ("region-manual-due", DUE, "seymour-eu-north-1", False),
-    ("region-missed-run", MISSED, "seymour-eu-north-1", False),
+    ("region-own-run-received-too-late", MISSED, "seymour-eu-north-1", True),
+    (
+        "region-other-missed-run",
+        MISSED.model_copy(update={"region": "us-west-2"}),
+        "seymour-eu-north-1",
+        False,
+    ),
     ("anonymous-result", completed("eu-north-1"), None, False),
     ("anonymous-due", DUE, "", False),
 ]
