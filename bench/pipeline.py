@@ -188,17 +188,27 @@ async def measure(
         )
         rows = (
             await session.execute(
-                select(Run.slot, Run.stored_at, Run.status, Run.check_id, Run.total_ms).where(
-                    Run.stored_at >= window_start, Run.stored_at < window_end
-                )
+                select(
+                    Run.slot,
+                    Run.stored_at,
+                    Run.status,
+                    Run.check_id,
+                    Run.total_ms,
+                    Run.error_class,
+                    Run.error_message,
+                ).where(Run.stored_at >= window_start, Run.stored_at < window_end)
             )
         ).all()
     await engine.dispose()
     statuses: dict[str, int] = {}
     lags: list[float] = []
     timing_errors: list[float] = []
-    for slot, stored_at, status, check_id, total_ms in rows:
+    missed_why: dict[str, int] = {}
+    for slot, stored_at, status, check_id, total_ms, reason, detail in rows:
         statuses[status] = statuses.get(status, 0) + 1
+        if status == "missed":
+            why = f"{reason}: {missed_where(detail)}"
+            missed_why[why] = missed_why.get(why, 0) + 1
         if status not in REAL or stored_at is None:
             continue
         lags.append((stored_at - slot).total_seconds())
@@ -210,11 +220,21 @@ async def measure(
         "seconds": seconds,
         "lags": lags,
         "statuses": statuses,
+        "missed_why": missed_why,
         "timing_errors": timing_errors,
         "cpu": cpu,
         "rss_mb": rss,
         "postgres_backends": len(backends),
     }
+
+
+def missed_where(detail: str | None) -> str:
+    """Where a missed run was given up, from its detail without the per-run parts (ids, seconds)."""
+    if not detail:
+        return "-"
+    if detail.startswith("received by runner"):
+        return "received by runner after it expired"
+    return detail
 
 
 def pct(values: list[float], q: float) -> float:
@@ -324,6 +344,7 @@ def report(args: argparse.Namespace, result: dict[str, Any], baseline: float) ->
         "real_runs_per_s": round(rate, 1),
         "missed_per_s": round(missed / result["seconds"], 1),
         "statuses": result["statuses"],
+        "missed_why": result["missed_why"],
         "lag_p50_s": round(pct(lags, 0.5), 3),
         "lag_p99_s": round(pct(lags, 0.99), 3),
         "timing_error_p50_ms": round(pct(errors, 0.5), 2),
@@ -331,6 +352,10 @@ def report(args: argparse.Namespace, result: dict[str, Any], baseline: float) ->
         "timed_runs": len(errors),
         "cpu_ms_per_real_run": {label: round(ms, 3) for label, ms in cpu_ms.items()},
         "cpu_ms_per_real_run_pipeline": round(pipeline_ms, 3),
+        "cpu_percent_of_a_core": {
+            label: round(seconds * 100 / result["seconds"], 1)
+            for label, seconds in sorted(result["cpu"].items())
+        },
         "rss_mb": {label: round(mb, 1) for label, mb in sorted(result["rss_mb"].items())},
         "postgres_backends": result["postgres_backends"],
         "bare_aiohttp_req_per_s": round(baseline, 1),
@@ -343,6 +368,8 @@ def report(args: argparse.Namespace, result: dict[str, Any], baseline: float) ->
         f"real runs          {rate:8.1f} runs/s over {args.seconds:.0f} s"
         f"   missed {figures['missed_per_s']:.1f}/s   statuses {result['statuses']}"
     )
+    if result["missed_why"]:
+        print("missed because     " + "; ".join(f"{k} {v}" for k, v in result["missed_why"].items()))
     print(f"schedule->stored   p50 {lag50:.3f} s   p99 {lag99:.3f} s (real runs)")
     print(
         f"timing error       p50 {err50:+.2f} ms   p99 {err99:+.2f} ms vs {DELAY_MS} ms ({len(errors)} runs)"
@@ -356,6 +383,11 @@ def report(args: argparse.Namespace, result: dict[str, Any], baseline: float) ->
         + f"  (postgres: {result['postgres_backends']} backends of this database)"
     )
     print(f"CPU ms per real run target {cpu_ms.get('target', float('nan')):.2f} (bench target, not Seymour)")
+    print(
+        "CPU % of a core    "
+        + "  ".join(f"{k} {v:.0f}" for k, v in figures["cpu_percent_of_a_core"].items())
+        + "  (per real run is meaningless once nearly everything is missed)"
+    )
     print("RSS MB             " + "  ".join(f"{k} {v:.0f}" for k, v in figures["rss_mb"].items()))
     print("json " + json.dumps(figures))
 
