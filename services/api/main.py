@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy.exc import IntegrityError
-
 from services.api.app import create_app
 from services.api.server import ApiServer
 from services.common.bus import Bus
 from services.common.db.sessions import Sessions
+from services.common.errors import Conflict
 from services.common.service import Service
 from services.common.settings import Settings
 
@@ -35,7 +34,7 @@ class FirstAdmin:
         if self._settings.admin_password:
             try:
                 await ensure_admin(self._settings, self._sessions)
-            except IntegrityError:
+            except Conflict:  # create_user reports the unique name as a domain conflict
                 log.info("admin already created by another api process")
         elif not self._settings.broker_url.startswith("memory://") and not await count_users(self._sessions):
             # (``seymour up`` — the in-process bus — generates and prints a first password itself.)
