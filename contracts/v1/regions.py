@@ -1,36 +1,40 @@
-"""The regions a check can be sent from: AWS region codes with the names people know them by."""
+"""The regions a check can be sent from: AWS region codes (from botocore's endpoint data, generated into
+:mod:`contracts.v1.aws_regions`) plus ``local``, with the short names people know them by."""
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from typing import Final
 
-#: Region code → display name. The 22 regions of the original Seymour plus ``local``, the embedded
-#: runner on the machine that runs ``seymour up``.
-REGIONS: Final[dict[str, str]] = {
-    "local": "This machine",
-    "us-east-1": "N. Virginia",
-    "us-east-2": "Ohio",
-    "us-west-1": "N. California",
-    "us-west-2": "Oregon",
-    "af-south-1": "Cape Town",
-    "ap-east-1": "Hong Kong",
-    "ap-south-1": "Mumbai",
-    "ap-northeast-1": "Tokyo",
-    "ap-northeast-2": "Seoul",
-    "ap-northeast-3": "Osaka",
-    "ap-southeast-1": "Singapore",
-    "ap-southeast-2": "Sydney",
-    "ca-central-1": "Montreal",
-    "eu-central-1": "Frankfurt",
-    "eu-west-1": "Ireland",
-    "eu-west-2": "London",
-    "eu-west-3": "Paris",
-    "eu-south-1": "Milan",
-    "eu-north-1": "Stockholm",
-    "me-south-1": "Bahrain",
-    "sa-east-1": "São Paulo",
-    "us-gov-west-1": "GovCloud (US-West)",
-}
+from contracts.v1.aws_regions import AWS_REGIONS
+
+#: Regions that are not AWS's: ``local`` is the embedded runner on the machine that runs ``seymour up``.
+LOCAL_REGIONS: Final[dict[str, str]] = {"local": "This machine"}
+
+_PLACE: Final = re.compile(r"\(([^)]+)\)\s*$")
+
+
+def _short_names(descriptions: dict[str, str]) -> dict[str, str]:
+    """Code → the place in a description's parentheses ("Europe (Stockholm)" → "Stockholm"), which is
+    how the pages and alerts name a region in a short list. The whole description where two regions
+    share that place ("Canada (Central)", "Mexico (Central)"), where there is none, and for a separate
+    partition, which botocore brands "AWS …" ("AWS GovCloud (US-West)" → "GovCloud (US-West)")."""
+    places = {
+        code: match.group(1) if (match := _PLACE.search(text)) else None
+        for code, text in descriptions.items()
+    }
+    shared = {place for place, count in Counter(places.values()).items() if count > 1}
+    return {
+        code: place
+        if place is not None and place not in shared and not descriptions[code].startswith("AWS ")
+        else descriptions[code].removeprefix("AWS ")
+        for code, place in places.items()
+    }
+
+
+#: Region code → display name: ``local`` first, then the AWS regions in code order.
+REGIONS: Final[dict[str, str]] = {**LOCAL_REGIONS, **_short_names(AWS_REGIONS)}
 
 DEFAULT_LOCAL_REGION: Final = "local"
 

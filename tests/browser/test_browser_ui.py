@@ -139,7 +139,7 @@ async def test_demo_check_in_the_browser(page: Any, target: Target, seymour: Sey
     options = await header_row.locator("select[name$='-comparison'] option").all_inner_texts()
     assert "is null" not in options
 
-    for name in ("N. Virginia", "Stockholm", "Montreal"):
+    for name in ("N. Virginia", "Stockholm", "Canada (Central)"):
         card = page.locator(".region-card", has_text=name)
         await expect(card).to_contain_text("live runner")
         await card.locator("input").check()

@@ -196,7 +196,7 @@ async def test_new_check_form_shows_region_cards_with_runner_health(ui: Ui) -> N
     assert "Stockholm" in card
     assert "live runner" in card
     other = page.text.split('value="ca-central-1"', 1)[1].split("</label>", 1)[0]
-    assert "Montreal" in other
+    assert "Canada (Central)" in other
     assert "no runner" in other
     for label in ("10 seconds", "1 week", "Custom…", "+ Add alert channel", "+ Add assertion"):
         assert label in page.text
@@ -244,7 +244,7 @@ async def test_home_shows_state_and_the_last_three_results_with_tooltips(ui: Ui)
     assert marks == [
         ("passed", "N. Virginia · passed · HTTP 201 · 110 ms"),
         ("passed", "Stockholm · passed · HTTP 201 · 140 ms"),
-        ("failed", "Montreal · failed · HTTP 503 · 130 ms"),
+        ("failed", "Canada (Central) · failed · HTTP 503 · 130 ms"),
     ]
     assert "state-failing" in table.text
 
@@ -394,7 +394,7 @@ async def test_run_detail_shows_failed_assertions_first_with_target_and_actual(u
     assert "content-type" in text
     assert "Authorization" in text
     assert "********" in text
-    assert "Montreal" in text
+    assert "Canada (Central)" in text
 
 
 async def test_missing_pages_are_friendly_404s(ui: Ui) -> None:
