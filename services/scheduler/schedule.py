@@ -31,6 +31,7 @@ from contracts.v1 import CheckChanged, CheckDue, CheckSpec
 from services.common.bus import Bus
 from services.common.db.models import Check
 from services.common.db.sessions import Sessions
+from services.common.logs import bind as bind_log_subject
 from services.common.metrics import SCHEDULER_SLOTS
 from services.common.tasks import cancel_and_wait
 from services.scheduler.jobs import SlotExecutor, SlotTrigger
@@ -330,6 +331,7 @@ class CheckSchedule:
             trigger="scheduled",
             epoch=self._leadership.epoch,
         )
+        bind_log_subject(message)  # this firing task's log lines are about this slot
         try:
             async with asyncio.timeout(publish_timeout(scheduled.spec.interval)):
                 await self._bus.publish(message, mandatory=True)

@@ -19,6 +19,7 @@ from contracts.topology import DEAD_LETTERS, DELIVERY_LIMIT, EXCHANGES, QueueSpe
 from contracts.v1 import AnyMessage, decode, encode
 from services.common.bus.protocol import Delivery, Route, address_of
 from services.common.errors import MalformedMessage, Unroutable
+from services.common.logs import bind as bind_log_subject
 from services.common.metrics import (
     HANDLER_FAILURES,
     MESSAGES_CONSUMED,
@@ -185,9 +186,11 @@ class MemoryBus:
                 if handler is None:
                     raise MalformedMessage(f"no handler for {type(message).__name__} on {queue.spec.name}")
             except MalformedMessage as exc:
+                bind_log_subject(None)
                 log.warning("dead-lettering malformed message queue=%s error=%s", queue.spec.name, exc)
                 self._dead_letter(queue, envelope, "rejected")
                 continue
+            bind_log_subject(message)  # the run this consumer's next log lines are about
             delivery = Delivery(
                 routing_key=envelope.routing_key,
                 redelivered=envelope.delivery_count > 1,

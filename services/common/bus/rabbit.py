@@ -51,6 +51,7 @@ from contracts.v1 import AnyMessage, decode, encode
 from services.common.bus.protocol import Delivery, Handler, Route, address_of
 from services.common.bus.senders import refusal
 from services.common.errors import BusClosed, NotConfirmed, Unroutable
+from services.common.logs import bind as bind_log_subject
 from services.common.metrics import (
     HANDLER_FAILURES,
     MESSAGES_CONSUMED,
@@ -292,6 +293,7 @@ class RabbitBus:
         except Exception as exc:
             log.warning("dead-lettering undecodable message queue=%s error=%s", queue, str(exc)[:300])
             decoded = None
+        bind_log_subject(decoded)  # the run this task's log lines are about
         if decoded is not None:
             why = refusal(decoded, raw.user_id)
             if why is not None:
