@@ -21,9 +21,20 @@ log = logging.getLogger(__name__)
 def peer_certificate(ssl_object: Any, host: str, now: datetime | None = None) -> CertificateInfo | None:
     """The leaf certificate the server presented on a connection (its ``ssl.SSLObject``), or ``None``
     when there is none to read. Read whether or not it was verified (``verify_tls: false`` records it)."""
+    return certificate_from_der(peer_der(ssl_object), host, now)
+
+
+def peer_der(ssl_object: Any) -> bytes | None:
+    """The DER bytes of the leaf certificate on a connection: cheap to take while the connection is
+    live (on the HTTP loop), summarised later by :func:`certificate_from_der` off the timed path."""
     if ssl_object is None:
         return None
     der = ssl_object.getpeercert(binary_form=True)
+    return bytes(der) if der else None
+
+
+def certificate_from_der(der: bytes | None, host: str, now: datetime | None = None) -> CertificateInfo | None:
+    """``der`` summarised, or ``None`` when there is none or it cannot be read."""
     if not der:
         return None
     try:

@@ -2,6 +2,9 @@
 
 One ``aiohttp.ClientSession`` per runner; every run gets a fresh connection (``force_close`` connector,
 no DNS cache), so DNS, connect and TLS are paid and timed on every run, as the check's users pay them.
+The session lives on the runner's HTTP loop (:mod:`services.runner.http_loop`), a thread whose event
+loop only sends requests and reads responses: rendering, assertions, sampling and everything else the
+runner does stay on the caller's loop, so that work never delays a timed send or wake-up.
 
 Outcomes:
 
@@ -35,6 +38,7 @@ networks where set, the settings' additions; wrapped IPv4 unwrapped).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import json
@@ -51,10 +55,11 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp.abc import AbstractResolver
 from multidict import CIMultiDictProxy
+from yarl import URL
 
 import services
 from contracts.v1.base import utcnow
-from contracts.v1.checks import CheckSpec
+from contracts.v1.checks import CheckSpec, RequestSpec
 from contracts.v1.runs import (
     AssertionOutcome,
     CertificateInfo,
@@ -74,7 +79,8 @@ from services.common.redaction import (
 )
 from services.runner.assertions import ResponseFacts, evaluate, needs_json, unrunnable
 from services.runner.budget import BodyBudget
-from services.runner.certificate import peer_certificate, rejected_certificate
+from services.runner.certificate import certificate_from_der, peer_der, rejected_certificate
+from services.runner.http_loop import HttpLoop
 from services.runner.http_timing import PhaseTimer, trace_config
 
 log = logging.getLogger(__name__)
@@ -160,6 +166,74 @@ class _Connector(aiohttp.TCPConnector):
         return socket.socket(family=family, type=kind, proto=proto)
 
 
+@dataclass(frozen=True, slots=True)
+class _Exchange:
+    """What one timed exchange on the HTTP loop yields: the response as read, or the failure, and the
+    timings as they stood when it ended (the run's state tells how a failure is classified)."""
+
+    state: _RunState
+    timings: Timings
+    failure: Exception | None = None
+    final_url: URL | None = None
+    status_code: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    truncated: bool = False
+    charset: str | None = None
+    cookies: dict[str, str] = field(default_factory=dict)
+    der: bytes | None = None
+
+
+async def _exchange(
+    session: aiohttp.ClientSession,
+    request: RequestSpec,
+    headers: dict[str, str],
+    data: bytes | str | None,
+    seconds: float,
+    cookies: Mapping[str, str] | None,
+) -> _Exchange:
+    """Send ``request`` and read its response within ``seconds``, on the HTTP loop. Only what must
+    happen while the connection is live happens here (the certificate is taken as bytes, summarised
+    by the caller)."""
+    state = _RunState(PhaseTimer())
+    token = _RUN.set(state)
+    try:
+        async with (
+            asyncio.timeout(seconds),
+            session.request(
+                request.method,
+                request.url,
+                headers=headers,
+                data=data,
+                allow_redirects=request.follow_redirects,
+                max_redirects=request.max_redirects + 1,
+                ssl=request.verify_tls,
+                trace_request_ctx=state.timer,
+                cookies=dict(cookies) if cookies else None,
+            ) as response,
+        ):
+            der = peer_der(state.ssl_object) if response.url.scheme == "https" else None
+            received = {name: morsel.value for name, morsel in response.cookies.items()}
+            body, truncated = await _read_capped(response, request.max_response_bytes)
+            state.timer.body_done()
+            return _Exchange(
+                state,
+                state.timer.timings(),
+                final_url=response.url,
+                status_code=response.status,
+                headers=_joined_headers(response.headers),
+                body=body,
+                truncated=truncated,
+                charset=response.charset,
+                cookies=received,
+                der=der,
+            )
+    except Exception as exc:
+        return _Exchange(state, state.timer.timings(), failure=exc)
+    finally:
+        _RUN.reset(token)
+
+
 @dataclass(frozen=True)
 class CheckResult:
     """Everything a ``CheckCompleted`` reports about one run."""
@@ -207,12 +281,21 @@ class HttpChecker:
         self._ssl_context = ssl_context
         self._session: aiohttp.ClientSession | None = None
         self._stopped = False
+        self._http = HttpLoop()
+        self._starting = asyncio.Lock()
 
     async def start(self) -> None:
-        """Open the session (idempotent; ``run`` also opens it, for a consumer that starts first)."""
-        if self._session is not None:
-            return
-        self._stopped = False
+        """Start the HTTP loop and open the session on it (idempotent; ``run`` also does, for a
+        consumer that starts first)."""
+        async with self._starting:
+            if self._session is not None:
+                return
+            self._stopped = False
+            self._http.start()
+            self._session = await self._http.call(self._open())
+
+    async def _open(self) -> aiohttp.ClientSession:
+        """The session, made on the HTTP loop (a session belongs to the loop it was made on)."""
         connector = _Connector(
             self._guard,
             limit=self._limit,
@@ -220,7 +303,7 @@ class HttpChecker:
             resolver=self._resolver,
             ssl=self._ssl_context if self._ssl_context is not None else True,
         )
-        self._session = aiohttp.ClientSession(
+        return aiohttp.ClientSession(
             connector=connector,
             trace_configs=[trace_config()],
             timeout=aiohttp.ClientTimeout(total=None),
@@ -230,11 +313,13 @@ class HttpChecker:
         )
 
     async def stop(self) -> None:
-        """Close the session."""
+        """Close the session, then stop the HTTP loop."""
         self._stopped = True
         if self._session is not None:
             session, self._session = self._session, None
-            await session.close()
+            with contextlib.suppress(RuntimeError):
+                await self._http.call(session.close())
+        await self._http.stop()
 
     async def run(self, spec: CheckSpec, secrets: Mapping[str, str] | None = None) -> CheckResult:
         """Run ``spec``: its steps and teardown, or its one request (placeholders rendered either way,
@@ -268,58 +353,37 @@ class HttpChecker:
         elif isinstance(request.body, str):
             data = request.body
         sent = request_record(request.method, request.url, headers, request.body, request.secret_headers)
-        follow = request.follow_redirects
         started_at = utcnow()
         refused = unrunnable(spec.assertions)
         if refused is not None:
             unusable = RunError(cls="assertion", message=refused[:ERROR_MESSAGE_CHARS])
             return CheckResult("error", started_at, utcnow(), PhaseTimer().timings(), sent, error=unusable)
-        state = _RunState(PhaseTimer())
-        token = _RUN.set(state)
-        try:
-            async with (
-                asyncio.timeout(spec.timeout),
-                self._session.request(
-                    request.method,
-                    request.url,
-                    headers=headers,
-                    data=data,
-                    allow_redirects=follow,
-                    max_redirects=request.max_redirects + 1,
-                    ssl=request.verify_tls,
-                    trace_request_ctx=state.timer,
-                    cookies=dict(cookies) if cookies else None,
-                ) as response,
-            ):
-                certificate = None
-                if response.url.scheme == "https" and state.ssl_object is not None:
-                    certificate = peer_certificate(state.ssl_object, response.url.host or "")
-                received = {name: morsel.value for name, morsel in response.cookies.items()}
-                body, truncated = await _read_capped(response, request.max_response_bytes)
-                state.timer.body_done()
-                status_code = response.status
-                response_headers = _joined_headers(response.headers)
-                charset = response.charset
-        except Exception as exc:
-            failure = _classify(exc, state, spec)
+        exchange = await self._http.call(
+            _exchange(self._session, request, headers, data, spec.timeout, cookies)
+        )
+        if exchange.failure is not None:
+            failure = _classify(exchange.failure, exchange.state, spec)
             certificate = None
-            if failure.cls == "tls" and state.address is not None:
-                certificate = await rejected_certificate(state.address, urlsplit(request.url).hostname or "")
+            if failure.cls == "tls" and exchange.state.address is not None:
+                probe = rejected_certificate(exchange.state.address, urlsplit(request.url).hostname or "")
+                certificate = await self._http.call(probe)
             return CheckResult(
-                "error",
-                started_at,
-                utcnow(),
-                state.timer.timings(),
-                sent,
-                error=failure,
-                certificate=certificate,
+                "error", started_at, utcnow(), exchange.timings, sent, error=failure, certificate=certificate
             )
-        finally:
-            _RUN.reset(token)
-        timings = state.timer.timings()
+        certificate = None
+        if exchange.final_url is not None and exchange.final_url.scheme == "https":
+            certificate = certificate_from_der(exchange.der, exchange.final_url.host or "")
+        timings, truncated = exchange.timings, exchange.truncated
         total_ms = timings.total_ms or 0.0
         facts = ResponseFacts(
-            status_code, total_ms, response_headers, body, truncated, charset, timings, certificate
+            exchange.status_code,
+            total_ms,
+            exchange.headers,
+            exchange.body,
+            truncated,
+            exchange.charset,
+            timings,
+            certificate,
         )
         outcomes = evaluate(spec.assertions, facts)
         sample = _sample(facts)
@@ -349,7 +413,7 @@ class HttpChecker:
             degraded=degraded,
             certificate=certificate,
             facts=facts,
-            cookies=received,
+            cookies=exchange.cookies,
         )
 
 
@@ -457,7 +521,7 @@ def _classify(exc: Exception, state: _RunState, spec: CheckSpec) -> RunError:
         cls = "internal"
         message = f"{type(exc).__name__}: {_reason(exc)}"
         # the host only: a rendered path or query may hold a check's secret
-        log.exception("runner internal error host=%s", urlsplit(spec.request.url).hostname)
+        log.error("runner internal error host=%s", urlsplit(spec.request.url).hostname, exc_info=exc)
     return RunError(cls=cls, message=message[:ERROR_MESSAGE_CHARS])
 
 
