@@ -51,6 +51,12 @@ def build(settings: Settings, bus: Bus, sessions: Sessions) -> Service:
         "api",
         lifecycles=[
             FirstAdmin(settings, sessions),
-            ApiServer(app, settings.host, settings.port, reuse_port=settings.api_reuse_port),
+            ApiServer(
+                app,
+                settings.host,
+                settings.port,
+                reuse_port=settings.api_reuse_port,
+                trusted_proxies=settings.trusted_proxies,
+            ),
         ],
     )

@@ -7,9 +7,12 @@ import contextlib
 import gc
 import logging
 import socket
+from collections.abc import Sequence
 
 import uvicorn
 from litestar import Litestar
+
+from services.api.throttle import trusted_networks
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +41,25 @@ def freeze_heap() -> None:
 class ApiServer:
     """A uvicorn server as a :class:`services.common.service.Lifecycle`."""
 
-    def __init__(self, app: Litestar, host: str, port: int, *, reuse_port: bool = False) -> None:
+    def __init__(
+        self,
+        app: Litestar,
+        host: str,
+        port: int,
+        *,
+        reuse_port: bool = False,
+        trusted_proxies: Sequence[str] = (),
+    ) -> None:
+        # X-Forwarded-For/-Proto only from the proxies the deployment names (uvicorn's own default
+        # trusted 127.0.0.1 or $FORWARDED_ALLOW_IPS, whatever Seymour's settings said).
         config = uvicorn.Config(
-            app, host=host, port=port, log_level="warning", lifespan="on", access_log=False
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            access_log=False,
+            forwarded_allow_ips=trusted_networks(trusted_proxies),
         )
         self._server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None

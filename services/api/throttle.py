@@ -4,14 +4,22 @@ Per username, so one account cannot be guessed at from many addresses; per addre
 allowance, since many people may share one), so one client cannot try many accounts. Blocked attempts
 are refused before any password is hashed. Counts live in this process (``seymour up`` and a single api
 process; with several api processes each counts its own) and are bounded in size.
+
+The client address is the request's (``request.client``). Behind a reverse proxy every login arrives from
+the proxy's address; ``X-Forwarded-For`` names the real client, but anyone can send that header. The
+server (:class:`services.api.server.ApiServer`) reads it only when the peer is in
+``SEYMOUR_TRUSTED_PROXIES`` (:func:`trusted_networks`), and then from the right, skipping trusted hops: the
+address counted is the last one a trusted proxy saw, never one the client wrote itself. Unset, the header
+is ignored (the server's own default trusted 127.0.0.1 whatever the deployment).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -32,6 +40,19 @@ class _Record:
     failures: int
     last: float
     blocked_until: float
+
+
+def trusted_networks(networks: Iterable[str]) -> list[str]:
+    """``SEYMOUR_TRUSTED_PROXIES`` (``10.0.0.0/8``, ``::1`` …) as normalised networks, a bare address being
+    a network of one. Raises ``ValueError`` naming a value that is neither, so a typo stops the api
+    instead of silently trusting no one (or a host name nobody resolves)."""
+    parsed = []
+    for text in networks:
+        try:
+            parsed.append(str(ipaddress.ip_network(text.strip(), strict=False)))
+        except ValueError:
+            raise ValueError(f"SEYMOUR_TRUSTED_PROXIES: '{text}' is not an address or network") from None
+    return parsed
 
 
 class LoginThrottle:

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     admin_username: str = "admin"
     secret_key: str | None = None
     secure_cookies: bool = False
+    #: Reverse proxies (addresses or networks) whose ``X-Forwarded-For`` names the client for login
+    #: throttling; the header is ignored from anyone else.
+    trusted_proxies: list[str] = Field(default_factory=list)
 
     host: str = "127.0.0.1"
     port: int = 8000
