@@ -14,6 +14,13 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from contracts.v1 import AlertPolicy
 from contracts.v1.base import utcnow
 from services.api.alert_settings import ABSENT, parse_alert_settings
+from services.api.controllers.shapes import (
+    AlertSettingsOut,
+    FailedNotifications,
+    IncidentPage,
+    TestSent,
+    declared,
+)
 from services.api.errors import ApiError
 from services.api.permissions import admin_only, caller_id
 from services.common import metrics
@@ -39,7 +46,7 @@ class IncidentsController(Controller):
         notifications: FromQuery[bool] = False,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
         offset: Annotated[int, QueryParameter(ge=0)] = 0,
-    ) -> dict[str, Any]:
+    ) -> IncidentPage:
         """Incidents, newest first; filter by state and check; ``notifications=true`` adds attempts."""
         items = await incidents.list_incidents(
             request.app.state.sessions,
@@ -73,7 +80,7 @@ class NotificationsController(Controller):
         request: Request[Any, Any, Any],
         check_id: FromQuery[uuid.UUID | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
-    ) -> dict[str, Any]:
+    ) -> FailedNotifications:
         """Notifications that could not be delivered, newest first."""
         items = await incidents.list_failed_notifications(
             request.app.state.sessions, check_id=check_id, limit=limit
@@ -83,11 +90,11 @@ class NotificationsController(Controller):
     @post("/checks/{check_id:uuid}/alerts/{index:int}/test", status_code=200)
     async def test_notification(
         self, request: Request[Any, Any, Any], check_id: FromPath[uuid.UUID], index: FromPath[int]
-    ) -> dict[str, Any]:
+    ) -> TestSent:
         """Send a test message to one of a check's alert channels now, and say how it went."""
         state = request.app.state
         try:
-            return await send_test_notification(
+            sent = await send_test_notification(
                 state.sessions,
                 state.settings,
                 check_id,
@@ -97,6 +104,7 @@ class NotificationsController(Controller):
             )
         except TooSoon as exc:
             raise ApiError(429, str(exc), headers={"Retry-After": f"{math.ceil(exc.retry_after)}"}) from None
+        return declared(TestSent, sent)
 
 
 class AlertSettingsController(Controller):
@@ -105,12 +113,12 @@ class AlertSettingsController(Controller):
     path = "/api/v1/settings/alerts"
 
     @get("/")
-    async def get_alert_settings(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def get_alert_settings(self, request: Request[Any, Any, Any]) -> AlertSettingsOut:
         """The global policy (defaults when unset) and global maintenance windows."""
         return await _alert_settings(request.app.state.sessions)
 
     @put("/", **admin_only)
-    async def put_alert_settings(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def put_alert_settings(self, request: Request[Any, Any, Any]) -> AlertSettingsOut:
         """Replace the global policy and/or maintenance windows; 422 names each invalid field."""
         try:
             body = await request.json()
@@ -131,7 +139,7 @@ class AlertSettingsController(Controller):
         return await _alert_settings(request.app.state.sessions)
 
 
-async def _alert_settings(sessions: Sessions) -> dict[str, Any]:
+async def _alert_settings(sessions: Sessions) -> AlertSettingsOut:
     async with sessions() as session:
         policy, windows = await incidents.load_global(session)
     return {

@@ -8,6 +8,7 @@ from litestar import Controller, Request, delete, get, put
 from litestar.params import FromPath
 
 from services.api.checks import CheckStore
+from services.api.controllers.shapes import GlobalSet, SecretList, VariableList
 from services.api.global_values import load_globals, save_global
 from services.common.db.models import Check
 from services.common.errors import Conflict, Invalid
@@ -48,12 +49,12 @@ class GlobalVariablesController(Controller):
     path = "/api/v1/variables"
 
     @get("/")
-    async def list_variables(self, request: Req) -> dict[str, Any]:
+    async def list_variables(self, request: Req) -> VariableList:
         """Every global variable and its value."""
         return {"variables": (await load_globals(request.app.state.sessions)).variables}
 
     @put("/{name:str}")
-    async def put_variable(self, request: Req, name: FromPath[str]) -> dict[str, Any]:
+    async def put_variable(self, request: Req, name: FromPath[str]) -> GlobalSet:
         """Set a global variable; checks that use it get a new revision."""
         await save_global(request.app.state.sessions, "vars", name, await _value(request))
         changed = await _store(request).refresh_globals("vars", name)
@@ -76,13 +77,13 @@ class GlobalSecretsController(Controller):
     path = "/api/v1/secrets"
 
     @get("/")
-    async def list_secrets(self, request: Req) -> dict[str, Any]:
+    async def list_secrets(self, request: Req) -> SecretList:
         """The names of the global secrets (values are write-only)."""
         secrets = (await load_globals(request.app.state.sessions)).secrets
         return {"secrets": {name: MASK for name in sorted(secrets)}}
 
     @put("/{name:str}")
-    async def put_secret(self, request: Req, name: FromPath[str]) -> dict[str, Any]:
+    async def put_secret(self, request: Req, name: FromPath[str]) -> GlobalSet:
         """Set a global secret (sealed with the deployment key); checks that use it get a new revision."""
         box = request.app.state.secretbox
         await save_global(request.app.state.sessions, "secrets", name, box.seal(await _value(request)))

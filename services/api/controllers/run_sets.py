@@ -10,6 +10,7 @@ from litestar.params import FromPath
 
 from services.api import run_sets
 from services.api.checks import CheckStore
+from services.api.controllers.shapes import RunSetOut, declared
 from services.api.errors import ApiError
 from services.api.permissions import can_run, can_see_results
 
@@ -19,8 +20,8 @@ class RunSetsController(Controller):
 
     path = "/api/v1/run-sets"
 
-    @post("/", **can_run)
-    async def start_run_set(self, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    @post("/", status_code=202, **can_run)
+    async def start_run_set(self, request: Request[Any, Any, Any]) -> Response[RunSetOut]:
         """Run every check with ``tag`` now from each of its regions (or only ``regions``); 202 with the
         id to poll."""
         try:
@@ -32,12 +33,12 @@ class RunSetsController(Controller):
         tag, regions = run_sets.parse_request(body)
         state = request.app.state
         run_set = await run_sets.start(CheckStore(state.sessions, state.bus), tag, regions)
-        return Response(await run_sets.report(state.sessions, run_set), status_code=202)
+        return Response(declared(RunSetOut, await run_sets.report(state.sessions, run_set)), status_code=202)
 
     @get("/{run_set_id:uuid}", **can_see_results)
     async def get_run_set(
         self, request: Request[Any, Any, Any], run_set_id: FromPath[uuid.UUID]
-    ) -> dict[str, Any]:
+    ) -> RunSetOut:
         """The set's runs so far and its state (``running`` / ``passed`` / ``failed`` / ``error``)."""
         sessions = request.app.state.sessions
-        return await run_sets.report(sessions, await run_sets.load(sessions, run_set_id))
+        return declared(RunSetOut, await run_sets.report(sessions, await run_sets.load(sessions, run_set_id)))

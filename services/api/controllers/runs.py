@@ -8,6 +8,7 @@ from typing import Any
 from litestar import Controller, Request, get
 from litestar.params import FromPath
 
+from services.api.controllers.shapes import RegionList, RegionOut, RunOut, declared
 from services.api.permissions import can_see_results
 from services.api.queries import get_run, regions, run_view
 from services.common.errors import NotFound
@@ -19,12 +20,12 @@ class RunsController(Controller):
     path = "/api/v1/runs"
 
     @get("/{run_id:uuid}", **can_see_results)
-    async def get_run(self, request: Request[Any, Any, Any], run_id: FromPath[uuid.UUID]) -> dict[str, Any]:
+    async def get_run(self, request: Request[Any, Any, Any], run_id: FromPath[uuid.UUID]) -> RunOut:
         """One run with its assertions, timings and response sample."""
         row = await get_run(request.app.state.reads, run_id)
         if row is None:
             raise NotFound(f"no run with id {run_id}")
-        return run_view(row)
+        return declared(RunOut, run_view(row))
 
 
 class RegionsController(Controller):
@@ -33,7 +34,7 @@ class RegionsController(Controller):
     path = "/api/v1/regions"
 
     @get("/", **can_see_results)
-    async def list_regions(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def list_regions(self, request: Request[Any, Any, Any]) -> RegionList:
         """Every region with its runners' health."""
         settings = request.app.state.settings
         items = await regions(
@@ -41,4 +42,4 @@ class RegionsController(Controller):
             stale_after=settings.runner_stale_after,
             dead_after=settings.runner_dead_after,
         )
-        return {"items": items}
+        return {"items": [declared(RegionOut, item) for item in items]}

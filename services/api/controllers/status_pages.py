@@ -9,6 +9,14 @@ from litestar import Controller, Request, delete, get, post, put
 from litestar.params import FromPath
 
 from services.api import badges
+from services.api.controllers.shapes import (
+    BadgeUrls,
+    NoticeList,
+    NoticeOut,
+    StatusPageList,
+    StatusPageOut,
+    declared,
+)
 from services.api.errors import ApiError
 from services.api.permissions import admin_only, can_read
 from services.api.status_pages import NoticeInput, PageConfig, StatusPageStore, notice_view, page_view, parse
@@ -34,6 +42,10 @@ def forget_rendered(request: Request[Any, Any, Any]) -> None:
         cache.entries.clear()
 
 
+def _page(row: Any) -> StatusPageOut:
+    return declared(StatusPageOut, page_view(row))
+
+
 class StatusPagesController(Controller):
     """Status pages, by id."""
 
@@ -41,30 +53,30 @@ class StatusPagesController(Controller):
     opt = admin_only
 
     @get("/")
-    async def list_pages(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def list_pages(self, request: Request[Any, Any, Any]) -> StatusPageList:
         """Every status page."""
-        return {"items": [page_view(row) for row in await _store(request).all()]}
+        return {"items": [_page(row) for row in await _store(request).all()]}
 
     @post("/", status_code=201)
-    async def create_page(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def create_page(self, request: Request[Any, Any, Any]) -> StatusPageOut:
         """Create a page; 422 names each invalid field, 409 when the slug is taken."""
         config = parse(PageConfig, await _json(request), "status page")
-        return page_view(await _store(request).save(config))
+        return _page(await _store(request).save(config))
 
     @get("/{page_id:uuid}")
-    async def get_page(self, request: Request[Any, Any, Any], page_id: FromPath[uuid.UUID]) -> dict[str, Any]:
+    async def get_page(self, request: Request[Any, Any, Any], page_id: FromPath[uuid.UUID]) -> StatusPageOut:
         """One page."""
-        return page_view(await _store(request).get(page_id))
+        return _page(await _store(request).get(page_id))
 
     @put("/{page_id:uuid}")
     async def update_page(
         self, request: Request[Any, Any, Any], page_id: FromPath[uuid.UUID]
-    ) -> dict[str, Any]:
+    ) -> StatusPageOut:
         """Replace a page's configuration."""
         config = parse(PageConfig, await _json(request), "status page")
         row = await _store(request).save(config, page_id)
         forget_rendered(request)
-        return page_view(row)
+        return _page(row)
 
     @delete("/{page_id:uuid}", status_code=204)
     async def delete_page(self, request: Request[Any, Any, Any], page_id: FromPath[uuid.UUID]) -> None:
@@ -73,22 +85,20 @@ class StatusPagesController(Controller):
         forget_rendered(request)
 
     @get("/{page_id:uuid}/notices")
-    async def list_notices(
-        self, request: Request[Any, Any, Any], page_id: FromPath[uuid.UUID]
-    ) -> dict[str, Any]:
+    async def list_notices(self, request: Request[Any, Any, Any], page_id: FromPath[uuid.UUID]) -> NoticeList:
         """A page's notices, newest first."""
         await _store(request).get(page_id)
-        return {"items": [notice_view(row) for row in await _store(request).notices(page_id)]}
+        return {
+            "items": [declared(NoticeOut, notice_view(row)) for row in await _store(request).notices(page_id)]
+        }
 
     @post("/{page_id:uuid}/notices", status_code=201)
-    async def post_notice(
-        self, request: Request[Any, Any, Any], page_id: FromPath[uuid.UUID]
-    ) -> dict[str, Any]:
+    async def post_notice(self, request: Request[Any, Any, Any], page_id: FromPath[uuid.UUID]) -> NoticeOut:
         """Post an incident update or a scheduled-maintenance notice."""
         notice = parse(NoticeInput, await _json(request), "notice")
         row = await _store(request).post_notice(page_id, notice)
         forget_rendered(request)
-        return notice_view(row)
+        return declared(NoticeOut, notice_view(row))
 
 
 class BadgesController(Controller):
@@ -97,19 +107,17 @@ class BadgesController(Controller):
     path = "/api/v1/checks/{check_id:uuid}/badges"
 
     @get("/", **can_read)
-    async def badge_urls(
-        self, request: Request[Any, Any, Any], check_id: FromPath[uuid.UUID]
-    ) -> dict[str, Any]:
+    async def badge_urls(self, request: Request[Any, Any, Any], check_id: FromPath[uuid.UUID]) -> BadgeUrls:
         """The check's badge URLs (the token is made on first use)."""
         return _urls(await badges.token_for(request.app.state.sessions, check_id))
 
     @post("/rotate", status_code=200)
-    async def rotate(self, request: Request[Any, Any, Any], check_id: FromPath[uuid.UUID]) -> dict[str, Any]:
+    async def rotate(self, request: Request[Any, Any, Any], check_id: FromPath[uuid.UUID]) -> BadgeUrls:
         """A new token: the old badge URLs stop working."""
         token = await badges.token_for(request.app.state.sessions, check_id, rotate=True)
         forget_rendered(request)
         return _urls(token)
 
 
-def _urls(token: str) -> dict[str, Any]:
+def _urls(token: str) -> BadgeUrls:
     return {"token": token, "urls": {kind: f"/badge/{token}/{kind}.svg" for kind in badges.KINDS}}

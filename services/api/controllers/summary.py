@@ -11,6 +11,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from services.api import stats
 from services.api.checks import CheckStore
+from services.api.controllers.shapes import Chart, IncidentPage, Summary, declared
 from services.common.db import incidents
 
 Window = Literal["1h", "24h", "7d", "30d"]
@@ -43,9 +44,9 @@ class CheckSummaryController(Controller):
         request: Request[Any, Any, Any],
         check_id: FromPath[uuid.UUID],
         window: FromQuery[Window] = "24h",
-    ) -> dict[str, Any]:
+    ) -> Summary:
         """Availability, assertion pass rate, failures, p50/p95 over a window: overall and per region."""
-        return await _over_window(request, check_id, window, stats.summary)
+        return declared(Summary, await _over_window(request, check_id, window, stats.summary))
 
     @get("/{check_id:uuid}/chart")
     async def check_chart(
@@ -53,9 +54,9 @@ class CheckSummaryController(Controller):
         request: Request[Any, Any, Any],
         check_id: FromPath[uuid.UUID],
         window: FromQuery[Window] = "24h",
-    ) -> dict[str, Any]:
+    ) -> Chart:
         """Response time per region: per run for short windows, hourly means for long ones."""
-        return await _over_window(request, check_id, window, stats.chart)
+        return declared(Chart, await _over_window(request, check_id, window, stats.chart))
 
     @get("/{check_id:uuid}/incidents")
     async def check_incidents(
@@ -64,7 +65,7 @@ class CheckSummaryController(Controller):
         check_id: FromPath[uuid.UUID],
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
         offset: Annotated[int, QueryParameter(ge=0)] = 0,
-    ) -> dict[str, Any]:
+    ) -> IncidentPage:
         """A check's incidents, newest first."""
         state = request.app.state
         await CheckStore(state.sessions, state.bus).get(check_id)

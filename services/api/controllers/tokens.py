@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from services.api.accounts import ANY_OWNER, check_token_name, list_tokens, revoke_token, token_view
 from services.api.auth import create_token
+from services.api.controllers.shapes import TokenList, TokenOut, declared
 from services.api.headers import NO_STORE
 from services.api.permissions import caller_id, can_manage_account, has
 
@@ -36,20 +37,18 @@ class TokensController(Controller):
     opt = can_manage_account
 
     @get("/")
-    async def list_tokens(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def list_tokens(self, request: Request[Any, Any, Any]) -> TokenList:
         """Your tokens (every token for an admin), prefix only, newest first."""
         rows = await list_tokens(request.app.state.sessions, owner=_owner(request))
-        return {"items": [token_view(row) for row in rows]}
+        return {"items": [declared(TokenOut, token_view(row)) for row in rows]}
 
     @post("/", status_code=201, response_headers=NO_STORE)
-    async def create_token(
-        self, request: Request[Any, Any, Any], data: JSONBody[TokenCreate]
-    ) -> dict[str, Any]:
+    async def create_token(self, request: Request[Any, Any, Any], data: JSONBody[TokenCreate]) -> TokenOut:
         """Create a token of yours; ``token`` in the answer is the only time its value is shown."""
         row, token = await create_token(
             request.app.state.sessions, check_token_name(data.name), caller_id(request), scope=data.scope
         )
-        return {**token_view(row), "token": token}
+        return declared(TokenOut, {**token_view(row), "token": token})
 
     @delete("/{token_id:uuid}", status_code=204)
     async def revoke_token(self, request: Request[Any, Any, Any], token_id: FromPath[uuid.UUID]) -> None:

@@ -10,6 +10,7 @@ from litestar.params import FromPath, JSONBody
 from pydantic import BaseModel, Field
 
 from services.api.accounts import create_user, delete_user, list_users, set_password, set_role, user_view
+from services.api.controllers.shapes import UserList, UserOut, declared
 from services.api.permissions import Role, admin_only
 
 
@@ -34,6 +35,10 @@ class RoleChange(BaseModel):
     role: Role
 
 
+def _user(row: Any) -> UserOut:
+    return declared(UserOut, user_view(row))
+
+
 class UsersController(Controller):
     """Users: list, create, remove, change password."""
 
@@ -41,19 +46,17 @@ class UsersController(Controller):
     opt = admin_only
 
     @get("/")
-    async def list_users(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def list_users(self, request: Request[Any, Any, Any]) -> UserList:
         """Every user, by name."""
-        return {"items": [user_view(row) for row in await list_users(request.app.state.sessions)]}
+        return {"items": [_user(row) for row in await list_users(request.app.state.sessions)]}
 
     @post("/", status_code=201)
-    async def create_user(
-        self, request: Request[Any, Any, Any], data: JSONBody[UserCreate]
-    ) -> dict[str, Any]:
+    async def create_user(self, request: Request[Any, Any, Any], data: JSONBody[UserCreate]) -> UserOut:
         """Create a user; 409 if the name is taken."""
         row = await create_user(
             request.app.state.sessions, data.username, data.password, is_admin=data.is_admin, role=data.role
         )
-        return user_view(row)
+        return _user(row)
 
     @delete("/{user_id:uuid}", status_code=204)
     async def delete_user(self, request: Request[Any, Any, Any], user_id: FromPath[uuid.UUID]) -> None:
@@ -70,6 +73,6 @@ class UsersController(Controller):
     @put("/{user_id:uuid}/role")
     async def change_role(
         self, request: Request[Any, Any, Any], user_id: FromPath[uuid.UUID], data: JSONBody[RoleChange]
-    ) -> dict[str, Any]:
+    ) -> UserOut:
         """Make a user an admin, editor or viewer; 409 when it would leave no admin."""
-        return user_view(await set_role(request.app.state.sessions, user_id, data.role))
+        return _user(await set_role(request.app.state.sessions, user_id, data.role))
