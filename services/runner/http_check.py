@@ -326,7 +326,9 @@ class HttpChecker:
         ``secrets`` being the values of its ``{{ secrets.x }}``). Raises only once the checker was stopped."""
         from services.runner.scenario import run_scenario
 
-        bodies = sum(step.request.max_response_bytes for step in (*spec.scenario(), *spec.teardown))
+        bodies = spec.request.max_response_bytes  # a check without steps: its one request
+        if spec.is_multi_step():
+            bodies = sum(step.request.max_response_bytes for step in (*spec.steps, *spec.teardown))
         async with self._budget.hold(bodies):
             return await run_scenario(
                 self.run_request, spec, variables=spec.global_variables, secrets=secrets
