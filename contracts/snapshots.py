@@ -13,10 +13,17 @@ from typing import Any, Final
 
 from pydantic import BaseModel
 
-from contracts.v1 import MESSAGE_TYPES, CheckSpec
+from contracts.v1 import MESSAGE_TYPES, AssertionFailure, CheckSpec, ErrorFailure, MissedFailure
 
 SCHEMA_DIR: Final = Path(__file__).parent / "schemas" / "v1"
-MODELS: Final[tuple[type[BaseModel], ...]] = (CheckSpec, *MESSAGE_TYPES)
+#: The failure models are not bus messages, but alerting stores them in incidents: their form is a contract.
+MODELS: Final[tuple[type[BaseModel], ...]] = (
+    CheckSpec,
+    *MESSAGE_TYPES,
+    AssertionFailure,
+    ErrorFailure,
+    MissedFailure,
+)
 
 
 def schema_of(model: type[BaseModel]) -> dict[str, Any]:

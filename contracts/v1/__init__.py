@@ -12,6 +12,14 @@ from contracts.v1.checks import (
     RequestSpec,
 )
 from contracts.v1.codec import MESSAGE_TYPES, AnyMessage, decode, encode
+from contracts.v1.failures import (
+    AssertionFailure,
+    ErrorFailure,
+    FailureDetail,
+    MissedFailure,
+    ReadFailure,
+    read_failure,
+)
 from contracts.v1.messages import CheckChanged, CheckDue
 from contracts.v1.runners import RunnerHeartbeat
 from contracts.v1.runs import (
@@ -32,14 +40,19 @@ __all__ = [
     "AlertPolicy",
     "AnyMessage",
     "Assertion",
+    "AssertionFailure",
     "AssertionOutcome",
     "CheckChanged",
     "CheckCompleted",
     "CheckDue",
     "CheckSpec",
+    "ErrorFailure",
+    "FailureDetail",
     "MaintenanceWindow",
     "Message",
+    "MissedFailure",
     "MissedReason",
+    "ReadFailure",
     "RequestSpec",
     "ResponseSample",
     "RunCheck",
@@ -49,6 +62,7 @@ __all__ = [
     "Timings",
     "decode",
     "encode",
+    "read_failure",
     "run_id_for",
     "utcnow",
 ]

@@ -29,8 +29,8 @@ def _regions_json(snapshot: IncidentSnapshot) -> list[dict[str, Any]]:
 def _assertions_json(snapshot: IncidentSnapshot) -> list[dict[str, Any]]:
     rows = []
     for region, outcome in sorted(snapshot.failing.items()):
-        detail = outcome.detail or {}
-        line = describe_assertion(detail)
+        detail = outcome.detail.model_dump(mode="json") if outcome.detail is not None else {}
+        line = describe_assertion(outcome.detail)
         rows.append({"region": region, **detail, "text": line.text if line else outcome.status})
     return rows
 

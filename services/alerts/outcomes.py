@@ -2,35 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from contracts.v1 import AlertPolicy, CheckCompleted, RunMissed
+from contracts.v1 import (
+    AlertPolicy,
+    AssertionFailure,
+    CheckCompleted,
+    ErrorFailure,
+    FailureDetail,
+    MissedFailure,
+    RunMissed,
+)
 from services.alerts.policy import Observation, RegionOutcome
 
 
-def failure_detail(message: CheckCompleted) -> dict[str, Any] | None:
+def failure_detail(message: CheckCompleted) -> FailureDetail | None:
     """The first failing assertion (target and observed value), or the error, of a failed run; for a
     multi-step check, named by the step that failed."""
-    detail = _first_failure(message)
-    if detail is not None and message.failed_step:
-        detail["step"] = message.failed_step
-    return detail
-
-
-def _first_failure(message: CheckCompleted) -> dict[str, Any] | None:
+    step = message.failed_step or None
     for outcome in message.assertions:
         if not outcome.passed:
-            return {
-                "kind": "assertion",
-                "source": outcome.source,
-                "property": outcome.property,
-                "comparison": outcome.comparison,
-                "target": outcome.target,
-                "observed": outcome.observed,
-                "message": outcome.message,
-            }
+            return AssertionFailure(
+                source=outcome.source,
+                property=outcome.property,
+                comparison=outcome.comparison,
+                target=outcome.target,
+                observed=outcome.observed,
+                message=outcome.message,
+                step=step,
+            )
     if message.error is not None:
-        return {"kind": "error", "class": message.error.cls, "message": message.error.message[:300]}
+        return ErrorFailure(cls=message.error.cls, message=message.error.message[:300], step=step)
     return None
 
 
@@ -46,7 +46,7 @@ def is_degraded(message: CheckCompleted, policy: AlertPolicy) -> bool:
 def observation(message: CheckCompleted | RunMissed, policy: AlertPolicy) -> Observation:
     """The engine's view of ``message``: a miss is no data, ``error`` counts as failed."""
     if isinstance(message, RunMissed):
-        outcome = RegionOutcome(status="missed", detail={"kind": "missed", "reason": message.reason})
+        outcome = RegionOutcome(status="missed", detail=MissedFailure(reason=message.reason))
     elif message.status == "passed":
         outcome = RegionOutcome(status="passed", degraded=is_degraded(message, policy))
     else:

@@ -37,6 +37,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, Field
 
 from contracts.v1.checks import AlertPolicy, MaintenanceWindow
+from contracts.v1.failures import ReadFailure
 
 EventKind = Literal["failure", "recovery", "reminder", "degraded", "flapping"]
 RegionStatus = Literal["passed", "failed", "missed"]
@@ -55,7 +56,7 @@ class RegionOutcome(BaseModel):
 
     status: RegionStatus
     degraded: bool = False
-    detail: dict[str, Any] | None = None
+    detail: ReadFailure = None
 
 
 class PendingSlot(BaseModel):

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from contracts.v1 import AssertionFailure
 from contracts.v1.checks import AlertPolicy, MaintenanceWindow
 from services.alerts import policy as engine
 
@@ -279,13 +280,9 @@ def test_incident_snapshot_records_failing_regions_and_assertions() -> None:
         run.step(step)
     (incident,) = run.opened
     assert sorted(incident.failing) == ["ap-south-1", "us-east-1"]
-    assert incident.failing["us-east-1"].detail == {
-        "kind": "assertion",
-        "source": "status_code",
-        "comparison": "equals",
-        "target": 200,
-        "observed": 503,
-    }
+    assert incident.failing["us-east-1"].detail == AssertionFailure(
+        source="status_code", comparison="equals", target=200, observed=503
+    )
     assert incident.id == engine.incident_id_for(CHECK, at(1))
 
 

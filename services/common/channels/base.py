@@ -23,6 +23,7 @@ from typing import Any, Final, Literal, Protocol, TypeVar
 import aiohttp
 from pydantic import BaseModel, ConfigDict
 
+from contracts.v1.failures import AssertionFailure, ErrorFailure, FailureDetail, read_failure
 from contracts.v1.regions import display_name
 from services.common.netguard import BlockedAddress
 
@@ -112,31 +113,21 @@ class AlertMessage(BaseModel):
         return rows
 
 
-def describe_assertion(detail: dict[str, Any]) -> AssertionLine | None:
-    """The assertion or error line from a region outcome's ``detail`` (see :mod:`services.alerts.results`)."""
-    if detail.get("kind") == "assertion":
-        what = detail.get("source", "")
-        if detail.get("property"):
-            what = f"{what} {detail['property']}"
-        target, observed = detail.get("target"), detail.get("observed")
-        text = f"{what} {detail.get('comparison', '')}"
-        if target is not None:
-            text += f" {target!r}"
-        text += f" — actual {observed!r}"
-        if detail.get("step"):
-            text = f"step '{detail['step']}': {text}"
+def describe_assertion(detail: FailureDetail | Mapping[str, Any] | None) -> AssertionLine | None:
+    """The assertion or error line of a region outcome's failure detail (a model, or its stored JSON);
+    ``None`` for a missed run or a kind this version does not know."""
+    failure = read_failure(detail)
+    if isinstance(failure, AssertionFailure):
         return AssertionLine(
-            source=str(detail.get("source", "")),
-            property=detail.get("property"),
-            comparison=str(detail.get("comparison", "")),
-            target=target,
-            observed=observed,
-            text=text,
+            source=failure.source,
+            property=failure.property,
+            comparison=failure.comparison,
+            target=failure.target,
+            observed=failure.observed,
+            text=failure.text(),
         )
-    if detail.get("kind") == "error":
-        text = f"{detail.get('class', 'error')}: {detail.get('message', '')}".strip()
-        if detail.get("step") and f"'{detail['step']}'" not in text:
-            text = f"step '{detail['step']}': {text}"
+    if isinstance(failure, ErrorFailure):
+        text = failure.text()
         return AssertionLine(source="error", comparison="error", target=None, observed=text, text=text)
     return None
 
