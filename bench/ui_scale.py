@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
 import json
 import os
 import re
@@ -62,12 +63,74 @@ async def serve(url: str, port: int) -> None:
     engine = make_engine(url)
     app = create_app(Settings(api_token=TOKEN), sessions=make_sessionmaker(engine), bus=NoBus())
     server = ApiServer(app, "127.0.0.1", port, reuse_port=True)
+    server._server.config.app = Metered(app, engine)  # the bench wraps the app it serves
     await server.start()
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
     await server.stop()
     await engine.dispose()
+
+
+@dataclass
+class Tally:
+    """What one request cost its worker: CPU time, SQL statements, pooled connections checked out."""
+
+    cpu: float = 0.0
+    statements: int = 0
+    checkouts: int = 0
+
+
+TALLY: contextvars.ContextVar[Tally | None] = contextvars.ContextVar("tally", default=None)
+
+
+class Metered:
+    """The app, with what each request cost in response headers (``x-bench-cpu-us``, ``x-bench-sql``,
+    ``x-bench-conns``). CPU is the process's CPU time between the request's arrival and its response
+    headers: exact with one client per worker, and steadier than wall-clock time on a shared machine.
+    Statements and checkouts count round trips to PostgreSQL that are not hidden in a driver."""
+
+    def __init__(self, app: Any, engine: Any) -> None:
+        from sqlalchemy import event
+
+        self.app = app
+
+        def count(*_: Any, **__: Any) -> None:
+            tally = TALLY.get()
+            if tally is not None:
+                tally.statements += 1
+
+        def checkout(*_: Any, **__: Any) -> None:
+            tally = TALLY.get()
+            if tally is not None:
+                tally.checkouts += 1
+
+        event.listen(engine.sync_engine, "before_cursor_execute", count)
+        event.listen(engine.sync_engine.pool, "checkout", checkout)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        tally = Tally()
+        TALLY.set(tally)
+        started = time.process_time()
+
+        async def metered_send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                used = int((time.process_time() - started) * 1e6)
+                message = {
+                    **message,
+                    "headers": [
+                        *message.get("headers", []),
+                        (b"x-bench-cpu-us", str(used).encode()),
+                        (b"x-bench-sql", str(tally.statements).encode()),
+                        (b"x-bench-conns", str(tally.checkouts).encode()),
+                    ],
+                }
+            await send(message)
+
+        await self.app(scope, receive, metered_send)
 
 
 def psql(sql: str) -> str:
@@ -280,6 +343,7 @@ class Client:
     csrf: str = ""
     etag: str = ""
     not_modified: list[bool] = field(default_factory=list)
+    costs: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict)
 
     @classmethod
     async def open(cls, base: str) -> Client:
@@ -317,6 +381,8 @@ class Client:
         async with self.http.request(route.method, self.base + route.path, **kwargs) as response:
             await response.read()
             elapsed = (time.perf_counter() - started) * 1000
+            tally = [int(response.headers.get(f"x-bench-{key}", -1)) for key in ("cpu-us", "sql", "conns")]
+            self.costs.setdefault(route.name, []).append((tally[0], tally[1], tally[2]))
             if response.status not in route.status:
                 raise AssertionError(f"{route.name}: HTTP {response.status} {(await response.text())[:200]}")
             if "/partials/checks" in route.path:
@@ -358,6 +424,8 @@ async def measure(
         for route in table:
             await client.call(route)
     samples: dict[str, list[float]] = {route.name: [] for route in table}
+    for client in opened:
+        client.costs.clear()
 
     async def drive(index: int, client: Client) -> None:
         for turn in range(rounds):
@@ -375,7 +443,31 @@ async def measure(
     polls = [hit for client in opened for hit in client.not_modified[1:]]
     if polls:
         print(f"polls with If-None-Match answered 304: {sum(polls)}/{len(polls)}")
+    for client in opened:
+        for name, values in client.costs.items():
+            COSTS.setdefault(name, []).extend(values)
     return samples, wall
+
+
+#: Per route, (worker CPU µs, SQL statements, connection checkouts) of every measured request.
+COSTS: dict[str, list[tuple[int, int, int]]] = {}
+
+
+def report_costs(table: list[Route]) -> None:
+    """Median worker CPU per request and the statements and pooled connections it used: steadier than
+    wall-clock percentiles on a shared machine, and what a change to a page should move."""
+    print(f"\nworker cost per request (median): {'cpu ms':>8} {'sql':>5} {'conns':>6}")
+    total = 0.0
+    for route in table:
+        values = COSTS.get(route.name, [])
+        if not values:
+            continue
+        cpu = sorted(v[0] for v in values)[len(values) // 2] / 1000
+        total += cpu
+        sql = sorted(v[1] for v in values)[len(values) // 2]
+        conns = sorted(v[2] for v in values)[len(values) // 2]
+        print(f"{route.name:<40} {cpu:>8.2f} {sql:>5} {conns:>6}")
+    print(f"{'one pass over every route':<40} {total:>8.1f}")
 
 
 async def wait_up(base: str, within: float) -> None:
@@ -417,6 +509,10 @@ async def main(args: argparse.Namespace) -> int:
         print(f"api: {args.workers} worker process(es); load {load:.1f} (1-min) on {os.cpu_count()} cores")
         samples, wall = await measure(base, table, clients=1, rounds=args.rounds)
         report("sequential, 1 client", samples, table, wall)
+        report_costs(table)
+        COSTS.clear()
+        if args.sequential_only:
+            return 0
         samples, wall = await measure(base, table, clients=args.clients, rounds=max(1, args.rounds // 2))
         misses = report(f"concurrent, {args.clients} keep-alive clients", samples, table, wall)
         print(f"\nload after: {os.getloadavg()[0]:.1f}; routes over their goal: {misses or 'none'}")
@@ -446,6 +542,9 @@ if __name__ == "__main__":
     parser.add_argument("--reseed", action="store_true", help="drop and seed again")
     parser.add_argument("--drop", action="store_true", help="drop the database afterwards")
     parser.add_argument("--seed-only", action="store_true", help="seed (if needed) and stop")
+    parser.add_argument(
+        "--sequential-only", action="store_true", help="measure with one client only (costs per route)"
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.serve:
