@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import Executable, select, true, union_all
+from sqlalchemy import Executable, and_, func, select, true, union_all
 
 from contracts.v1.base import utcnow
 from contracts.v1.regions import display_name
 from services.common.db import rollups
-from services.common.db.models import Check, Incident, Run, RunRollup
+from services.common.db.models import Check, CheckTag, Incident, Run, RunRollup
 from services.common.db.sessions import Sessions
 from services.common.errors import Invalid
 
@@ -305,21 +305,29 @@ async def latest_runs(
     if not ids:
         return out
     async with sessions() as session:
-        dialect = session.bind.dialect.name if session.bind is not None else ""
-        statements = (
-            [_latest_lateral(ids, per_check)] if dialect == "postgresql" else _latest_union(ids, per_check)
-        )
-        for statement in statements:
-            for row in await session.execute(statement):
-                out[row.check_id].append(RunMark(*row))
+        for row in await _latest(session, ids, per_check, _MARK_COLUMNS):
+            out[row.check_id].append(RunMark(*row))
     for marks in out.values():
         marks.sort(key=lambda mark: (mark.completed_at, mark.run_id), reverse=True)
     return out
 
 
-def _latest_lateral(ids: Sequence[uuid.UUID], per_check: int) -> Executable:
+async def _latest(
+    session: Any, ids: Sequence[uuid.UUID], per_check: int, columns: Sequence[Any]
+) -> list[Any]:
+    """Rows of ``columns`` of the newest ``per_check`` runs of each check (``check_id`` among them)."""
+    dialect = session.bind.dialect.name if session.bind is not None else ""
+    statements = (
+        [_latest_lateral(ids, per_check, columns)]
+        if dialect == "postgresql"
+        else _latest_union(ids, per_check, columns)
+    )
+    return [row for statement in statements for row in await session.execute(statement)]
+
+
+def _latest_lateral(ids: Sequence[uuid.UUID], per_check: int, columns: Sequence[Any]) -> Executable:
     recent = (
-        select(*_MARK_COLUMNS)
+        select(*columns)
         .where(Run.check_id == Check.id)
         .order_by(Run.completed_at.desc(), Run.run_id.desc())
         .limit(per_check)
@@ -328,14 +336,14 @@ def _latest_lateral(ids: Sequence[uuid.UUID], per_check: int) -> Executable:
     return select(*recent.c).select_from(Check).join(recent, true()).where(Check.id.in_(ids))
 
 
-def _latest_union(ids: Sequence[uuid.UUID], per_check: int) -> list[Executable]:
+def _latest_union(ids: Sequence[uuid.UUID], per_check: int, columns: Sequence[Any]) -> list[Executable]:
     """One ``UNION ALL`` of per-check ``LIMIT`` reads per chunk of ids (SQLite allows 500 terms)."""
     statements: list[Executable] = []
     for start in range(0, len(ids), _UNION_TERMS):
         terms = [
             select(*recent.c)
             for recent in (
-                select(*_MARK_COLUMNS)
+                select(*columns)
                 .where(Run.check_id == check_id)
                 .order_by(Run.completed_at.desc(), Run.run_id.desc())
                 .limit(per_check)
@@ -345,6 +353,71 @@ def _latest_union(ids: Sequence[uuid.UUID], per_check: int) -> list[Executable]:
         ]
         statements.append(union_all(*terms) if len(terms) > 1 else terms[0])
     return statements
+
+
+#: What a line of the checks table is drawn from, as a comparable value: the check's id, revision
+#: (every change to a check stores a new one) and enabled flag, its newest runs' ids, statuses and times,
+#: and its open incident's id and opening time.
+RowVersion = tuple[Any, ...]
+
+
+def row_version(
+    check_id: uuid.UUID,
+    revision: int,
+    enabled: bool,
+    marks: Iterable[tuple[uuid.UUID, str, datetime]],
+    incident: tuple[uuid.UUID, datetime] | None,
+) -> RowVersion:
+    """The version of one line of the checks table (``marks`` newest first)."""
+    return (
+        str(check_id),
+        revision,
+        enabled,
+        tuple((str(run_id), status, at.isoformat()) for run_id, status, at in marks),
+        (str(incident[0]), incident[1].isoformat()) if incident is not None else None,
+    )
+
+
+_KEY_COLUMNS: Final = (Run.check_id, Run.run_id, Run.status, Run.completed_at)
+
+
+async def table_versions(
+    sessions: Sessions, *, limit: int, offset: int, tag: str | None = None, per_check: int = 3
+) -> tuple[int, list[RowVersion]]:
+    """How many checks there are (tagged ``tag`` when given) and the version of each line of one page
+    of the checks table, in two narrow statements: the page's checks with their open incidents and the
+    count, then their newest runs. What a poll needs to tell whether the table changed, without loading
+    specs or run details or drawing anything."""
+    count = select(func.count()).select_from(Check)
+    page = select(
+        Check.id, Check.revision, Check.enabled, Incident.id.label("incident_id"), Incident.opened_at
+    ).outerjoin(Incident, and_(Incident.check_id == Check.id, Incident.state == "open"))
+    if tag:
+        tagged = select(CheckTag.check_id).where(CheckTag.tag == tag)
+        page = page.where(Check.id.in_(tagged))
+        count = count.where(Check.id.in_(tagged))
+    page = page.add_columns(count.scalar_subquery().label("total"))
+    async with sessions() as session:
+        rows = list(await session.execute(page.order_by(Check.name, Check.id).limit(limit).offset(offset)))
+        total = rows[0].total if rows else (await session.execute(count)).scalar_one()
+        marks: dict[uuid.UUID, list[tuple[uuid.UUID, str, datetime]]] = {row.id: [] for row in rows}
+        if rows:
+            for check_id, run_id, status, completed_at in await _latest(
+                session, list(marks), per_check, _KEY_COLUMNS
+            ):
+                marks[check_id].append((run_id, status, completed_at))
+    for values in marks.values():
+        values.sort(key=lambda mark: (mark[2], mark[0]), reverse=True)
+    return int(total), [
+        row_version(
+            row.id,
+            row.revision,
+            row.enabled,
+            marks[row.id],
+            (row.incident_id, row.opened_at) if row.incident_id is not None else None,
+        )
+        for row in rows
+    ]
 
 
 async def open_incidents(sessions: Sessions, check_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Incident]:

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from contracts.v1 import CheckChanged, CheckDue
 from contracts.v1.base import utcnow
-from services.common.db.models import Check, Runner
+from services.common.db.models import Check, Incident, Runner
 
 from .conftest import TOKEN, Ui, demo_form, run_row, store_runs
 
@@ -279,6 +279,21 @@ async def test_polled_table_answers_304_until_something_it_shows_changes(ui: Ui)
     assert "state-paused" in paused.text
     etag = paused.headers["etag"]
     assert (await poll()).status_code == 304
+    async with ui.sessions() as session, session.begin():
+        session.add(Incident(check_id=check_id, opened_at=utcnow(), failing_regions=["us-east-1"]))
+    opened = await poll()
+    assert opened.status_code == 200
+    assert "incident open" in opened.text
+    etag = opened.headers["etag"]
+    renamed = await ui.post_form(f"/checks/{check_id}", demo_form(name="Renamed"), follow_redirects=False)
+    assert renamed.status_code == 303, renamed.text
+    after_edit = await poll()
+    assert after_edit.status_code == 200
+    assert "Renamed" in after_edit.text
+    etag = after_edit.headers["etag"]
+    assert (await poll()).status_code == 304
+    other = await ui.client.get("/partials/checks?per_page=5", headers={**htmx, "If-None-Match": etag})
+    assert other.status_code == 200, "another page size is another table"
 
 
 async def test_user_content_is_escaped(ui: Ui) -> None:

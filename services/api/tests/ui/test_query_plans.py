@@ -219,6 +219,24 @@ async def test_no_page_scans_all_runs(site: Site, method: str, path: str) -> Non
     assert not scanning, scanning
 
 
+async def test_an_unchanged_polled_table_answers_304_from_a_few_indexed_reads(site: Site) -> None:
+    """The poll with ``If-None-Match`` reads versions only: no spec, no run details, no scan."""
+    htmx = {"HX-Request": "true"}
+    async with site.client.get("/partials/checks", headers=htmx) as drawn:
+        assert drawn.status == 200
+        etag = drawn.headers["ETag"]
+    await site.plans()
+    async with site.client.get("/partials/checks", headers={**htmx, "If-None-Match": etag}) as polled:
+        assert polled.status == 304
+    statements = [statement for statement, _ in site.recorder.statements]
+    plans = await site.plans()
+    assert not [statement for statement, plan in plans if seq_scans(plan)]
+    assert len(statements) == 3, statements  # the session; the page's versions, incidents and count; marks
+    assert not [
+        statement for statement in statements if "checks.spec" in statement or "runs.response" in statement
+    ]
+
+
 async def test_latest_runs_of_a_page_of_checks_match_the_newest_runs(site: Site) -> None:
     async with site.engine.connect() as conn:
         ids = list((await conn.execute(text("SELECT id FROM checks ORDER BY name LIMIT 60"))).scalars())
