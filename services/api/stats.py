@@ -325,7 +325,9 @@ async def _latest(
     return [row for statement in statements for row in await session.execute(statement)]
 
 
-def _latest_lateral(ids: Sequence[uuid.UUID], per_check: int, columns: Sequence[Any]) -> Executable:
+def _latest_lateral(
+    ids: Sequence[uuid.UUID], per_check: int, columns: Sequence[Any] = _MARK_COLUMNS
+) -> Executable:
     recent = (
         select(*columns)
         .where(Run.check_id == Check.id)
@@ -336,7 +338,9 @@ def _latest_lateral(ids: Sequence[uuid.UUID], per_check: int, columns: Sequence[
     return select(*recent.c).select_from(Check).join(recent, true()).where(Check.id.in_(ids))
 
 
-def _latest_union(ids: Sequence[uuid.UUID], per_check: int, columns: Sequence[Any]) -> list[Executable]:
+def _latest_union(
+    ids: Sequence[uuid.UUID], per_check: int, columns: Sequence[Any] = _MARK_COLUMNS
+) -> list[Executable]:
     """One ``UNION ALL`` of per-check ``LIMIT`` reads per chunk of ids (SQLite allows 500 terms)."""
     statements: list[Executable] = []
     for start in range(0, len(ids), _UNION_TERMS):

@@ -193,7 +193,10 @@ async def test_latest_runs_on_sqlite_search_runs_by_index(ui: Ui) -> None:
         await seed(ui, check_id, hours=2)
     async with ui.sessions() as session:
         await session.execute(text("ANALYZE"))
-        for statement in stats._latest_union([*check_ids, uuid.uuid4()], 3):
+        for statement in [
+            *stats._latest_union([*check_ids, uuid.uuid4()], 3),
+            *stats._latest_union([*check_ids, uuid.uuid4()], 3, stats._KEY_COLUMNS),
+        ]:
             compiled = statement.compile(session.bind, compile_kwargs={"literal_binds": True})
             plan = [row[-1] for row in await session.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))]
             assert not [step for step in plan if step.startswith("SCAN runs")], plan
