@@ -132,6 +132,14 @@ class Run(Base):
         Index("ix_runs_check_completed", "check_id", "completed_at"),
         Index("ix_runs_check_region_completed", "check_id", "region", "completed_at"),
         Index("ix_runs_completed", "completed_at"),
+        # Runs that did not pass (the runs page's result filters), without walking the passes.
+        Index(
+            "ix_runs_check_not_passed",
+            "check_id",
+            "completed_at",
+            sqlite_where=text("status <> 'passed'"),
+            postgresql_where=text("status <> 'passed'"),
+        ),
     )
 
     run_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)

@@ -237,6 +237,19 @@ async def test_an_unchanged_polled_table_answers_304_from_a_few_indexed_reads(si
     ]
 
 
+@pytest.mark.parametrize("result", ["failed", "missed"])
+async def test_runs_that_did_not_pass_are_read_from_their_partial_index(site: Site, result: str) -> None:
+    """The result filters read ``ix_runs_check_not_passed``: a page of failures costs its fifty rows,
+    not the thousands of passes between them."""
+    path = f"/checks/{site.busy}/runs?result={result}"
+    async with site.client.get(path, headers={"HX-Request": "true"}) as response:
+        assert response.status == 200
+    plans = [(statement, plan) for statement, plan in await site.plans() if "FROM runs" in statement]
+    assert plans
+    for statement, plan in plans:
+        assert "ix_runs_check_not_passed" in json.dumps(plan), (statement, plan)
+
+
 async def test_latest_runs_of_a_page_of_checks_match_the_newest_runs(site: Site) -> None:
     async with site.engine.connect() as conn:
         ids = list((await conn.execute(text("SELECT id FROM checks ORDER BY name LIMIT 60"))).scalars())
