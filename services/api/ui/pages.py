@@ -15,6 +15,7 @@ from urllib.parse import quote
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect, Template
+from sqlalchemy import select
 
 from contracts.v1.checks import AlertPolicy, CheckSpec
 from contracts.v1.regions import REGIONS
@@ -31,7 +32,8 @@ from services.api.ui.steps_form import ExtractRow, StepCard
 from services.api.ui.views import channel_views, check_row, delivery_text, notification_summary, run_detail
 from services.common.channels.probe import TooSoon, send_test_notification
 from services.common.db.incidents import effective_policy, list_incidents, load_global
-from services.common.db.models import Check
+from services.common.db.models import Check, CheckBadge
+from services.common.db.sessions import Sessions
 from services.common.errors import DomainError, Invalid, NotFound
 
 RUNS_PER_PAGE: Final = 50
@@ -154,7 +156,7 @@ async def form_page(
 
 async def global_alerts(request: Req) -> tuple[AlertPolicy | None, tuple[Any, ...]]:
     """The global alert policy (``None`` when never set) and global maintenance windows."""
-    async with request.app.state.sessions() as session:
+    async with request.app.state.reads() as session:
         return await load_global(session)
 
 
@@ -179,6 +181,22 @@ async def alerts_card(request: Req, row: Check, view: dict[str, Any]) -> dict[st
             *({"text": describe_window(w), "scope": "global"} for w in global_windows),
         ],
     }
+
+
+async def check_and_badge(sessions: Sessions, check_id: uuid.UUID) -> tuple[Check, str | None]:
+    """A check (404 when there is none) and its badge token if one was made, in one statement: each
+    round trip to the database is a large share of a page's cost on a busy machine."""
+    async with sessions() as session:
+        found = (
+            await session.execute(
+                select(Check, CheckBadge.token)
+                .outerjoin(CheckBadge, CheckBadge.check_id == Check.id)
+                .where(Check.id == check_id)
+            )
+        ).first()
+    if found is None:
+        raise NotFound(f"no check with id {check_id}")
+    return found[0], found[1]
 
 
 class CheckPages(Controller):
@@ -405,9 +423,9 @@ class CheckPages(Controller):
         self, request: Req, check_id: FromPath[uuid.UUID], window: FromQuery[str] = stats.DEFAULT_WINDOW
     ) -> Template:
         """A check: summary over a window, chart, last runs, incidents."""
-        row = await reader_of(request).get(check_id)
-        view = check_view(row)
         sessions = request.app.state.reads
+        row, badge_token = await check_and_badge(sessions, check_id)
+        view = check_view(row)
         if window not in stats.WINDOWS:
             window = stats.DEFAULT_WINDOW
         summary = await stats.summary(
@@ -427,7 +445,7 @@ class CheckPages(Controller):
             incidents=incidents,
             latest=[run_detail(run) for run in latest],
             alerts=await alerts_card(request, row, view),
-            badge_token=await badges.existing_token(sessions, check_id),
+            badge_token=badge_token,
             badge_kinds=badges.KINDS,
         )
 

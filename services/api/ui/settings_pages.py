@@ -71,7 +71,7 @@ class SettingsPages(Controller):
         alerting: AlertFields | None = None,
         status_code: int = 200,
     ) -> Template:
-        sessions = request.app.state.sessions
+        sessions = request.app.state.reads  # reads only: no transaction to open and roll back
         if alerting is None:
             policy, windows = await global_alerts(request)
             alerting = AlertFields.from_spec(

@@ -16,6 +16,7 @@ from services.common.db.sessions import Sessions
 
 POLICY_KEY: Final = "alerts.policy"
 MAINTENANCE_KEY: Final = "alerts.maintenance"
+_GLOBAL_KEYS: Final = (POLICY_KEY, MAINTENANCE_KEY)
 
 
 def _notification_json(row: Notification) -> dict[str, Any]:
@@ -119,13 +120,17 @@ async def list_failed_notifications(
 
 
 async def load_global(session: AsyncSession) -> tuple[AlertPolicy | None, tuple[MaintenanceWindow, ...]]:
-    """The global policy (if set) and global maintenance windows from the ``settings`` table."""
-    policy_row = await session.get(Setting, POLICY_KEY)
-    windows_row = await session.get(Setting, MAINTENANCE_KEY)
-    policy = AlertPolicy.model_validate(policy_row.value) if policy_row is not None else None
+    """The global policy (if set) and global maintenance windows from the ``settings`` table, in one
+    statement (every check page reads them)."""
+    found: dict[str, Any] = dict(
+        (
+            await session.execute(select(Setting.key, Setting.value).where(Setting.key.in_(_GLOBAL_KEYS)))
+        ).tuples()
+    )
+    policy_value = found.get(POLICY_KEY)
+    policy = AlertPolicy.model_validate(policy_value) if policy_value is not None else None
     windows = tuple(
-        MaintenanceWindow.model_validate(w)
-        for w in (windows_row.value.get("windows", []) if windows_row else [])
+        MaintenanceWindow.model_validate(w) for w in (found.get(MAINTENANCE_KEY) or {}).get("windows", [])
     )
     return policy, windows
 
