@@ -122,11 +122,8 @@ async def list_failed_notifications(
 async def load_global(session: AsyncSession) -> tuple[AlertPolicy | None, tuple[MaintenanceWindow, ...]]:
     """The global policy (if set) and global maintenance windows from the ``settings`` table, in one
     statement (every check page reads them)."""
-    found: dict[str, Any] = dict(
-        (
-            await session.execute(select(Setting.key, Setting.value).where(Setting.key.in_(_GLOBAL_KEYS)))
-        ).tuples()
-    )
+    rows = await session.execute(select(Setting.key, Setting.value).where(Setting.key.in_(_GLOBAL_KEYS)))
+    found: dict[str, Any] = {key: value for key, value in rows}
     policy_value = found.get(POLICY_KEY)
     policy = AlertPolicy.model_validate(policy_value) if policy_value is not None else None
     windows = tuple(
