@@ -1,20 +1,34 @@
-"""Handlers of ``alerts.evaluate``: each result or miss is one policy-engine step for its check."""
+"""Handlers of ``alerts.evaluate``: each result or miss is one policy-engine step for its check.
+
+Steps are batched (:class:`services.common.db.batches.Batcher`): a handler returns, and the bus acks its
+message, only once the transaction holding its step has committed; while the database is away the batch
+waits and is retried, and a result whose step cannot be stored fails alone and is redelivered.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from contracts.v1 import CheckCompleted, RunMissed
 from services.alerts.evaluator import Evaluator
 from services.common.bus import Delivery
-from services.common.db.retry import retry_unreachable
+from services.common.db.batches import Batcher
 
 
-async def handle_check_completed(
-    message: CheckCompleted, delivery: Delivery, *, evaluator: Evaluator
-) -> None:
+async def handle_check_completed(message: CheckCompleted, delivery: Delivery, *, batcher: Batcher) -> None:
     """Fold a run's result into its check's incident state; acked once the step is committed."""
-    await retry_unreachable(lambda: evaluator.observe(message), what="alerts step")
+    await batcher.submit("result", message)
 
 
-async def handle_run_missed(message: RunMissed, delivery: Delivery, *, evaluator: Evaluator) -> None:
+async def handle_run_missed(message: RunMissed, delivery: Delivery, *, batcher: Batcher) -> None:
     """Record a miss as no data for its slot and region (a broker outage never opens an incident)."""
-    await retry_unreachable(lambda: evaluator.observe(message), what="alerts step")
+    await batcher.submit("result", message)
+
+
+def evaluate_batch(evaluator: Evaluator) -> Any:
+    """The batcher's flush: one transaction for the whole batch, steps in arrival order."""
+
+    async def flush(items: list[tuple[str, Any]]) -> None:
+        await evaluator.observe_many([message for _, message in items])
+
+    return flush

@@ -11,9 +11,10 @@ from contracts.v1 import CheckCompleted, RunMissed
 from contracts.v1.base import utcnow
 from services.alerts.delivery import DeliveryConfig, Sender
 from services.alerts.evaluator import Clock, Evaluator, EvaluatorConfig, Ticker
-from services.alerts.handlers import handle_check_completed, handle_run_missed
+from services.alerts.handlers import evaluate_batch, handle_check_completed, handle_run_missed
 from services.common.bus import Publisher, Route
 from services.common.channels.probe import smtp_config
+from services.common.db.batches import Batcher
 from services.common.db.sessions import Sessions
 from services.common.netguard import AddressGuard
 from services.common.service import Service
@@ -28,6 +29,9 @@ class AlertsOptions:
     evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     tick_interval: float = 1.0
+    #: Results folded per transaction at most, and how long the first waits for company.
+    batch_size: int = 256
+    batch_ms: float = 20.0
 
 
 def build(
@@ -62,9 +66,12 @@ def build(
         on_queued=sender.wake,
     )
     ticker = Ticker(evaluator, sessions, clock=options.clock, max_sleep=options.tick_interval)
+    batcher = Batcher(
+        evaluate_batch(evaluator), max_items=options.batch_size, max_wait_ms=options.batch_ms, name="alerts"
+    )
     handlers: dict[type, Any] = {
-        CheckCompleted: functools.partial(handle_check_completed, evaluator=evaluator),
-        RunMissed: functools.partial(handle_run_missed, evaluator=evaluator),
+        CheckCompleted: functools.partial(handle_check_completed, batcher=batcher),
+        RunMissed: functools.partial(handle_run_missed, batcher=batcher),
     }
-    route = Route(ALERTS_EVALUATE, handlers, prefetch=min(settings.prefetch, 64))
-    return Service(name="alerts", routes=[route], lifecycles=[sender, ticker])
+    route = Route(ALERTS_EVALUATE, handlers, prefetch=max(settings.prefetch, options.batch_size))
+    return Service(name="alerts", routes=[route], lifecycles=[batcher, sender, ticker])

@@ -192,9 +192,15 @@ def incident_id_for(check_id: uuid.UUID, slot: datetime) -> uuid.UUID:
     return uuid.uuid5(INCIDENT_NAMESPACE, f"{check_id}|{slot.isoformat()}")
 
 
-def observe(state: EngineState, observation: Observation, ctx: Context, now: datetime) -> Outcome:
-    """Fold one result into the state. Late, duplicate or manual results come back ``ignored``."""
-    out = Outcome(state=state.model_copy(deep=True))
+def observe(
+    state: EngineState, observation: Observation, ctx: Context, now: datetime, *, in_place: bool = False
+) -> Outcome:
+    """Fold one result into the state. Late, duplicate or manual results come back ``ignored``.
+
+    ``state`` is left as it was unless ``in_place``: a caller folding a batch into a state it owns (read
+    from the database for this batch) saves a deep copy per result; the outcomes then share that state.
+    """
+    out = Outcome(state=state if in_place else state.model_copy(deep=True))
     if observation.trigger == "manual":
         out.ignored = "manual"
         return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contracts.v1 import CheckCompleted, RunMissed, RunnerHeartbeat
 from services.common.bus import Delivery
-from services.results.batcher import Batcher
+from services.common.db.batches import Batcher
 from services.results.rows import completed_row, missed_row
 
 

@@ -22,10 +22,10 @@ from contracts.v1 import (
 )
 from services.common.bus.memory import MemoryBus
 from services.common.db import rollups
+from services.common.db.batches import Batcher
 from services.common.db.engine import make_engine, make_sessionmaker
 from services.common.db.models import Run, Runner, RunRollup
 from services.common.settings import Settings
-from services.results.batcher import Batcher
 from services.results.main import build
 from tests.support.waiting import eventually
 
@@ -135,22 +135,42 @@ async def test_runs_stored_once_with_rollups_and_heartbeats(db_url: str) -> None
 async def test_failed_commit_fails_every_caller_so_the_bus_redelivers() -> None:
     calls: list[int] = []
 
-    async def flaky(items: list[tuple[str, dict[str, Any]]]) -> None:
+    async def broken(items: list[tuple[str, Any]]) -> None:
         calls.append(len(items))
-        if len(calls) == 1:
-            raise RuntimeError("database went away")
+        raise RuntimeError("constraint violated")
 
-    batcher = Batcher(flaky, max_items=10, max_wait_ms=5)
+    batcher = Batcher(broken, max_items=10, max_wait_ms=5)
     await batcher.start()
     try:
         results = await asyncio.gather(
             *(batcher.submit("run", {"n": n}) for n in range(5)), return_exceptions=True
         )
         assert all(isinstance(result, RuntimeError) for result in results)
-        await asyncio.gather(*(batcher.submit("run", {"n": n}) for n in range(5)))
-        assert calls == [5, 5]
+        # split down to single items before any is failed: 5 → 2 + 3 → 1 + 1 + 1 + 2 → 1 + 1
+        assert sum(1 for size in calls if size == 1) == 5
     finally:
         await batcher.stop()
+
+
+async def test_a_poison_item_fails_alone_and_the_rest_of_its_batch_commits() -> None:
+    committed: list[int] = []
+
+    async def flush(items: list[tuple[str, Any]]) -> None:
+        if any(item["n"] == 7 for _, item in items):
+            raise ValueError("value too long for type character varying(40)")
+        committed.extend(item["n"] for _, item in items)
+
+    batcher = Batcher(flush, max_items=100, max_wait_ms=20)
+    await batcher.start()
+    try:
+        results = await asyncio.gather(
+            *(batcher.submit("run", {"n": n}) for n in range(20)), return_exceptions=True
+        )
+    finally:
+        await batcher.stop()
+    failed = [n for n, result in enumerate(results) if isinstance(result, ValueError)]
+    assert failed == [7]
+    assert sorted(committed) == [n for n in range(20) if n != 7]
 
 
 async def test_batches_group_many_messages() -> None:

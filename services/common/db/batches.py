@@ -1,9 +1,11 @@
 """Group many handler calls into one transaction: each caller waits until its item is committed.
 
 Handlers call :meth:`Batcher.submit` and are acked by the bus only when it returns, so a message is
-acknowledged after — never before — its row is durable. While the database cannot be reached the
-batch is retried with backoff (its messages stay unacked, the prefetch bounds how many); any other
-failed commit fails every caller in the batch, and the bus redelivers them.
+acknowledged after — never before — its effect is durable. While the database cannot be reached the
+batch is retried with backoff (its messages stay unacked, the prefetch bounds how many). Any other
+failure is blamed on the data: the batch is split in halves and each half tried on its own, down to
+single items, so one poison message fails (and is redelivered, then dead-lettered) alone while the
+rest of its batch is committed. The results and the alerts consumers both batch this way.
 """
 
 from __future__ import annotations
@@ -21,17 +23,21 @@ from services.common.metrics import DB_RETRIES, DB_UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
-Flush = Callable[[list[tuple[str, dict[str, Any]]]], Awaitable[None]]
+Item = tuple[str, Any]
+Flush = Callable[[list[Item]], Awaitable[None]]
+Pending = list[tuple[Item, "asyncio.Future[None]"]]
 
 
 @dataclass
 class Batcher:
-    """Collects ``(kind, row)`` items; flushes at ``max_items`` or ``max_wait_ms`` after the first."""
+    """Collects ``(kind, item)`` pairs; flushes at ``max_items`` or ``max_wait_ms`` after the first."""
 
     flush: Flush
     max_items: int = 500
     max_wait_ms: float = 50.0
-    _pending: list[tuple[tuple[str, dict[str, Any]], asyncio.Future[None]]] = field(default_factory=list)
+    #: Names the batcher in logs and in the database-retry metrics.
+    name: str = "results"
+    _pending: Pending = field(default_factory=list)
     _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
     _stopping: bool = False
@@ -43,7 +49,7 @@ class Batcher:
     async def start(self) -> None:
         """Start the flusher."""
         self._stopping = False
-        self._task = asyncio.create_task(self._run(), name="results-batcher")
+        self._task = asyncio.create_task(self._run(), name=f"{self.name}-batcher")
 
     async def stop(self) -> None:
         """Flush what is pending, then stop."""
@@ -54,10 +60,10 @@ class Batcher:
                 await self._task
             self._task = None
 
-    async def submit(self, kind: str, row: dict[str, Any]) -> None:
-        """Queue a row and wait until the batch holding it is committed (raises if the commit failed)."""
+    async def submit(self, kind: str, item: Any) -> None:
+        """Queue an item and wait until the batch holding it is committed (raises if its commit failed)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append(((kind, row), future))
+        self._pending.append(((kind, item), future))
         if len(self._pending) == 1 or len(self._pending) >= self.max_items:
             self._wakeup.set()
         await future
@@ -85,9 +91,8 @@ class Batcher:
                 self._wakeup.set()
             await self._flush_batch(batch)
 
-    async def _flush_batch(
-        self, batch: list[tuple[tuple[str, dict[str, Any]], asyncio.Future[None]]]
-    ) -> None:
+    async def _flush_batch(self, batch: Pending) -> None:
+        """Commit ``batch``, riding out an unreachable database; on any other failure, split it."""
         delay = self.retry_initial_s
         while True:
             try:
@@ -96,12 +101,13 @@ class Batcher:
             except Exception as exc:
                 live = [future for _, future in batch if not future.done()]
                 if is_transient(exc) and live and not self._stopping:
-                    DB_UNAVAILABLE.labels("results").set(1)
-                    DB_RETRIES.labels("results").inc()
+                    DB_UNAVAILABLE.labels(self.name).set(1)
+                    DB_RETRIES.labels(self.name).inc()
                     # The database is away (restart, failover, network): keep the messages unacked and
                     # try again, rather than fail them into redelivery and, after a few, the dead letters.
                     log.warning(
-                        "database unavailable, retrying batch items=%d in=%.1fs error=%s",
+                        "database unavailable, retrying batch of %s items=%d in=%.1fs error=%s",
+                        self.name,
                         len(batch),
                         delay,
                         type(exc).__name__,
@@ -109,11 +115,23 @@ class Batcher:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self.retry_max_s)
                     continue
-                log.exception("batch write failed items=%d", len(batch))
+                if len(batch) > 1 and not is_transient(exc):
+                    # Blame the data, not the batch: each half on its own, so a poison item fails alone.
+                    log.warning(
+                        "batch of %s failed, splitting items=%d error=%s",
+                        self.name,
+                        len(batch),
+                        str(exc)[:300],
+                    )
+                    half = len(batch) // 2
+                    await self._flush_batch(batch[:half])
+                    await self._flush_batch(batch[half:])
+                    return
+                log.exception("%s batch write failed items=%d", self.name, len(batch))
                 for future in live:
                     future.set_exception(exc)
                 return
-        DB_UNAVAILABLE.labels("results").set(0)
+        DB_UNAVAILABLE.labels(self.name).set(0)
         self.batches += 1
         self.items += len(batch)
         for _, future in batch:
