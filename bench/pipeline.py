@@ -352,6 +352,10 @@ def report(args: argparse.Namespace, result: dict[str, Any], baseline: float) ->
         "timed_runs": len(errors),
         "cpu_ms_per_real_run": {label: round(ms, 3) for label, ms in cpu_ms.items()},
         "cpu_ms_per_real_run_pipeline": round(pipeline_ms, 3),
+        "cpu_ms_per_offered_slot": {
+            label: round(seconds * 1000 / (offered * result["seconds"]), 3)
+            for label, seconds in sorted(result["cpu"].items())
+        },
         "cpu_percent_of_a_core": {
             label: round(seconds * 100 / result["seconds"], 1)
             for label, seconds in sorted(result["cpu"].items())
@@ -383,6 +387,11 @@ def report(args: argparse.Namespace, result: dict[str, Any], baseline: float) ->
         + f"  (postgres: {result['postgres_backends']} backends of this database)"
     )
     print(f"CPU ms per real run target {cpu_ms.get('target', float('nan')):.2f} (bench target, not Seymour)")
+    print(
+        "CPU ms per slot    "
+        + "  ".join(f"{k} {v:.2f}" for k, v in figures["cpu_ms_per_offered_slot"].items() if k != "target")
+        + "  (per slot offered: steady even when runs are missed on a busy machine)"
+    )
     print(
         "CPU % of a core    "
         + "  ".join(f"{k} {v:.0f}" for k, v in figures["cpu_percent_of_a_core"].items())

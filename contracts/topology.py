@@ -4,6 +4,7 @@
 
     api ──check.changed.v1──► [seymour.control] ──► scheduler.changes.<instance>   (per scheduler)
     scheduler ──check.due.v1──► [seymour.control] ──► router.due
+              ─check.due.batch.v1─┘ (several slots in one message)
     router ──<region>──► [seymour.runs] ──► runner.<region>  (a region served from home)
                                └─<region>─► [seymour.runs.<region>] ──► federated to the region's broker
                                runner.<region> ─expired/rejected─► [seymour.runs.dlx] ──► router.dead-runs
@@ -28,6 +29,7 @@ DEAD_LETTER_QUEUE: Final = "seymour.dead-letters"
 
 CHECK_CHANGED: Final = "check.changed.v1"
 CHECK_DUE: Final = "check.due.v1"
+CHECK_DUE_BATCH: Final = "check.due.batch.v1"
 CHECK_COMPLETED: Final = "check.completed.v1"
 RUN_MISSED: Final = "run.missed.v1"
 RUNNER_HEARTBEAT: Final = "runner.heartbeat.v1"
@@ -36,6 +38,7 @@ RUNNER_HEARTBEAT: Final = "runner.heartbeat.v1"
 ROUTING_KEYS: Final[dict[str, str]] = {
     "check.changed": CHECK_CHANGED,
     "check.due": CHECK_DUE,
+    "check.due.batch": CHECK_DUE_BATCH,
     "check.completed": CHECK_COMPLETED,
     "run.missed": RUN_MISSED,
     "runner.heartbeat": RUNNER_HEARTBEAT,
@@ -43,6 +46,7 @@ ROUTING_KEYS: Final[dict[str, str]] = {
 EXCHANGE_OF: Final[dict[str, str]] = {
     "check.changed": CONTROL_EXCHANGE,
     "check.due": CONTROL_EXCHANGE,
+    "check.due.batch": CONTROL_EXCHANGE,
     "run.check": RUNS_EXCHANGE,
     "check.completed": RESULTS_EXCHANGE,
     "run.missed": RESULTS_EXCHANGE,
@@ -95,7 +99,7 @@ EXCHANGES: Final = (
 )
 
 DEAD_LETTERS: Final = QueueSpec(DEAD_LETTER_QUEUE, DEAD_LETTER_EXCHANGE, ("#",), dead_letter_exchange="")
-ROUTER_DUE: Final = QueueSpec("router.due", CONTROL_EXCHANGE, (CHECK_DUE,))
+ROUTER_DUE: Final = QueueSpec("router.due", CONTROL_EXCHANGE, (CHECK_DUE, CHECK_DUE_BATCH))
 ROUTER_DEAD_RUNS: Final = QueueSpec("router.dead-runs", RUNS_DEAD_LETTER_EXCHANGE, ("#",))
 RESULTS_STORE: Final = QueueSpec(
     "results.store", RESULTS_EXCHANGE, (CHECK_COMPLETED, RUN_MISSED, RUNNER_HEARTBEAT)

@@ -15,6 +15,7 @@ from contracts.v1 import (
     AlertPolicy,
     CheckCompleted,
     CheckDue,
+    CheckDueBatch,
     CheckSpec,
     MaintenanceWindow,
     RunError,
@@ -64,6 +65,8 @@ def test_round_trip_keeps_types_and_aliases() -> None:
     assert decode(wire) == done
     due = CheckDue(check_id=uuid.uuid4(), slot=now, revision=3, spec=SPEC)
     assert decode(encode(due)) == due
+    batch = CheckDueBatch(items=[due, due.model_copy(update={"trigger": "manual", "regions": ["x"]})])
+    assert decode(encode(batch)) == batch
 
 
 def test_unknown_fields_from_newer_v1_producers_are_ignored() -> None:

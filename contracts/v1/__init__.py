@@ -20,7 +20,7 @@ from contracts.v1.failures import (
     ReadFailure,
     read_failure,
 )
-from contracts.v1.messages import CheckChanged, CheckDue
+from contracts.v1.messages import CheckChanged, CheckDue, CheckDueBatch, due_slots
 from contracts.v1.runners import RunnerHeartbeat
 from contracts.v1.runs import (
     AssertionOutcome,
@@ -45,6 +45,7 @@ __all__ = [
     "CheckChanged",
     "CheckCompleted",
     "CheckDue",
+    "CheckDueBatch",
     "CheckSpec",
     "ErrorFailure",
     "FailureDetail",
@@ -61,6 +62,7 @@ __all__ = [
     "RunnerHeartbeat",
     "Timings",
     "decode",
+    "due_slots",
     "encode",
     "read_failure",
     "run_id_for",

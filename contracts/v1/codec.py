@@ -6,16 +6,24 @@ from typing import Annotated, Final
 
 from pydantic import Field, TypeAdapter
 
-from contracts.v1.messages import CheckChanged, CheckDue
+from contracts.v1.messages import CheckChanged, CheckDue, CheckDueBatch
 from contracts.v1.runners import RunnerHeartbeat
 from contracts.v1.runs import CheckCompleted, RunCheck, RunMissed
 
 AnyMessage = Annotated[
-    CheckChanged | CheckDue | RunCheck | CheckCompleted | RunMissed | RunnerHeartbeat,
+    CheckChanged | CheckDue | CheckDueBatch | RunCheck | CheckCompleted | RunMissed | RunnerHeartbeat,
     Field(discriminator="kind"),
 ]
 
-MESSAGE_TYPES: Final = (CheckChanged, CheckDue, RunCheck, CheckCompleted, RunMissed, RunnerHeartbeat)
+MESSAGE_TYPES: Final = (
+    CheckChanged,
+    CheckDue,
+    CheckDueBatch,
+    RunCheck,
+    CheckCompleted,
+    RunMissed,
+    RunnerHeartbeat,
+)
 
 _ADAPTER: Final[TypeAdapter[AnyMessage]] = TypeAdapter(AnyMessage)
 

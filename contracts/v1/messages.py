@@ -1,4 +1,4 @@
-"""Control messages: a check's configuration changed, a check's slot is due."""
+"""Control messages: a check's configuration changed, a check's slot is due (alone or with others)."""
 
 from __future__ import annotations
 
@@ -36,3 +36,22 @@ class CheckDue(Message):
     trigger: Literal["scheduled", "manual", "confirmation"] = "scheduled"
     regions: list[str] | None = None
     epoch: int = 0
+
+
+class CheckDueBatch(Message):
+    """Command: several slots, each exactly what its own ``CheckDue`` would say, in one message.
+
+    The scheduler leader gathers the slots that fall due within a few milliseconds into one batch, so one
+    publish, one confirm, one queue entry and one delivery carry many slots instead of one each (each of
+    those costs about as much as the slot itself in the broker and the router). Items keep their own
+    check, slot, revision, spec, trigger and epoch, so the router fences, names and expires every run as
+    if its slot had come alone. A slot alone still travels as a plain ``CheckDue``.
+    """
+
+    kind: Literal["check.due.batch"] = "check.due.batch"
+    items: list[CheckDue] = Field(min_length=1)
+
+
+def due_slots(message: CheckDue | CheckDueBatch) -> list[CheckDue]:
+    """The slots a ``CheckDue`` or a ``CheckDueBatch`` carries, in order."""
+    return message.items if isinstance(message, CheckDueBatch) else [message]

@@ -1,11 +1,14 @@
-"""Router handlers: fan out due slots, turn dead runs into missed-run records, track runner liveness."""
+"""Router handlers: fan out due slots (alone or batched), record runs that never ran, track runners."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
-from contracts.v1 import CheckDue, RunCheck, RunnerHeartbeat, utcnow
+from contracts.v1 import CheckDue, CheckDueBatch, RunCheck, RunnerHeartbeat, utcnow
 from services.common.bus import Delivery, Publisher
 from services.common.errors import Unroutable
 from services.common.fencing import EpochFence
@@ -30,6 +33,20 @@ class RouterDeps:
 
 async def handle_check_due(message: CheckDue, delivery: Delivery, *, deps: RouterDeps) -> None:
     """Publish one ``RunCheck`` per region; a region with no runner queue becomes a missed run at once."""
+    await _settled([_route(message, deps)])
+
+
+async def handle_check_due_batch(message: CheckDueBatch, delivery: Delivery, *, deps: RouterDeps) -> None:
+    """Route every slot of the batch as if it had come alone, all publishes in flight together.
+
+    Returning acks the batch, so it returns only once every run (or missed record) is confirmed; if any
+    publish failed it raises and the whole batch comes again, which is harmless: run ids are
+    deterministic, so a run published twice is run and stored once per id.
+    """
+    await _settled([_route(item, deps) for item in message.items])
+
+
+async def _route(message: CheckDue, deps: RouterDeps) -> None:
     if not deps.fence.admit_due(message):
         log.warning(
             "dropping slot from a deposed scheduler check_id=%s slot=%s epoch=%d",
@@ -40,14 +57,36 @@ async def handle_check_due(message: CheckDue, delivery: Delivery, *, deps: Route
         return
     ttl = run_ttl(message.spec.interval, minimum=deps.ttl_min, maximum=deps.ttl_max)
     remaining = (message.slot - utcnow()).total_seconds() + ttl
-    for run in fan_out(message, ttl=ttl, box=deps.box):
-        if remaining <= 0:
-            await deps.bus.publish(missed(run, _reason(deps, run.region), "expired before routing"))
-            continue
-        try:
-            await deps.bus.publish(run, expiration=remaining, mandatory=True)
-        except Unroutable:
-            await deps.bus.publish(missed(run, "no_runner", f"no runner queue for region {run.region}"))
+    runs = fan_out(message, ttl=ttl, box=deps.box)
+    if remaining <= 0:
+        sends = [
+            deps.bus.publish(missed(run, _reason(deps, run.region), "expired before routing")) for run in runs
+        ]
+    else:
+        sends = [_send_run(run, remaining, deps) for run in runs]
+    await _settled(sends)
+
+
+async def _send_run(run: RunCheck, remaining: float, deps: RouterDeps) -> None:
+    try:
+        await deps.bus.publish(run, expiration=remaining, mandatory=True)
+    except Unroutable:
+        await deps.bus.publish(missed(run, "no_runner", f"no runner queue for region {run.region}"))
+
+
+async def _settled(sends: list[Coroutine[Any, Any, None]]) -> None:
+    """Await every publish together (their confirms are pipelined); then raise the first failure, if any.
+
+    Waiting for all before raising keeps a failed batch from being nacked while its other publishes are
+    still in flight.
+    """
+    if len(sends) == 1:
+        await sends[0]
+        return
+    results = await asyncio.gather(*sends, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 async def handle_dead_run(message: RunCheck, delivery: Delivery, *, deps: RouterDeps) -> None:

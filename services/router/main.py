@@ -7,14 +7,20 @@ import uuid
 from functools import partial
 
 from contracts.topology import ROUTER_DEAD_RUNS, ROUTER_DUE, router_heartbeats
-from contracts.v1 import CheckDue, RunCheck, RunnerHeartbeat
+from contracts.v1 import CheckDue, CheckDueBatch, RunCheck, RunnerHeartbeat
 from services.common.bus import Bus, Route
 from services.common.db.sessions import Sessions
 from services.common.fencing import EpochFence
 from services.common.secretbox import LazyBox
 from services.common.service import Service
 from services.common.settings import Settings
-from services.router.handlers import RouterDeps, handle_check_due, handle_dead_run, handle_heartbeat
+from services.router.handlers import (
+    RouterDeps,
+    handle_check_due,
+    handle_check_due_batch,
+    handle_dead_run,
+    handle_heartbeat,
+)
 from services.router.liveness import RunnerLiveness
 
 
@@ -32,7 +38,14 @@ def build(settings: Settings, bus: Bus, sessions: Sessions | None = None) -> Ser
     return Service(
         "router",
         routes=[
-            Route(ROUTER_DUE, {CheckDue: partial(handle_check_due, deps=deps)}, prefetch=64),
+            Route(
+                ROUTER_DUE,
+                {
+                    CheckDue: partial(handle_check_due, deps=deps),
+                    CheckDueBatch: partial(handle_check_due_batch, deps=deps),
+                },
+                prefetch=64,
+            ),
             Route(ROUTER_DEAD_RUNS, {RunCheck: partial(handle_dead_run, deps=deps)}, prefetch=64),
             Route(
                 router_heartbeats(instance),

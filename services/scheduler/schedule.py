@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
@@ -36,6 +36,7 @@ from services.common.metrics import SCHEDULER_SLOTS
 from services.common.tasks import cancel_and_wait
 from services.scheduler.jobs import SlotExecutor, SlotTrigger
 from services.scheduler.ledger import SlotLedger
+from services.scheduler.outbox import DueOutbox
 
 log = logging.getLogger(__name__)
 #: APScheduler logs every job added or removed at INFO: 10k lines per start at 10k checks. Our own logs
@@ -76,10 +77,11 @@ class Leadership(Protocol):
 
 @dataclass(frozen=True)
 class Scheduled:
-    """A check as currently scheduled."""
+    """A check as currently scheduled (``spec_bytes``: its spec's JSON size, which bounds a batch)."""
 
     revision: int
     spec: CheckSpec
+    spec_bytes: int = field(default=0, compare=False)
 
 
 @dataclass
@@ -120,6 +122,7 @@ class CheckSchedule:
         self._resync_task: asyncio.Task[None] | None = None
         self.counters = Counters()
         self.ledger = SlotLedger(bus, sessions, leadership, freshness=misfire_grace, scheduled=self._current)
+        self.outbox = DueOutbox(bus)
 
     # -- lifecycle --------------------------------------------------------------------------------------
 
@@ -132,7 +135,9 @@ class CheckSchedule:
         self._resync_task = asyncio.create_task(self._resync(), name="scheduler-resync")
 
     async def stop(self) -> None:
-        """Stop resyncing and firing; hand over what the ledger holds (see :meth:`SlotLedger.stop`)."""
+        """Stop resyncing and firing; publish what the outbox holds and hand over what the ledger holds
+        (see :meth:`SlotLedger.stop`)."""
+        await self.outbox.close()
         await self.ledger.stop()
         await cancel_and_wait(self._resync_task)
         self._resync_task = None
@@ -214,7 +219,7 @@ class CheckSchedule:
                 log.info("check disabled check_id=%s revision=%d", check_id, revision)
             return
         previous = self._scheduled.get(check_id)
-        self._scheduled[check_id] = Scheduled(revision, spec)
+        self._scheduled[check_id] = Scheduled(revision, spec, len(spec.model_dump_json()))
         job_id = str(check_id)
         same_interval = previous is not None and previous.spec.interval == spec.interval
         if same_interval and self._scheduler.get_job(job_id) is not None:
@@ -307,7 +312,8 @@ class CheckSchedule:
     # -- firing -----------------------------------------------------------------------------------------
 
     async def _fire(self, check_id: uuid.UUID, slot: datetime | None) -> None:
-        """Publish ``CheckDue`` for ``slot`` if this process leads (checked right before every firing).
+        """Publish ``CheckDue`` for ``slot`` if this process leads (checked right before every firing),
+        through the outbox, which batches it with the slots due within milliseconds of it.
 
         A slot the broker does not confirm in time is kept by the ledger and published (or recorded as
         missed) once the broker is back; while such slots wait, new ones queue behind them.
@@ -334,7 +340,7 @@ class CheckSchedule:
         bind_log_subject(message)  # this firing task's log lines are about this slot
         try:
             async with asyncio.timeout(publish_timeout(scheduled.spec.interval)):
-                await self._bus.publish(message, mandatory=True)
+                await self.outbox.send(message, scheduled.spec_bytes)
         except Exception as exc:
             self.counters.publish_failures += 1
             self.ledger.keep(check_id, slot, scheduled.revision, scheduled.spec)

@@ -47,6 +47,7 @@ QUEUES: Final[tuple[tuple[QueueSpec, str], ...]] = (
 PUBLISHERS: Final[dict[str, str]] = {
     "check.changed": "api",
     "check.due": "scheduler (the leader)",
+    "check.due.batch": "scheduler (the leader)",
     "run.check": "router",
     "check.completed": "runner",
     "run.missed": "router",

@@ -12,6 +12,7 @@ import pytest
 from contracts.topology import RESULTS_EXCHANGE, RUN_MISSED, QueueSpec, runner_queue
 from contracts.v1 import (
     CheckDue,
+    CheckDueBatch,
     CheckSpec,
     RunCheck,
     RunMissed,
@@ -170,3 +171,31 @@ async def test_a_run_nobody_consumes_still_expires_into_a_missed_run(router_bus:
     await wait_for(lambda: len(missed.items) == 1, within=3)
     assert missed.items[0].region == "eu-north-1"
     assert missed.items[0].reason == "no_runner"
+
+
+async def test_a_batch_routes_every_slot_as_if_it_came_alone(router_bus: Any) -> None:
+    """Each item keeps its own run ids, regions, expiry and fencing; a redelivered batch adds no run id."""
+    bus, missed = router_bus
+    runs = Collector()
+    for region in SPEC.regions:
+        bus.subscribe(Route(runner_queue(region), {RunCheck: runs}))
+    now = utcnow()
+    items = [
+        due(check_id=uuid.UUID(int=1), slot=now, epoch=3),
+        due(check_id=uuid.UUID(int=2), slot=now, epoch=3, trigger="confirmation", regions=["eu-north-1"]),
+        due(check_id=uuid.UUID(int=3), slot=now - timedelta(seconds=5), epoch=3),  # older than its ttl
+        due(check_id=uuid.UUID(int=4), slot=now, epoch=2),  # fired by a deposed leader
+    ]
+    batch = CheckDueBatch(items=items)
+    await bus.publish(batch)
+    await bus.publish(batch)  # as if redelivered
+    await wait_for(lambda: len(runs.items) == 8 and len(missed.items) == 6)
+    await asyncio.sleep(0.05)
+    expected = {run_id_for(uuid.UUID(int=1), now, region) for region in SPEC.regions} | {
+        run_id_for(uuid.UUID(int=2), now, "eu-north-1", "confirmation")
+    }
+    assert {run.run_id for run in runs.items} == expected
+    assert len(runs.items) == 8
+    assert {m.check_id for m in missed.items} == {uuid.UUID(int=3)}
+    assert {m.detail for m in missed.items} == {"expired before routing"}
+    assert len({m.run_id for m in missed.items}) == 3

@@ -21,13 +21,23 @@ from sqlalchemy.engine import make_url
 
 from contracts.topology import (
     CHECK_DUE,
+    CHECK_DUE_BATCH,
     CONTROL_EXCHANGE,
     RESULTS_EXCHANGE,
     RESULTS_STORE,
     ROUTER_DUE,
     RUN_MISSED,
 )
-from contracts.v1 import CheckDue, CheckSpec, RequestSpec, RunMissed, decode, utcnow
+from contracts.v1 import (
+    CheckDue,
+    CheckDueBatch,
+    CheckSpec,
+    RequestSpec,
+    RunMissed,
+    decode,
+    due_slots,
+    utcnow,
+)
 from services.common.bus import Delivery, Route
 from services.common.bus.memory import MemoryBus
 from services.common.bus.rabbit import RabbitBus
@@ -115,8 +125,8 @@ async def test_slots_without_a_leader_while_the_database_is_away_are_recorded_mi
     bus = MemoryBus()
     records = Records()
 
-    async def on_due(message: CheckDue, delivery: Delivery) -> None:
-        records.fired.append(message)
+    async def on_due(message: CheckDue | CheckDueBatch, delivery: Delivery) -> None:
+        records.fired.extend(due_slots(message))
 
     async def on_missed(message: RunMissed, delivery: Delivery) -> None:
         records.missed.append(message)
@@ -125,7 +135,7 @@ async def test_slots_without_a_leader_while_the_database_is_away_are_recorded_mi
     service = build(Settings(database_url=url, broker_url="memory://"), bus, sessions)
     for route in service.routes:
         bus.subscribe(route)
-    bus.subscribe(Route(ROUTER_DUE, {CheckDue: on_due}))
+    bus.subscribe(Route(ROUTER_DUE, {CheckDue: on_due, CheckDueBatch: on_due}))
     bus.subscribe(Route(RESULTS_STORE, {RunMissed: on_missed}))
     await bus.start()
     await service.start()
@@ -165,13 +175,14 @@ class RabbitRecorder:
         results = await channel.declare_exchange(RESULTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
         queue = await channel.declare_queue("", exclusive=True)
         await queue.bind(control, CHECK_DUE)
+        await queue.bind(control, CHECK_DUE_BATCH)
         await queue.bind(results, RUN_MISSED)
 
         async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
             async with message.process():
                 decoded = decode(message.body)
-                if isinstance(decoded, CheckDue):
-                    self.records.fired.append(decoded)
+                if isinstance(decoded, CheckDue | CheckDueBatch):
+                    self.records.fired.extend(due_slots(decoded))
                 elif isinstance(decoded, RunMissed):
                     self.records.missed.append(decoded)
 

@@ -18,8 +18,8 @@ import aio_pika
 import asyncpg
 import pytest
 
-from contracts.topology import CHECK_DUE, CONTROL_EXCHANGE
-from contracts.v1 import CheckDue, CheckSpec, RequestSpec, decode
+from contracts.topology import CHECK_DUE, CHECK_DUE_BATCH, CONTROL_EXCHANGE
+from contracts.v1 import CheckDue, CheckDueBatch, CheckSpec, RequestSpec, decode, due_slots
 from services.common.fencing import EpochFence
 from services.scheduler.leader import asyncpg_dsn
 from services.scheduler.slots import is_slot
@@ -38,7 +38,7 @@ class Arrival:
 
 @dataclass
 class Collector:
-    """Every CheckDue on the control exchange, in arrival order (a test-only queue bound to check.due.v1)."""
+    """Every slot due on the control exchange, in arrival order (a test-only queue bound to both due keys)."""
 
     arrivals: list[Arrival] = field(default_factory=list)
 
@@ -55,12 +55,14 @@ async def collector(rabbit_url: str) -> AsyncIterator[Collector]:
         exchange = await channel.declare_exchange(CONTROL_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
         queue = await channel.declare_queue("", exclusive=True)
         await queue.bind(exchange, CHECK_DUE)
+        await queue.bind(exchange, CHECK_DUE_BATCH)
 
         async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
             async with message.process():
-                due = decode(message.body)
-                assert isinstance(due, CheckDue)
-                collected.arrivals.append(Arrival(time.monotonic(), due))
+                decoded = decode(message.body)
+                assert isinstance(decoded, CheckDue | CheckDueBatch)
+                for due in due_slots(decoded):
+                    collected.arrivals.append(Arrival(time.monotonic(), due))
 
         await queue.consume(on_message)
         yield collected

@@ -15,7 +15,7 @@ from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
 from sqlalchemy import update
 
 from contracts.topology import ROUTER_DUE
-from contracts.v1 import CheckChanged, CheckDue, CheckSpec, RequestSpec
+from contracts.v1 import CheckChanged, CheckDue, CheckDueBatch, CheckSpec, RequestSpec, due_slots
 from contracts.v1.base import utcnow
 from services.common.bus import Delivery, Route
 from services.common.bus.memory import MemoryBus
@@ -89,12 +89,12 @@ async def harness_factory(sqlite_url: str) -> AsyncIterator[Callable[[], Awaitab
         service = build(Settings(database_url=sqlite_url, broker_url="memory://"), bus, sessions)
         harness = Harness(bus, sessions, service)
 
-        async def collect(message: CheckDue, delivery: Delivery) -> None:
-            harness.due.append(message)
+        async def collect(message: CheckDue | CheckDueBatch, delivery: Delivery) -> None:
+            harness.due.extend(due_slots(message))
 
         for route in service.routes:
             bus.subscribe(route)
-        bus.subscribe(Route(ROUTER_DUE, {CheckDue: collect}))
+        bus.subscribe(Route(ROUTER_DUE, {CheckDue: collect, CheckDueBatch: collect}))
         await bus.start()
         await service.start()
         started.append(harness)
@@ -229,11 +229,11 @@ async def test_a_standby_keeps_its_jobs_but_publishes_nothing(sqlite_url: str) -
     bus = MemoryBus()
     due: list[CheckDue] = []
 
-    async def collect(message: CheckDue, delivery: Delivery) -> None:
-        due.append(message)
+    async def collect(message: CheckDue | CheckDueBatch, delivery: Delivery) -> None:
+        due.extend(due_slots(message))
 
     schedule = CheckSchedule(bus, make_sessionmaker(engine), Standby())
-    bus.subscribe(Route(ROUTER_DUE, {CheckDue: collect}))
+    bus.subscribe(Route(ROUTER_DUE, {CheckDue: collect, CheckDueBatch: collect}))
     await bus.start()
     await schedule.start()
     try:
