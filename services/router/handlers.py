@@ -12,6 +12,7 @@ from contracts.v1 import CheckDue, CheckDueBatch, RunCheck, RunnerHeartbeat, utc
 from services.common.bus import Delivery, Publisher
 from services.common.errors import Unroutable
 from services.common.fencing import EpochFence
+from services.common.logs import bind as bind_log_subject
 from services.common.secretbox import Sealer
 from services.router.fanout import fan_out, missed, run_ttl
 from services.router.liveness import RunnerLiveness
@@ -47,6 +48,7 @@ async def handle_check_due_batch(message: CheckDueBatch, delivery: Delivery, *, 
 
 
 async def _route(message: CheckDue, deps: RouterDeps) -> None:
+    bind_log_subject(message)  # a batch's items are each routed in a task of their own
     if not deps.fence.admit_due(message):
         log.warning(
             "dropping slot from a deposed scheduler check_id=%s slot=%s epoch=%d",
