@@ -154,10 +154,11 @@ async def test_slots_from_a_deposed_scheduler_are_dropped(router_bus: Any) -> No
     runs = Collector()
     for region in SPEC.regions:
         bus.subscribe(Route(runner_queue(region), {RunCheck: runs}))
-    await bus.publish(due(epoch=5))
+    # Slots ahead of now: with the fixture's 0.2 s expiry, a loaded machine could expire them first.
+    await bus.publish(due(epoch=5, slot=utcnow() + timedelta(seconds=2)))
     await wait_for(lambda: len(runs.items) == 3)
-    await bus.publish(due(epoch=4, slot=utcnow() + timedelta(seconds=1)))
-    await bus.publish(due(epoch=4, trigger="manual"))
+    await bus.publish(due(epoch=4, slot=utcnow() + timedelta(seconds=3)))
+    await bus.publish(due(epoch=4, trigger="manual", slot=utcnow() + timedelta(seconds=3)))
     await wait_for(lambda: len(runs.items) == 6)
     await asyncio.sleep(0.05)
     assert len(runs.items) == 6
@@ -179,11 +180,11 @@ async def test_a_batch_routes_every_slot_as_if_it_came_alone(router_bus: Any) ->
     runs = Collector()
     for region in SPEC.regions:
         bus.subscribe(Route(runner_queue(region), {RunCheck: runs}))
-    now = utcnow()
+    now = utcnow() + timedelta(seconds=2)  # ahead of the fixture's 0.2 s expiry, even on a loaded machine
     items = [
         due(check_id=uuid.UUID(int=1), slot=now, epoch=3),
         due(check_id=uuid.UUID(int=2), slot=now, epoch=3, trigger="confirmation", regions=["eu-north-1"]),
-        due(check_id=uuid.UUID(int=3), slot=now - timedelta(seconds=5), epoch=3),  # older than its ttl
+        due(check_id=uuid.UUID(int=3), slot=now - timedelta(seconds=7), epoch=3),  # older than its ttl
         due(check_id=uuid.UUID(int=4), slot=now, epoch=2),  # fired by a deposed leader
     ]
     batch = CheckDueBatch(items=items)
