@@ -62,6 +62,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     asyncio.run(engine.dispose())
 
 
+@pytest.mark.slow
 def test_no_server_error_and_no_other_users_data(fuzzed: Fuzzed) -> None:
     schema = schemathesis.openapi.from_asgi(
         "/schema/openapi.json", fuzzed.app, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}

@@ -310,6 +310,7 @@ async def test_retention_removes_old_runs_and_rollups_only(db_url: str) -> None:
         await engine.dispose()
 
 
+@pytest.mark.slow
 async def test_a_database_outage_holds_results_unacked_and_loses_none(pg_url: str) -> None:
     """PostgreSQL behind a proxy that is cut for 3 s while results keep arriving: every run is stored
     once afterwards and nothing is dead-lettered."""
