@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import Executable, and_, func, select, true, union_all
+from sqlalchemy import BigInteger, Executable, and_, cast, func, select, true, union_all
 
 from contracts.v1.base import utcnow
 from contracts.v1.regions import display_name
@@ -104,26 +104,7 @@ async def summary(
                 if total_ms is not None and status != "missed":
                     latencies.setdefault(region, []).append(total_ms)
         else:
-            rollup_rows = await session.execute(
-                select(RunRollup).where(
-                    RunRollup.check_id == check_id, RunRollup.bucket >= rollups.hour_of(since)
-                )
-            )
-            for (row,) in rollup_rows:
-                counts = per_region.setdefault(row.region, rollups.empty())
-                rollups.merge(
-                    counts,
-                    {
-                        "total": row.total,
-                        "responded": row.responded,
-                        "passed": row.passed,
-                        "failed": row.failed,
-                        "errors": row.errors,
-                        "missed": row.missed,
-                        "sum_ms": row.sum_ms,
-                        "latency_hist": row.latency_hist,
-                    },
-                )
+            per_region = await _rollup_totals(session, check_id, rollups.hour_of(since))
     overall = rollups.empty()
     region_stats = []
     for region in [*regions, *sorted(set(per_region) - set(regions))]:
@@ -144,6 +125,43 @@ async def summary(
         "overall": _percentiles(overall, all_latencies, raw),
         "regions": region_stats,
     }
+
+
+async def _rollup_totals(session: Any, check_id: uuid.UUID, since: datetime) -> dict[str, dict[str, Any]]:
+    """Per region, the sum of a check's hourly rollups from ``since`` on, histograms merged, added up
+    by the database: a week is 504 rows, and decoding and merging each one's histogram in Python was
+    half of the check page's time."""
+    window = (RunRollup.check_id == check_id, RunRollup.bucket >= since)
+    counters = [func.sum(getattr(RunRollup, name)) for name in rollups.COUNTERS]
+    out: dict[str, dict[str, Any]] = {}
+    for region, *sums in await session.execute(
+        select(RunRollup.region, *counters).where(*window).group_by(RunRollup.region)
+    ):
+        counts = rollups.empty()
+        for name, value in zip(rollups.COUNTERS, sums, strict=True):
+            counts[name] = (
+                (float(value) if name == "sum_ms" else int(value)) if value is not None else counts[name]
+            )
+        out[region] = counts
+    if not out:
+        return out
+    dialect = session.bind.dialect.name if session.bind is not None else ""
+    each = (
+        func.json_each_text(RunRollup.latency_hist)
+        if dialect == "postgresql"
+        else func.json_each(RunRollup.latency_hist)
+    ).table_valued("key", "value", name="hist")
+    buckets = (
+        select(RunRollup.region, each.c.key, func.sum(cast(each.c.value, BigInteger)))
+        .select_from(RunRollup)
+        .join(each, true())
+        .where(*window)
+        .group_by(RunRollup.region, each.c.key)
+    )
+    for region, key, count in await session.execute(buckets):
+        if count:
+            out[region]["latency_hist"][key] = int(count)
+    return out
 
 
 def _percentiles(counts: dict[str, Any], values: list[float] | None, raw: bool) -> dict[str, Any]:

@@ -250,6 +250,19 @@ async def test_runs_that_did_not_pass_are_read_from_their_partial_index(site: Si
         assert "ix_runs_check_not_passed" in json.dumps(plan), (statement, plan)
 
 
+async def test_rollup_summaries_added_up_by_postgresql_match_merging_in_python(site: Site) -> None:
+    from .test_stats import REGIONS, summary_merged_in_python
+
+    now = utcnow()
+    for window in ("24h", "7d"):
+        added_up = await stats.summary(
+            site.sessions, site.busy, window=window, interval=60, regions=REGIONS, now=now
+        )
+        assert added_up["source"] == "rollups"
+        assert added_up["overall"]["total"] > 1000
+        assert added_up == await summary_merged_in_python(site.sessions, site.busy, window, now)
+
+
 async def test_latest_runs_of_a_page_of_checks_match_the_newest_runs(site: Site) -> None:
     async with site.engine.connect() as conn:
         ids = list((await conn.execute(text("SELECT id FROM checks ORDER BY name LIMIT 60"))).scalars())

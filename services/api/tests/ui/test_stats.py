@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
 
 from contracts.v1.base import utcnow
+from contracts.v1.regions import display_name
 from services.api import stats
-from services.common.db.models import Incident, Run
+from services.common.db import rollups
+from services.common.db.models import Incident, Run, RunRollup
 from services.common.db.rollups import exact_percentile
 
 from .conftest import TOKEN, Ui, run_row, store_runs
@@ -108,6 +111,49 @@ async def test_summary_over_30_days_reads_rollups(ui: Ui) -> None:
         total = len((await session.execute(select(Run.run_id).where(Run.check_id == check_id))).all())
     assert summary["overall"]["total"] == total
     assert 50 <= summary["overall"]["p50_ms"] <= 140
+    now = utcnow()
+    for window in ("7d", "30d"):
+        added_up = await stats.summary(
+            ui.sessions, check_id, window=window, interval=60, regions=REGIONS, now=now
+        )
+        assert added_up == await summary_merged_in_python(ui.sessions, check_id, window, now)
+
+
+async def summary_merged_in_python(
+    sessions: Any, check_id: uuid.UUID, window: str, now: Any
+) -> dict[str, Any]:
+    """The rollup summary as it was worked out before the database added the rollups up: every hourly
+    row read and merged here. Both ways must agree to the count and the percentile."""
+    since = now - stats.WINDOWS[window]
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                select(RunRollup).where(
+                    RunRollup.check_id == check_id, RunRollup.bucket >= rollups.hour_of(since)
+                )
+            )
+        ).scalars()
+        per_region: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            rollups.merge(
+                per_region.setdefault(row.region, rollups.empty()),
+                {name: getattr(row, name) for name in (*rollups.COUNTERS, "latency_hist")},
+            )
+    overall = rollups.empty()
+    regions = []
+    for region in REGIONS:
+        counts = per_region.get(region, rollups.empty())
+        rollups.merge(overall, counts)
+        regions.append(
+            {"region": region, "name": display_name(region), **stats._percentiles(counts, None, False)}
+        )
+    return {
+        "window": window,
+        "since": since.isoformat().replace("+00:00", "Z"),
+        "source": "rollups",
+        "overall": stats._percentiles(overall, None, False),
+        "regions": regions,
+    }
 
 
 async def test_latest_runs_of_many_checks(ui: Ui) -> None:
