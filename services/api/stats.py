@@ -442,6 +442,54 @@ async def table_versions(
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class TableCheck:
+    """What a line of the checks table shows of a check: its identity and the few fields of its spec
+    read out by the database (a 1,000-line page no longer decodes 1,000 whole specs)."""
+
+    id: uuid.UUID
+    name: str
+    enabled: bool
+    revision: int
+    spec: dict[str, Any]
+
+
+async def table_page(
+    sessions: Sessions, *, limit: int, offset: int, tag: str | None = None
+) -> tuple[list[TableCheck], int]:
+    """One page of checks by name (only those tagged ``tag`` when given) as the table shows them, and
+    how many there are, in one statement."""
+    spec = Check.spec
+    count = select(func.count()).select_from(Check)
+    page = select(
+        Check.id,
+        Check.name,
+        Check.enabled,
+        Check.revision,
+        spec["request"]["method"].as_string(),
+        spec["request"]["url"].as_string(),
+        spec["interval"].as_float(),
+        spec["regions"],
+        spec["tags"],
+    )
+    if tag:
+        tagged = select(CheckTag.check_id).where(CheckTag.tag == tag)
+        page = page.where(Check.id.in_(tagged))
+        count = count.where(Check.id.in_(tagged))
+    page = page.add_columns(count.scalar_subquery())
+    async with sessions() as session:
+        rows = list(await session.execute(page.order_by(Check.name, Check.id).limit(limit).offset(offset)))
+        total = rows[0][-1] if rows else (await session.execute(count)).scalar_one()
+    out = []
+    for check_id, name, enabled, revision, method, url, interval, regions, tags, _ in rows:
+        request = {key: value for key, value in (("method", method), ("url", url)) if value is not None}
+        fields: dict[str, Any] = {"request": request, "regions": regions or [], "tags": tags or []}
+        if interval is not None:
+            fields["interval"] = int(interval) if float(interval).is_integer() else interval
+        out.append(TableCheck(check_id, name, enabled, revision, fields))
+    return out, int(total)
+
+
 async def open_incidents(sessions: Sessions, check_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Incident]:
     """The open incident of each of ``check_ids`` that has one."""
     ids = list(check_ids)

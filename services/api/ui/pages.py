@@ -84,9 +84,9 @@ async def region_cards(request: Req) -> list[dict[str, Any]]:
 async def checks_table(request: Req, page: int, per_page: int, tag: str | None = None) -> dict[str, Any]:
     """The context of the checks table: one page of checks (only those tagged ``tag`` when given)
     with their last three runs and incidents."""
-    rows, total = await reader_of(request).page(limit=per_page, offset=(page - 1) * per_page, tag=tag)
-    ids = [row.id for row in rows]
     sessions = request.app.state.reads
+    rows, total = await stats.table_page(sessions, limit=per_page, offset=(page - 1) * per_page, tag=tag)
+    ids = [row.id for row in rows]
     marks = await stats.latest_runs(sessions, ids)
     incidents = await stats.open_incidents(sessions, ids)
     versions = [

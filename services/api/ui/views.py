@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from contracts.v1.regions import display_name
 from services.api.queries import run_view
-from services.api.stats import RunMark
+from services.api.stats import RunMark, TableCheck
 from services.common.channels import CHANNELS
 from services.common.db.models import Check, Incident, Run
 from services.common.redaction import redact_url
@@ -23,7 +23,7 @@ PHASES: Final = (
 )
 
 
-def check_state(row: Check, marks: list[RunMark], incident: Incident | None) -> str:
+def check_state(row: Check | TableCheck, marks: list[RunMark], incident: Incident | None) -> str:
     """paused / failing / passing / pending (no runs yet), as the checks table shows it."""
     if not row.enabled:
         return "paused"
@@ -65,7 +65,7 @@ class CheckRow:
     tags: list[str]
 
 
-def check_row(row: Check, marks: list[RunMark], incident: Incident | None) -> CheckRow:
+def check_row(row: Check | TableCheck, marks: list[RunMark], incident: Incident | None) -> CheckRow:
     """One line of the checks table (the URL redacted; the other fields hold no secret)."""
     spec = row.spec
     request = spec.get("request") or {}
