@@ -24,12 +24,15 @@ from services.common.bus import Publisher
 from services.common.db.incidents import effective_policy, load_global
 from services.common.db.models import AlertState, Check, Runner
 from services.common.db.sessions import Sessions
+from services.common.logs import bind
 from services.common.metrics import METRICS, Registry
 from services.common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+#: One result folded in a batch: the message, the engine's outcome, the notifications it queued.
+Step = tuple[CheckCompleted | RunMissed, engine.Outcome, int]
 
 
 @dataclass(frozen=True)
@@ -91,9 +94,7 @@ class Evaluator:
             for check_id in ids:  # in key order, so two batches never wait on each other crosswise
                 await held.enter_async_context(self._lock(check_id))
             now = self._clock()
-            done: list[
-                tuple[uuid.UUID, CheckSpec, int, engine.Context, list[tuple[engine.Outcome, int]]]
-            ] = []
+            done: list[tuple[uuid.UUID, CheckSpec, int, engine.Context, list[Step]]] = []
             async with self._sessions() as session, session.begin():
                 checks = {
                     check.id: check
@@ -123,7 +124,7 @@ class Evaluator:
                         if row is not None
                         else engine.EngineState()
                     )
-                    steps: list[tuple[engine.Outcome, int]] = []
+                    steps: list[Step] = []
                     for message in by_check[check_id]:
                         outcome = engine.observe(
                             state, observation(message, ctx.policy), ctx, now, in_place=True
@@ -136,17 +137,23 @@ class Evaluator:
                             base_url=self._base_url,
                             now=now,
                         )
-                        steps.append((outcome, queued))
+                        steps.append((message, outcome, queued))
                         state = outcome.state
                     self._store_state(session, check_id, row, state, now)
                     done.append((check_id, spec, check.revision, ctx, steps))
+            # The batch runs in the batcher's task: bind each result while its step's lines are written,
+            # so they name the run as they did when each result had a handler task of its own.
             for check_id, _spec, _revision, ctx, steps in done:
-                for outcome, queued in steps:
+                for message, outcome, queued in steps:
+                    bind(message)
                     self._after_commit(check_id, ctx, outcome, queued, now)
+            bind(None)
         for check_id, spec, revision, _ctx, steps in done:
-            for outcome, _queued in steps:
+            for message, outcome, _queued in steps:
+                bind(message)
                 for request in outcome.confirmations:
                     await self._confirm(check_id, spec, revision, request)
+        bind(None)
 
     async def _forget(
         self, session: AsyncSession, check_id: uuid.UUID, check: Check | None, now: datetime, results: int

@@ -31,7 +31,7 @@ class AlertsOptions:
     tick_interval: float = 1.0
     #: Results folded per transaction at most, and how long the first waits for company.
     batch_size: int = 256
-    batch_ms: float = 20.0
+    batch_ms: float = 50.0
 
 
 def build(
@@ -73,5 +73,6 @@ def build(
         CheckCompleted: functools.partial(handle_check_completed, batcher=batcher),
         RunMissed: functools.partial(handle_run_missed, batcher=batcher),
     }
-    route = Route(ALERTS_EVALUATE, handlers, prefetch=max(settings.prefetch, options.batch_size))
+    # Two batches' worth unacked: the next batch fills while the previous one commits.
+    route = Route(ALERTS_EVALUATE, handlers, prefetch=max(settings.prefetch, 2 * options.batch_size))
     return Service(name="alerts", routes=[route], lifecycles=[batcher, sender, ticker])

@@ -59,6 +59,9 @@ def build(settings: Settings, bus: Bus, sessions: Sessions) -> Service:
     }
     return Service(
         "results",
-        routes=[Route(RESULTS_STORE, handlers, prefetch=max(settings.prefetch, settings.results_batch_size))],
+        # Two batches' worth unacked: the next batch fills while the previous one commits.
+        routes=[
+            Route(RESULTS_STORE, handlers, prefetch=max(settings.prefetch, 2 * settings.results_batch_size))
+        ],
         lifecycles=[batcher, Retention(sessions, settings.retention_days)],
     )
