@@ -59,7 +59,8 @@ def store_of(request: Req) -> CheckStore:
 
 
 def reader_of(request: Req) -> CheckStore:
-    """The check store on read-only sessions (one round trip per read): for ``get`` and ``page`` only."""
+    """The check store on read-only sessions (one round trip per read, no transaction around it): for
+    its reads (``get``, ``page``, ``tags``) only, never its writes."""
     state = request.app.state
     return CheckStore(state.reads, state.bus, state.secretbox)
 
@@ -217,7 +218,7 @@ class CheckPages(Controller):
         return render(
             request,
             "pages/checks.html",
-            tags=await store_of(request).tags(),
+            tags=await reader_of(request).tags(),
             **await checks_table(request, page, per_page, tag or None),
         )
 
@@ -288,14 +289,14 @@ class CheckPages(Controller):
     @get("/checks/{check_id:uuid}/edit", **can_write)
     async def edit_check(self, request: Req, check_id: FromPath[uuid.UUID]) -> Template:
         """The form of an existing check (secrets masked; left masked, they stay unchanged)."""
-        view = check_view(await store_of(request).get(check_id))
+        view = check_view(await reader_of(request).get(check_id))
         return await form_page(request, CheckForm.from_spec(view), check=view)
 
     @post("/checks/{check_id:uuid}", status_code=200)
     async def update_check(self, request: Req, check_id: FromPath[uuid.UUID]) -> Template | Redirect:
         """Save a new revision from the form."""
         store = store_of(request)
-        current = await store.get(check_id)
+        current = await reader_of(request).get(check_id)
         form = CheckForm.from_post(await request.form())
         spec, errors = form.validate(current.spec, request.app.state.secretbox)
         if spec is not None:
@@ -337,7 +338,7 @@ class CheckPages(Controller):
         posted_id = data.get("check_id")
         if isinstance(posted_id, str) and posted_id:
             try:
-                stored = (await store.get(uuid.UUID(posted_id))).spec
+                stored = (await reader_of(request).get(uuid.UUID(posted_id))).spec
             except (ValueError, DomainError):
                 stored = None
         spec, errors = CheckForm.from_post(data).validate(stored, request.app.state.secretbox)
@@ -558,7 +559,7 @@ class CheckPages(Controller):
     ) -> Template | Redirect | Response[str]:
         """Run a check now from all its regions; the page's polling shows the results as they land."""
         store = store_of(request)
-        row = await store.get(check_id)
+        row = await reader_of(request).get(check_id)
         _, run_ids = await store.run_now(row)
         if not is_htmx(request):
             return Redirect(f"/checks/{check_id}", status_code=303)
@@ -582,7 +583,7 @@ class CheckPages(Controller):
         row = await store.set_enabled(check_id, enabled)
         if not is_htmx(request):
             return Redirect(f"/checks/{check_id}", status_code=303)
-        sessions = request.app.state.sessions
+        sessions = request.app.state.reads
         marks = await stats.latest_runs(sessions, [row.id])
         incidents = await stats.open_incidents(sessions, [row.id])
         return render(
