@@ -1,8 +1,11 @@
 """A whole Seymour under steady load, every service its own OS process, behind cuttable links.
 
-The database and the broker are the shared local servers (a database and a vhost of their own), reached
-through :class:`~tests.support.proxy.TcpProxy` links: cutting a link is, for every process, the server
-gone (connections reset, new ones refused) while the other test suites keep using the real servers.
+The database is the shared local server (a database of its own); the brokers are RabbitMQ nodes this suite
+starts itself (:mod:`tests.faults.nodes`): home, and one region (``eu-north-1``) behind its own node, linked
+to home as in production (federation for runs, shovels for results) over a WAN link; the other two regions'
+runners use home's node directly. Processes reach the database and home's node through
+:class:`~tests.support.proxy.TcpProxy` links: cutting a link is, for every process, the server gone
+(connections reset, new ones refused). Home's node can also really be stopped and started.
 The proxies live on the test's event loop, so nothing here blocks it (process waits run in threads).
 """
 
@@ -12,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import subprocess
 import time
 import uuid
 from collections import Counter
@@ -21,14 +25,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import aio_pika
 from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from conftest import PG_ADMIN_URL
+from contracts.topology import DEAD_LETTER_QUEUE
+from services.common.bus.dead_letters import DeadLetter
 from services.common.bus.dead_letters import count as count_dead_letters
-from services.common.bus.dead_letters import walk as walk_dead_letters
 from services.scheduler.slots import slots_between
+from tests.faults.nodes import Node
 from tests.support.api import Client
 from tests.support.processes import Fleet, free_port
 from tests.support.proxy import TcpProxy
@@ -36,10 +44,14 @@ from tests.support.servers import DemoTarget, Receiver, demo_check, serve
 from tests.support.waiting import eventually
 
 REGIONS = ("us-east-1", "eu-north-1", "ca-central-1")
+#: The region behind its own RabbitMQ node (the others' runners use home's node).
+REGIONAL = "eu-north-1"
 HOME_SERVICES = ("results", "alerts", "router", "api", "scheduler", "scheduler-standby")
 TOKEN = "faults-token"
 #: The reasons a slot may honestly end as missed under a fault we caused.
 MISSED_REASONS = frozenset({"no_leader", "not_published", "expired", "no_runner"})
+#: Schedule→stored lag of a run once the world is back to normal (steady state is well under 1 s).
+LAG_NORMAL_S = 3.0
 
 
 @dataclass
@@ -83,24 +95,57 @@ class Row:
     missed: Counter[str] = field(default_factory=Counter)
     dead_lettered: int = 0
     false_incidents: int = 0
+    #: Notifications delivered, by channel and event (``hook-a failure``); twice the same is a violation.
     transitions: Counter[str] = field(default_factory=Counter)
+    #: Seconds from the fault's end until every region stored a passed run of a later slot.
     recover_s: float | None = None
+    #: Seconds from the fault's end until every queue (home's and the region's) had a consumer again.
+    consumers_s: float | None = None
+    #: Seconds from the fault's end after which every slot of every region was a run stored within
+    #: :data:`LAG_NORMAL_S` of its slot.
+    lag_s: float | None = None
+    #: The notifications a scenario causes on purpose (a check it makes fail and recover), by channel.
+    expected_sent: dict[str, int] = field(default_factory=dict)
     notes: str = ""
 
     HEADER = (
-        f"{'scenario':<28} {'expected':>8} {'once':>6} {'twice':>5} {'lost':>5} {'missed (by reason)':<34} "
-        f"{'dlq':>4} {'false inc':>9} {'transitions':<22} {'recover':>8}"
+        f"{'scenario':<30} {'expected':>8} {'once':>6} {'twice':>5} {'lost':>5} {'missed (by reason)':<40} "
+        f"{'dlq':>4} {'false inc':>9} {'sent per channel':<34} {'recover':>8} {'consumers':>9} "
+        f"{'lag ok':>7}"
     )
 
     def line(self) -> str:
         missed = ", ".join(f"{reason} {n}" for reason, n in sorted(self.missed.items())) or "0"
         sent = ", ".join(f"{channel} {n}" for channel, n in sorted(self.transitions.items())) or "0"
-        recover = "-" if self.recover_s is None else f"{self.recover_s:.1f} s"
         return (
-            f"{self.scenario:<28} {self.expected:>8} {self.stored_once:>6} {self.stored_twice:>5} "
-            f"{self.lost:>5} {missed:<34} {self.dead_lettered:>4} {self.false_incidents:>9} {sent:<22} "
-            f"{recover:>8}"
+            f"{self.scenario:<30} {self.expected:>8} {self.stored_once:>6} {self.stored_twice:>5} "
+            f"{self.lost:>5} {missed:<40} {self.dead_lettered:>4} {self.false_incidents:>9} {sent:<34} "
+            f"{_seconds(self.recover_s):>8} {_seconds(self.consumers_s):>9} {_seconds(self.lag_s):>7}"
         )
+
+    def markdown(self) -> str:
+        """The row as a line of the Markdown table a closing note quotes."""
+        missed = ", ".join(f"{reason} {n}" for reason, n in sorted(self.missed.items())) or "0"
+        sent = ", ".join(f"{channel} {n}" for channel, n in sorted(self.transitions.items())) or "0"
+        cells = [
+            self.scenario,
+            str(self.expected),
+            str(self.stored_once),
+            str(self.stored_twice),
+            str(self.lost),
+            missed,
+            str(self.dead_lettered),
+            str(self.false_incidents),
+            sent,
+            _seconds(self.recover_s),
+            _seconds(self.consumers_s),
+            _seconds(self.lag_s),
+        ]
+        return "| " + " | ".join(cells) + " |"
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
 
 
 @dataclass
@@ -109,7 +154,10 @@ class World:
 
     fleet: Fleet
     pg_url: str
-    rabbit_url: str
+    home: Node
+    region: Node
+    #: The region's federation and shovels reach home's node through this link.
+    wan: TcpProxy
     pg_proxy: TcpProxy
     rabbit_proxy: TcpProxy
     target: DemoTarget
@@ -120,13 +168,21 @@ class World:
     engine: AsyncEngine | None = None
     ops_ports: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def rabbit_url(self) -> str:
+        """Home's node, directly (not through the cuttable link)."""
+        return self.home.amqp_url()
+
     # -- processes ----------------------------------------------------------------------------------
 
     def start(self, label: str) -> None:
         """Start one service process (``runner-<region>`` for a region's runner), with its ops port."""
         port = self.ops_ports.setdefault(label, free_port())
         env = {"SEYMOUR_METRICS_PORT": str(port)}
-        if label.startswith("runner-"):
+        if label == f"runner-{REGIONAL}":
+            env["SEYMOUR_BROKER_URL"] = self.region.amqp_url()
+            self.fleet.start(label, "runner", "--region", REGIONAL, **env)
+        elif label.startswith("runner-"):
             self.fleet.start(label, "runner", "--region", label.removeprefix("runner-"), **env)
         elif label.startswith("scheduler"):
             self.fleet.start(label, "scheduler", "--no-migrate", **env)
@@ -166,7 +222,7 @@ class World:
 
     def _engine(self) -> AsyncEngine:
         if self.engine is None:
-            self.engine = create_async_engine(self.pg_url, pool_size=2)
+            self.engine = create_async_engine(self.pg_url, pool_size=2, pool_pre_ping=True)
         return self.engine
 
     def expected(self, start: datetime, end: datetime) -> set[tuple[uuid.UUID, datetime, str]]:
@@ -190,6 +246,24 @@ class World:
             )
             return [row for row in result.all() if row.check_id in self.checks]
 
+    async def writable(self, on: bool) -> None:
+        """Make the database refuse writes (every session read-only) or take them again; existing sessions
+        are ended so that every process reconnects under the new setting."""
+        name = make_url(self.pg_url).database
+        setting = "RESET default_transaction_read_only" if on else "SET default_transaction_read_only = on"
+        for sql in (
+            f'ALTER DATABASE "{name}" {setting}',
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            f" WHERE datname = '{name}' AND pid <> pg_backend_pid()",
+        ):
+            await asyncio.to_thread(
+                subprocess.run,
+                ["psql", PG_ADMIN_URL, "-v", "ON_ERROR_STOP=1", "-qc", sql],
+                check=True,
+                capture_output=True,
+                timeout=30,
+            )
+
     async def leader(self) -> str:
         """The label of the scheduler process holding the leader lock."""
         async with self._engine().connect() as connection:
@@ -205,8 +279,29 @@ class World:
             return int(await connection.scalar(text("SELECT count(*) FROM incidents")) or 0)
 
     async def dead_letters(self) -> int:
-        """Dead letters waiting (asked directly, not through the cuttable link)."""
-        return await count_dead_letters(self.rabbit_url)
+        """Dead letters waiting on home's node and the region's (asked directly, not through a link)."""
+        return await count_dead_letters(self.rabbit_url) + await count_dead_letters(self.region.amqp_url())
+
+    async def consumers_back(self, within: float) -> float | None:
+        """Seconds until every queue on both nodes has a consumer again (``None`` if not ``within``)."""
+        began = time.monotonic()
+        while time.monotonic() - began < within:
+            if not await self.home.unconsumed() and not await self.region.unconsumed():
+                return time.monotonic() - began
+            await asyncio.sleep(0.5)
+        return None
+
+    async def unconsumed(self) -> list[str]:
+        """Queues on either node with no consumer (for the notes of a row that did not recover)."""
+        home = [f"home {name}" for name in await self.home.unconsumed()]
+        return home + [f"{REGIONAL} {name}" for name in await self.region.unconsumed()]
+
+    async def signal_all(self, sig: int, prefix: str = "") -> None:
+        """Send ``sig`` to every service process whose label starts with ``prefix`` (the publishing
+        wrapper switches on it)."""
+        for label, proc in self.fleet.procs.items():
+            if label.startswith(prefix) and proc.poll() is None:
+                proc.send_signal(sig)
 
     async def measure(
         self,
@@ -218,6 +313,7 @@ class World:
         dlq_before: int,
         incidents_before: int,
         sent_before: int,
+        consumers_s: float | None = None,
         settle_s: float = 90.0,
     ) -> Row:
         """Wait (bounded) until every slot of the window has a row, then count what happened."""
@@ -240,13 +336,15 @@ class World:
         row.missed = Counter(r.error_class for r in rows if r.status == "missed")
         row.dead_lettered = await self.dead_letters() - dlq_before
         row.false_incidents = await self.incidents() - incidents_before
-        row.transitions = Counter(event for event in self.sink.events()[sent_before:])
+        row.transitions = Counter(f"hook {event}" for event in self.sink.events()[sent_before:])
         firsts: dict[str, float] = {}
         for r in rows:
             if r.status == "passed" and r.slot >= restored_at and r.stored_at is not None:
                 delay = (r.stored_at - restored_at).total_seconds()
                 firsts[r.region] = min(delay, firsts.get(r.region, delay))
         row.recover_s = max(firsts.values()) if len(firsts) == len(REGIONS) else None
+        row.lag_s = lag_normal_after(rows, restored_at, end)
+        row.consumers_s = consumers_s
         row.notes = f"settled in {time.monotonic() - began:.0f} s"
         lost = sorted(
             (slot, region) for (check_id, slot, region) in expected if keys[(check_id, slot, region)] == 0
@@ -256,12 +354,60 @@ class World:
             row.notes += (
                 f" (window {start.isoformat()} to {end.isoformat()}, back at {restored_at.isoformat()})"
             )
+        row.notes += drained(rows, restored_at)
         if row.dead_lettered:
-            seen = await walk_dead_letters(
-                self.rabbit_url, lambda _letter: "keep", collect=lambda _letter: True
+            letters = await peek_dead_letters(self.rabbit_url) + await peek_dead_letters(
+                self.region.amqp_url()
             )
-            row.notes += f"; dead letters: {[letter.summary() for letter in seen.letters]}"
+            kinds = Counter(f"{d['queue']} {d['reason']} {d['kind']} from {d['user_id']}" for d in letters)
+            row.notes += f"; dead letters: {dict(kinds)}"
         return row
+
+
+async def peek_dead_letters(url: str, at_most: int = 20) -> list[dict[str, Any]]:
+    """What the dead letters on a node are, without taking them (left unacked, so the broker keeps them;
+    re-publishing them would fail for a letter a region's account sent)."""
+    connection = await aio_pika.connect(url)
+    letters: list[dict[str, Any]] = []
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue(DEAD_LETTER_QUEUE, ensure=False)
+        for _ in range(at_most):
+            message = await queue.get(no_ack=False, fail=False)
+            if message is None:
+                break
+            summary = DeadLetter.of(message).summary()
+            summary["user_id"] = message.user_id
+            letters.append(summary)
+    return letters
+
+
+def drained(rows: list[Any], restored_at: datetime) -> str:
+    """How fast the rows of slots before the fault's end that were stored after it went in (results that
+    waited in the queues and services, and misses recorded late), as a note."""
+    waited = [r for r in rows if r.slot < restored_at and r.stored_at >= restored_at]
+    if len(waited) < 2:
+        return ""
+    span = max((r.stored_at - restored_at).total_seconds() for r in waited)
+    results = sum(1 for r in waited if r.status != "missed")
+    rate = f"{len(waited) / span:.0f} rows/s" if span > 0 else "at once"
+    return (
+        f"; {len(waited)} rows ({results} results, {len(waited) - results} misses) waited and were stored"
+        f" within {span:.1f} s of the end ({rate})"
+    )
+
+
+def lag_normal_after(rows: list[Any], restored_at: datetime, end: datetime) -> float | None:
+    """Seconds after ``restored_at`` from which every stored slot of every region was a real run stored
+    within :data:`LAG_NORMAL_S` of its slot; ``None`` if that never held for the last 2 s of the window."""
+    late = [
+        (r.slot - restored_at).total_seconds()
+        for r in rows
+        if r.slot >= restored_at
+        and (r.status == "missed" or (r.stored_at - r.slot).total_seconds() > LAG_NORMAL_S)
+    ]
+    after = max(late, default=0.0)
+    return None if after > (end - restored_at).total_seconds() - 2 else after
 
 
 def proxied(url: str, port: int) -> str:

@@ -27,12 +27,14 @@ class Fleet:
     env: dict[str, str]
     logs: Path
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    #: The module run as ``python -m <module> serve ...`` (a test may wrap the ``seymour`` command).
+    module: str = "services.cli"
 
     def start(self, label: str, *args: str, **env: str) -> subprocess.Popen[bytes]:
         """Start ``seymour serve <args>`` as ``label``."""
         log = open(self.logs / f"{label}.log", "ab")  # noqa: SIM115 - closed when the process is reaped
         proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "serve", *args],
+            [sys.executable, "-m", self.module, "serve", *args],
             env={**self.env, **env},
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -73,14 +75,14 @@ class Fleet:
 
 
 @contextmanager
-def fleet(tmp_path: Path, **env: str) -> Iterator[Fleet]:
-    """A :class:`Fleet` whose processes are all stopped on exit."""
+def fleet(tmp_path: Path, *, module: str = "services.cli", **env: str) -> Iterator[Fleet]:
+    """A :class:`Fleet` (running ``python -m <module> serve``) whose processes are all stopped on exit."""
     base = {key: value for key, value in os.environ.items() if not key.startswith("SEYMOUR_")}
     base["PYTHONUNBUFFERED"] = "1"
     base.update(env)
     logs = tmp_path / "logs"
     logs.mkdir(exist_ok=True)
-    running = Fleet(base, logs)
+    running = Fleet(base, logs, module=module)
     try:
         yield running
     finally:
