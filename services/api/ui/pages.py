@@ -29,7 +29,14 @@ from services.api.ui.alert_form import MaintenanceRow, describe_policy, describe
 from services.api.ui.form import AssertionRow, ChannelRow, CheckForm, HeaderRow, row_key
 from services.api.ui.security import current_user, is_htmx
 from services.api.ui.steps_form import ExtractRow, StepCard
-from services.api.ui.views import channel_views, check_row, delivery_text, notification_summary, run_detail
+from services.api.ui.views import (
+    channel_views,
+    check_row,
+    delivery_text,
+    notification_summary,
+    run_detail,
+    run_line,
+)
 from services.common.channels.probe import TooSoon, send_test_notification
 from services.common.db.incidents import effective_policy, list_incidents, load_global
 from services.common.db.models import Check, CheckBadge
@@ -444,7 +451,7 @@ class CheckPages(Controller):
             window=window,
             windows=list(stats.WINDOWS),
             incidents=incidents,
-            latest=[run_detail(run) for run in latest],
+            latest=[run_line(run) for run in latest],
             alerts=await alerts_card(request, row, view),
             badge_token=badge_token,
             badge_kinds=badges.KINDS,
@@ -468,7 +475,7 @@ class CheckPages(Controller):
             request,
             "partials/latest_runs.html",
             check={"id": str(check_id)},
-            latest=[run_detail(run) for run in latest],
+            latest=[run_line(run) for run in latest],
         )
 
     @get("/checks/{check_id:uuid}/chart.json")
@@ -529,7 +536,7 @@ class CheckPages(Controller):
             page = 1
         context: dict[str, Any] = {
             "check": view,
-            "runs": [run_detail(run) for run in shown],
+            "runs": [run_line(run) for run in shown],
             "page": page,
             "newer": run_cursor(shown[0]) if shown and has_newer else None,
             "older": run_cursor(shown[-1]) if shown and has_older else None,

@@ -160,6 +160,43 @@ def pretty_body(body: str | None) -> tuple[str, bool]:
         return body, False
 
 
+@dataclass(frozen=True, slots=True)
+class RunLine:
+    """One line of a runs table (``partials/run_line.html``): only what the line shows, so a page of
+    fifty runs no longer pretty-prints fifty response bodies and sorts their headers to show none."""
+
+    run_id: Any
+    region: str
+    status: str
+    status_code: Any
+    error: dict[str, str] | None
+    total_ms: Any
+    assertions: list[Any]
+    failed_count: int
+    completed_at: datetime
+
+    @property
+    def region_name(self) -> str:
+        """The region's display name."""
+        return display_name(self.region)
+
+
+def run_line(run: Run) -> RunLine:
+    """A run as a line of a runs table shows it (the same figures :func:`run_detail` gives)."""
+    assertions = run.assertions or []
+    return RunLine(
+        run_id=run.run_id,
+        region=run.region,
+        status=run.status,
+        status_code=(run.response or {}).get("status_code"),
+        error={"class": run.error_class, "message": run.error_message or ""} if run.error_class else None,
+        total_ms=(run.timings or {}).get("total_ms"),
+        assertions=assertions,
+        failed_count=sum(1 for item in assertions if not item.get("passed")),
+        completed_at=run.completed_at,
+    )
+
+
 def run_detail(run: Run) -> dict[str, Any]:
     """A run as its detail page shows it: failed assertions first, phases, response and request."""
     view = run_view(run)
