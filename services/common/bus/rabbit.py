@@ -39,12 +39,13 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, cast
 
-import aio_pika
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
+from aiormq.channel import Channel as AmqpChannel
 from aiormq.exceptions import AMQPError, DeliveryError, PublishError
 from faststream import AckPolicy
 from faststream.rabbit import Channel, QueueType, RabbitBroker, RabbitQueue
 from faststream.rabbit.message import RabbitMessage
+from pamqp.commands import Basic
 
 from contracts.topology import DEAD_LETTERS, DELIVERY_LIMIT, EXCHANGES, MAX_MESSAGE_BYTES, QueueSpec
 from contracts.v1 import AnyMessage, decode, encode
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE: Final = "application/json"
+PERSISTENT: Final = 2
 #: How many classic-queue failures are remembered at most (entries leave on success or dead-letter).
 _MAX_TRACKED_FAILURES: Final = 10_000
 #: How long a handler whose publish failed is retried in place while the broker link comes back.
@@ -160,7 +162,7 @@ class RabbitBus:
         self._broker: RabbitBroker | None = None
         self._topology: AbstractRobustChannel | None = None
         self._publisher: AbstractRobustChannel | None = None
-        self._exchanges: dict[str, Any] = {}
+        self._app_id = f"seymour:{instance}"
         self._pending: set[asyncio.Task[None]] = set()
         self._failures: dict[bytes, int] = {}
         self._depths: asyncio.Task[None] | None = None
@@ -188,7 +190,6 @@ class RabbitBus:
         topology = await connection.channel()
         publisher = await connection.channel(publisher_confirms=True, on_return_raises=True)
         self._broker, self._topology, self._publisher = broker, topology, publisher
-        self._exchanges = {}
         try:
             for exchange in EXCHANGES:
                 await topology.declare_exchange(exchange.name, exchange.kind, durable=True)
@@ -435,22 +436,33 @@ class RabbitBus:
         channel = self._publisher
         if channel is None:
             raise BusClosed("the RabbitMQ bus is not started")
-        message = aio_pika.Message(
-            body,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        properties = Basic.Properties(
+            delivery_mode=PERSISTENT,
             content_type=CONTENT_TYPE,
             message_id=message_id,
-            type=kind,
-            expiration=expiration,
-            app_id=f"seymour:{self._instance}",
+            message_type=kind,
+            expiration=None if expiration is None else str(int(expiration * 1000)),
+            app_id=self._app_id,
             user_id=self._user,
         )
+        if channel.is_closed:
+            # Fail at once while the link is down (as aio-pika's publish did): a firing that waited out the
+            # timeout instead would hold up its check's next slot.
+            raise NotConfirmed(f"publish to {exchange} failed: the channel is closed (broker link down)")
         try:
-            async with asyncio.timeout(self._publish_timeout):
-                target = self._exchanges.get(exchange)
-                if target is None:
-                    target = self._exchanges[exchange] = await channel.get_exchange(exchange, ensure=False)
-                await target.publish(message, routing_key, mandatory=mandatory, timeout=self._publish_timeout)
+            # aiormq's own publish, not aio-pika's: ``wait=False`` releases the channel's lock once the
+            # frames are queued instead of after they reach the socket, so many publishes are in flight
+            # at once and each awaits only its confirm (bounded by ``timeout``, the whole publish).
+            underlay = cast("AmqpChannel", await channel.get_underlay_channel())
+            await underlay.basic_publish(
+                body,
+                exchange=exchange,
+                routing_key=routing_key,
+                properties=properties,
+                mandatory=mandatory,
+                timeout=self._publish_timeout,
+                wait=False,
+            )
         except PublishError as exc:
             raise Unroutable(f"no queue bound to {exchange} for {routing_key!r}") from exc
         except DeliveryError as exc:
