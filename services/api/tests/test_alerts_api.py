@@ -37,6 +37,8 @@ def hook() -> Iterator[str]:
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}/hook"
     server.shutdown()
+    server.server_close()  # shutdown() only stops the loop; the listening socket stayed open
+    thread.join(5)
 
 
 async def test_test_notification_reaches_the_channel(api: Api, hook: str) -> None:
