@@ -3,11 +3,14 @@
 Seeds (once) 10,000 checks × 3 regions with ~10 million runs over 7 days and their hourly rollups
 (``bench/seed.py``: set-based SQL, minutes), serves the api in separate processes (``--workers``) and
 measures each route with keep-alive clients: first one client going through the routes in turn, then 8
-clients at once. Prints p50/p95/p99 ms per route and the data size.
+clients at once. Prints p50/p95/p99 ms per route and the data size, and per route what one request cost
+its worker (median CPU ms, SQL statements, pooled connections checked out): on a shared machine those
+stay put where wall-clock percentiles do not. A seeded database is reused as it is.
 
     .venv/bin/python bench/ui_scale.py                               # seed if needed, measure
     .venv/bin/python bench/ui_scale.py --busy 20 --idle 200 --days 2  # a small run
     .venv/bin/python bench/ui_scale.py --drop                        # ... and drop the database after
+    .venv/bin/python bench/ui_scale.py --sequential-only             # one client: costs per route
 
 Goals: every route p99 ≤ 200 ms with 8 clients; the home page and its polled partial ≤ 100 ms;
 creating or editing a check ≤ 100 ms.
