@@ -16,7 +16,9 @@ from contracts.v1.base import utcnow
 from services.api.alert_settings import ABSENT, parse_alert_settings
 from services.api.controllers.shapes import (
     AlertSettingsOut,
+    FailedNotification,
     FailedNotifications,
+    IncidentOut,
     IncidentPage,
     TestSent,
     declared,
@@ -56,17 +58,17 @@ class IncidentsController(Controller):
             offset=offset,
             with_notifications=notifications,
         )
-        return {"items": items, "limit": limit, "offset": offset}
+        return {"items": [declared(IncidentOut, item) for item in items], "limit": limit, "offset": offset}
 
     @get("/{incident_id:uuid}")
     async def get_incident(
         self, request: Request[Any, Any, Any], incident_id: FromPath[uuid.UUID]
-    ) -> dict[str, Any]:
+    ) -> IncidentOut:
         """One incident with every notification attempt."""
         found = await incidents.get_incident(request.app.state.sessions, incident_id)
         if found is None:
             raise NotFound(f"no incident with id {incident_id}")
-        return found
+        return declared(IncidentOut, found)
 
 
 class NotificationsController(Controller):
@@ -85,7 +87,7 @@ class NotificationsController(Controller):
         items = await incidents.list_failed_notifications(
             request.app.state.sessions, check_id=check_id, limit=limit
         )
-        return {"items": items}
+        return {"items": [declared(FailedNotification, item) for item in items]}
 
     @post("/checks/{check_id:uuid}/alerts/{index:int}/test", status_code=200)
     async def test_notification(

@@ -247,10 +247,57 @@ class Chart(TypedDict):
 # --- alerting ------------------------------------------------------------------------------------------
 
 
+class NotificationOut(TypedDict):
+    """One transition sent (or being sent) to one alert channel, with every attempt."""
+
+    id: str
+    channel_index: int
+    channel: str
+    transition: str
+    status: str
+    attempts: int
+    last_error: str | None
+    attempt_log: list[Any]
+    created_at: str
+    next_attempt_at: str | None
+    sent_at: str | None
+
+
+class FailedNotification(NotificationOut):
+    """A delivery given up on, with its check."""
+
+    check_id: str
+
+
+class _IncidentNotifications(TypedDict, total=False):
+    """Present when notifications were asked for (always for a single incident)."""
+
+    notifications: list[NotificationOut]
+
+
+class IncidentOut(_IncidentNotifications):
+    """An incident: when it opened and resolved, which regions failed and why (``failing_assertions``:
+    one row per region, a failure detail of ``contracts.v1.failures`` plus its ``text``)."""
+
+    id: str
+    check_id: str
+    state: Literal["open", "resolved"]
+    opened_at: str
+    opened_slot: str | None
+    resolved_at: str | None
+    resolve_reason: str | None
+    failing_regions: list[dict[str, Any]]
+    failing_assertions: list[dict[str, Any]]
+    reminders_sent: int
+    last_notified_at: str | None
+    held: bool
+    note: str | None
+
+
 class IncidentPage(TypedDict):
     """One page of incidents (each with its notifications when asked)."""
 
-    items: list[dict[str, Any]]
+    items: list[IncidentOut]
     limit: int
     offset: int
 
@@ -258,7 +305,7 @@ class IncidentPage(TypedDict):
 class FailedNotifications(TypedDict):
     """Deliveries given up on."""
 
-    items: list[dict[str, Any]]
+    items: list[FailedNotification]
 
 
 class TestSent(TypedDict):

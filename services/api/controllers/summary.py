@@ -11,7 +11,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from services.api import stats
 from services.api.checks import CheckStore
-from services.api.controllers.shapes import Chart, IncidentPage, Summary, declared
+from services.api.controllers.shapes import Chart, IncidentOut, IncidentPage, Summary, declared
 from services.common.db import incidents
 
 Window = Literal["1h", "24h", "7d", "30d"]
@@ -70,4 +70,4 @@ class CheckSummaryController(Controller):
         state = request.app.state
         await CheckStore(state.sessions, state.bus).get(check_id)
         items = await incidents.list_incidents(state.sessions, check_id=check_id, limit=limit, offset=offset)
-        return {"items": items, "limit": limit, "offset": offset}
+        return {"items": [declared(IncidentOut, item) for item in items], "limit": limit, "offset": offset}

@@ -13,7 +13,7 @@ import pytest
 
 from contracts.v1 import utcnow
 from services.api.openapi_snapshot import SNAPSHOT, render, strip_version
-from services.common.db.models import Run
+from services.common.db.models import Incident, Notification, Run
 from tests.support.servers import demo_check
 
 from .conftest import Api
@@ -50,9 +50,7 @@ def test_every_json_answer_of_the_api_declares_its_shape(served: dict[str, Any])
                 schema = answer.get("content", {}).get("application/json", {}).get("schema")
                 if status.startswith("2") and schema is not None and "$ref" not in schema:
                     untyped.append(f"{method.upper()} {path} {status}: {schema}")
-    assert untyped == [
-        "GET /api/v1/incidents/{incident_id} 200: {'additionalProperties': {}, 'type': 'object'}"
-    ]
+    assert untyped == []
 
 
 class Conformance:
@@ -113,6 +111,43 @@ async def test_real_answers_match_the_declared_shapes(api: Api, served: dict[str
                 timings={"total_ms": 12.0},
             )
         )
+    incident_id = uuid.uuid4()
+    async with api.sessions() as session, session.begin():
+        session.add(
+            Incident(
+                id=incident_id,
+                check_id=uuid.UUID(cid),
+                state="open",
+                opened_at=now,
+                opened_slot=now,
+                failing_regions=[{"region": "eu-north-1", "name": "Stockholm", "status": "failed"}],
+                failing_assertions=[
+                    {
+                        "region": "eu-north-1",
+                        "kind": "error",
+                        "class": "timeout",
+                        "message": "",
+                        "text": "timeout:",
+                    }
+                ],
+            )
+        )
+        session.add(
+            Notification(
+                idempotency_key=f"{incident_id}:failure:0",
+                incident_id=incident_id,
+                check_id=uuid.UUID(cid),
+                channel_index=0,
+                channel_type="webhook",
+                transition="failure",
+                status="failed",
+                attempts=3,
+                last_error="HTTP 500 (receiver error)",
+                attempt_log=[{"at": now.isoformat(), "error": "HTTP 500 (receiver error)"}],
+            )
+        )
+    await check.call("GET", f"/api/v1/incidents/{incident_id}", "/api/v1/incidents/{incident_id}")
+    await check.call("GET", "/api/v1/incidents?notifications=true", "/api/v1/incidents")
     await check.call("GET", "/api/v1/checks")
     await check.call("GET", f"/api/v1/checks/{cid}", one)
     await check.call("PUT", f"/api/v1/checks/{cid}", one, json=body)
