@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from contracts.v1 import CheckSpec
 from services.cli import main as cli_main
 from services.common.db.engine import make_engine, make_sessionmaker
 from services.common.db.models import Check, Setting
+from services.common.sealing import open_spec, seal_spec
 from services.common.secretbox import SealError, SecretBox
 
 OLD, NEW = "old-deployment-key", "new-deployment-key"
@@ -74,3 +76,41 @@ def test_rotation_reseals_every_secret_under_the_new_key(
     for value in after:
         with pytest.raises(SealError):
             box(OLD).open(value)
+
+
+async def _store_spec(url: str, spec: dict[str, Any]) -> None:
+    engine = make_engine(url)
+    async with make_sessionmaker(engine)() as session, session.begin():
+        session.add(Check(name=spec["name"], spec=seal_spec(spec, box(OLD))))
+    await engine.dispose()
+
+
+async def _spec(url: str) -> dict[str, Any]:
+    engine = make_engine(url)
+    async with make_sessionmaker(engine)() as session:
+        check = (await session.execute(select(Check))).scalar_one()
+    await engine.dispose()
+    return dict(check.spec)
+
+
+def test_rotation_reseals_secret_headers_and_channel_secrets(
+    db_url: str, monkeypatch: Any, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = CheckSpec.model_validate(
+        {
+            "name": "headers-and-channels",
+            "request": {"url": "https://api.example.com/", "headers": {"X-Api-Key": "header-value"}},
+            "regions": ["eu-north-1"],
+            "alerts": [
+                {"channel": "webhook", "url": "https://hooks.example.com/secret-path", "secret": "signing"},
+                {"channel": "telegram", "chat_id": "42", "bot_token": "bot-token"},
+            ],
+        }
+    ).model_dump(mode="json")
+    asyncio.run(_store_spec(db_url, spec))
+    assert _rotate(monkeypatch, db_url, OLD) == 0
+    rotated = asyncio.run(_spec(db_url))
+    assert open_spec(rotated, box(NEW)) == spec
+    with pytest.raises(SealError):
+        open_spec(rotated, box(OLD))

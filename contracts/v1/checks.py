@@ -520,6 +520,8 @@ class _UrlChannel(_Channel):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str, info: ValidationInfo) -> str:
+        if value.startswith(SEALED_PREFIX) and not saving(info):  # stored: a webhook URL is a credential
+            return value
         if saving(info) and len(value) > MAX_URL_CHARS:
             raise ValueError(f"url is {len(value):,} characters long; the limit is {MAX_URL_CHARS:,}")
         parts = urlsplit(value.strip())
@@ -581,9 +583,17 @@ class TelegramChannel(_Channel):
 
     channel: Literal["telegram"]
     chat_id: str = Field(min_length=1, max_length=100)
-    bot_token: str = Field(min_length=1, max_length=200)
+    #: At most 200 characters as typed; stored sealed (longer).
+    bot_token: str = Field(min_length=1, max_length=400)
     #: A self-hosted Bot API server; the public one when unset.
     api_url: str | None = None
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token_length(cls, value: str) -> str:
+        if not value.startswith(SEALED_PREFIX) and len(value) > 200:
+            raise ValueError("bot_token must be at most 200 characters")
+        return value
 
     @field_validator("api_url")
     @classmethod

@@ -35,6 +35,8 @@ from services.common.db.models import Check, Notification
 from services.common.db.sessions import Sessions
 from services.common.metrics import METRICS, Registry
 from services.common.netguard import AddressGuard, guarded_session
+from services.common.sealing import open_channel
+from services.common.secretbox import Sealer, SealError
 from services.common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -89,8 +91,10 @@ class Sender:
         metrics: Registry = METRICS,
         rng: random.Random | None = None,
         guard: AddressGuard | None = None,
+        box: Sealer | None = None,
     ) -> None:
         self._sessions = sessions
+        self._box = box
         self._guard = guard or AddressGuard()
         self._smtp = smtp
         self._clock = clock
@@ -201,18 +205,28 @@ class Sender:
                     ok=False, error="channel no longer configured on the check", permanent=True
                 )
             else:
-                message = AlertMessage.model_validate(row.payload)
-                outgoing = PROVIDERS[row.channel_type].build(message, channel, now)
-                assert self._http is not None
-                result = await transmit(
-                    outgoing, http=self._http, smtp=self._smtp, time_limit=self._config.timeout, now=now
-                )
+                result = await self._send(row, channel, now)
             await self._record(notification_id, result)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("delivery crashed notification_id=%s", notification_id)
             await self._record(notification_id, AttemptResult(ok=False, error="internal error"))
+
+    async def _send(self, row: Notification, channel: Any, now: datetime) -> AttemptResult:
+        """Build and send one notification; the channel's secrets are opened only here, for this send."""
+        try:
+            opened = open_channel(channel, self._box) if self._box is not None else channel
+            message = AlertMessage.model_validate(row.payload)
+            outgoing = PROVIDERS[row.channel_type].build(message, opened, now)
+        except SealError:
+            return AttemptResult(
+                ok=False, error="the channel's secret does not open with this deployment key", permanent=True
+            )
+        assert self._http is not None
+        return await transmit(
+            outgoing, http=self._http, smtp=self._smtp, time_limit=self._config.timeout, now=now
+        )
 
     async def _record(self, notification_id: uuid.UUID, result: AttemptResult) -> None:
         now = self._clock()

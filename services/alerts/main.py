@@ -17,6 +17,7 @@ from services.common.channels.probe import smtp_config
 from services.common.db.batches import Batcher
 from services.common.db.sessions import Sessions
 from services.common.netguard import AddressGuard
+from services.common.secretbox import LazyBox
 from services.common.service import Service
 from services.common.settings import Settings
 
@@ -56,6 +57,7 @@ def build(
         clock=options.clock,
         config=options.delivery,
         guard=AddressGuard.from_settings(settings),
+        box=LazyBox(settings),
     )
     evaluator = Evaluator(
         sessions,

@@ -25,20 +25,37 @@ from services.common.db.models import Check, CheckTag, Run
 from services.common.db.sessions import Sessions
 from services.common.errors import Conflict, Invalid, NotFound
 from services.common.redaction import MASK
-from services.common.secretbox import Sealer, is_sealed
+from services.common.sealing import is_header_secret, open_spec, seal_spec
+from services.common.secretbox import Sealer, SealError, is_sealed
 
 log = logging.getLogger(__name__)
 
 
-def check_view(row: Check) -> dict[str, Any]:
-    """A check as the API shows it: its spec (secrets masked) plus identity and bookkeeping."""
+def check_view(row: Check, box: Sealer | None) -> dict[str, Any]:
+    """A check as the API shows it: its spec (secrets masked) plus identity and bookkeeping. What is
+    sealed at rest is opened with ``box`` first, so it is masked exactly as typed (a Slack URL shows its
+    host); a value the key cannot open shows as the mask."""
     return {
         "id": str(row.id),
         "revision": row.revision,
         "created_at": row.created_at.isoformat(),
         "updated_at": row.updated_at.isoformat(),
-        **redact_spec(row.spec),
+        **redact_spec(open_spec(row.spec, box, strict=False)),
     }
+
+
+def opened_stored(stored: dict[str, Any] | None, box: Sealer | None) -> dict[str, Any] | None:
+    """A stored spec as it was typed (header and channel secrets opened), for keeping masked values;
+    422 when the deployment key cannot open it (its secrets must then be typed again)."""
+    if stored is None:
+        return None
+    try:
+        return open_spec(stored, box)
+    except SealError:
+        raise Invalid(
+            "the stored secrets do not open with this deployment key: enter them again",
+            [{"field": "secrets", "message": "sealed with another deployment key"}],
+        ) from None
 
 
 def seal_secrets(data: dict[str, Any], stored: dict[str, Any] | None, box: Sealer | None) -> dict[str, Any]:
@@ -52,7 +69,9 @@ def seal_secrets(data: dict[str, Any], stored: dict[str, Any] | None, box: Seale
     sealed: dict[str, Any] = {}
     errors = []
     for name, value in incoming.items():
-        if value == MASK and name in kept:
+        if is_header_secret(name):
+            errors.append({"field": f"secrets.{name}", "message": "this name is reserved"})
+        elif value == MASK and name in kept:
             sealed[name] = kept[name]
         elif not isinstance(value, str) or value == MASK or is_sealed(value):
             errors.append(
@@ -72,8 +91,9 @@ def seal_secrets(data: dict[str, Any], stored: dict[str, Any] | None, box: Seale
 
 
 def parse_spec(data: Any, stored: dict[str, Any] | None = None, box: Sealer | None = None) -> CheckSpec:
-    """Validate request JSON as a ``CheckSpec`` (after restoring masked secrets and sealing new ones with
-    ``box``); 422 on any error."""
+    """Validate request JSON as a ``CheckSpec`` (after restoring masked secrets from ``stored``, the
+    stored spec, and sealing new check secrets with ``box``); 422 on any error. Secret headers and
+    channel secrets come back in clear: :class:`CheckStore` seals them when it stores or sends the spec."""
     if not isinstance(data, dict):
         raise Invalid(
             "the body must be a JSON object describing a check",
@@ -85,6 +105,7 @@ def parse_spec(data: Any, stored: dict[str, Any] | None = None, box: Sealer | No
     if data.get("steps"):  # request/assertions are the first step's: taken from it, never out of step
         data.pop("request", None)
         data.pop("assertions", None)
+    stored = opened_stored(stored, box)
     data = seal_secrets(data, stored, box)
     try:
         return CheckSpec.model_validate(restore_secrets(data, stored), context=SAVING)
@@ -118,6 +139,13 @@ class CheckStore:
     sessions: Sessions
     bus: Publisher
     box: Sealer | None = None
+
+    def sealed(self, spec: CheckSpec) -> CheckSpec:
+        """``spec`` with its secret headers and channel secrets sealed (see :mod:`services.common.sealing`):
+        what is stored and what is sent on the bus. Without a box (some tests) it is left as it is."""
+        if self.box is None:
+            return spec
+        return CheckSpec.model_validate(seal_spec(spec.model_dump(mode="json"), self.box))
 
     async def page(self, *, limit: int, offset: int, tag: str | None = None) -> tuple[list[Check], int]:
         """Checks by name (only those tagged ``tag`` when given), a page at a time, and how many."""
@@ -181,6 +209,7 @@ class CheckStore:
     async def create(self, spec: CheckSpec) -> Check:
         """Store a new check (409 if the name is taken, 422 if it uses an unknown variable or secret)
         and announce it."""
+        spec = self.sealed(spec)
         spec = with_globals(spec, await self._globals_for(spec))
         now = utcnow()
         row = Check(
@@ -206,6 +235,7 @@ class CheckStore:
 
     async def update(self, check_id: uuid.UUID, spec: CheckSpec, found: Globals | None = None) -> Check:
         """Store a new revision of a check (with fresh copies of the globals it uses) and announce it."""
+        spec = self.sealed(spec)
         spec = with_globals(spec, found if found is not None else await self._globals_for(spec))
         try:
             async with self.sessions() as session, session.begin():
@@ -283,6 +313,7 @@ class CheckStore:
         scheduled, alerted on or listed); returns the stored run, or ``None`` if it did not finish."""
         check_id = uuid.uuid4()
         region = spec.regions[0]
+        spec = self.sealed(spec)
         slot = manual_slot()
         await self.bus.publish(
             CheckDue(check_id=check_id, slot=slot, revision=0, spec=spec, trigger="manual", regions=[region])

@@ -1,4 +1,6 @@
-"""Re-sealing every secret at rest under a new deployment key (``seymour secrets rotate``)."""
+"""Re-sealing every secret at rest under a new deployment key (``seymour secrets rotate``): check and global
+secrets, and the secret headers and channel secrets sealed inside specs (:mod:`services.common.sealing`) —
+every sealed string of a spec or setting, wherever it sits."""
 
 from __future__ import annotations
 
@@ -8,14 +10,21 @@ from sqlalchemy import select
 
 from services.common.db.models import Check, Setting
 from services.common.db.sessions import Sessions
-from services.common.secretbox import Sealer, is_sealed
+from services.common.secretbox import Sealer, SealError, is_sealed
 
 
 def reseal(value: Any, old: Sealer, new: Sealer) -> tuple[Any, int]:
     """``value`` (any JSON) with every sealed string opened with ``old`` and sealed with ``new``, and how
-    many there were. Raises ``SealError`` for a sealed value ``old`` cannot open (nothing is written)."""
+    many there were. Raises ``SealError`` for a sealed value neither key opens (nothing is written).
+
+    A value the new key already opens is kept: the migrations run before the rotation, with the new
+    key, and one that seals what an older version stored in clear seals it under the new key."""
     if is_sealed(value):
-        return new.seal(old.open(value)), 1
+        try:
+            return new.seal(old.open(value)), 1
+        except SealError:
+            new.open(value)
+            return value, 0
     if isinstance(value, dict):
         count = 0
         out: dict[str, Any] = {}

@@ -103,6 +103,7 @@ class NotificationsController(Controller):
                 index,
                 limiter=state.test_sends,
                 who=caller_id(request) or "token",
+                box=state.secretbox,
             )
         except TooSoon as exc:
             raise ApiError(429, str(exc), headers={"Retry-After": f"{math.ceil(exc.retry_after)}"}) from None

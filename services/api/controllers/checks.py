@@ -27,6 +27,7 @@ from services.api.permissions import can_run, can_see_results
 from services.api.queries import list_runs, parse_cursor, run_cursor, run_view
 from services.common.db.models import Check, Run
 from services.common.errors import Invalid
+from services.common.secretbox import Sealer
 
 
 def _store(request: Request[Any, Any, Any]) -> CheckStore:
@@ -55,8 +56,8 @@ async def _bulk(
     return tag, [{"id": str(row.id), "name": row.name} for row in changed]
 
 
-def _check(row: Check) -> CheckOut:
-    return declared(CheckOut, check_view(row))
+def _check(row: Check, box: Sealer | None) -> CheckOut:
+    return declared(CheckOut, check_view(row, box))
 
 
 def _run(row: Run) -> RunOut:
@@ -89,7 +90,12 @@ class ChecksController(Controller):
     ) -> CheckPage:
         """All checks (``?tag=`` only those carrying that tag), by name."""
         rows, total = await _store(request).page(limit=limit, offset=offset, tag=tag or None)
-        return {"items": [_check(row) for row in rows], "total": total, "limit": limit, "offset": offset}
+        return {
+            "items": [_check(row, request.app.state.secretbox) for row in rows],
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+        }
 
     @post("/pause", status_code=200)
     async def pause_tagged(
@@ -111,12 +117,12 @@ class ChecksController(Controller):
     async def create_check(self, request: Request[Any, Any, Any]) -> CheckOut:
         """Create a check from a ``CheckSpec`` body; 422 names each invalid field."""
         spec = parse_spec(await _json(request), box=request.app.state.secretbox)
-        return _check(await _store(request).create(spec))
+        return _check(await _store(request).create(spec), request.app.state.secretbox)
 
     @get("/{check_id:uuid}", **can_see_results)
     async def get_check(self, request: Request[Any, Any, Any], check_id: FromPath[uuid.UUID]) -> CheckOut:
         """One check (secrets masked)."""
-        return _check(await _store(request).get(check_id))
+        return _check(await _store(request).get(check_id), request.app.state.secretbox)
 
     @put("/{check_id:uuid}")
     async def update_check(self, request: Request[Any, Any, Any], check_id: FromPath[uuid.UUID]) -> CheckOut:
@@ -124,7 +130,7 @@ class ChecksController(Controller):
         store = _store(request)
         current = await store.get(check_id)
         spec = parse_spec(await _json(request), current.spec, request.app.state.secretbox)
-        return _check(await store.update(check_id, spec))
+        return _check(await store.update(check_id, spec), request.app.state.secretbox)
 
     @delete("/{check_id:uuid}", status_code=204)
     async def delete_check(self, request: Request[Any, Any, Any], check_id: FromPath[uuid.UUID]) -> None:
@@ -134,12 +140,12 @@ class ChecksController(Controller):
     @post("/{check_id:uuid}/pause", status_code=200)
     async def pause_check(self, request: Request[Any, Any, Any], check_id: FromPath[uuid.UUID]) -> CheckOut:
         """Stop scheduling a check (its configuration stays)."""
-        return _check(await _store(request).set_enabled(check_id, False))
+        return _check(await _store(request).set_enabled(check_id, False), request.app.state.secretbox)
 
     @post("/{check_id:uuid}/resume", status_code=200)
     async def resume_check(self, request: Request[Any, Any, Any], check_id: FromPath[uuid.UUID]) -> CheckOut:
         """Schedule a paused check again."""
-        return _check(await _store(request).set_enabled(check_id, True))
+        return _check(await _store(request).set_enabled(check_id, True), request.app.state.secretbox)
 
     @post(
         "/{check_id:uuid}/runs",

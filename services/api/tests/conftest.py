@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,11 +10,24 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
+from contracts.v1 import CheckSpec
 from services.api.app import create_app
 from services.common.db.engine import make_engine, make_sessionmaker
+from services.common.sealing import open_spec
+from services.common.secretbox import SecretBox
 from services.common.settings import Settings
 
 TOKEN = "test-admin-token"
+DEPLOYMENT_KEY = "api-test-deployment-key"
+
+
+def opened(spec: CheckSpec | None) -> CheckSpec:
+    """A stored or published spec with its sealed headers and channel secrets opened (the router and
+    alert delivery do this with the deployment key; a test reads what would be sent)."""
+    assert spec is not None
+    assert not [secret for secret in ("s3cret", "very-secret") if secret in spec.model_dump_json()]
+    box = SecretBox(hashlib.sha256(DEPLOYMENT_KEY.encode()).digest())
+    return CheckSpec.model_validate(open_spec(spec.model_dump(mode="json"), box))
 
 
 @dataclass
@@ -42,9 +56,7 @@ async def api(sqlite_url: str) -> AsyncIterator[Api]:
     engine = make_engine(sqlite_url)
     sessions = make_sessionmaker(engine)
     published = Published()
-    app = create_app(
-        Settings(api_token=TOKEN, secret_key="api-test-deployment-key"), sessions=sessions, bus=published
-    )
+    app = create_app(Settings(api_token=TOKEN, secret_key=DEPLOYMENT_KEY), sessions=sessions, bus=published)
     async with AsyncTestClient(app=app) as client:
         client.headers["Authorization"] = f"Bearer {TOKEN}"
         yield Api(client, sessions, published)

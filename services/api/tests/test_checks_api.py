@@ -17,7 +17,7 @@ from services.common.db.engine import make_engine, make_sessionmaker
 from services.common.db.models import Run
 from tests.support.servers import demo_check
 
-from .conftest import Api
+from .conftest import Api, opened
 
 
 def _demo() -> dict[str, Any]:
@@ -119,8 +119,7 @@ async def test_crud_round_trip_announces_changes_and_masks_secrets(api: Api) -> 
 
     changes = [m for m in api.published.items if isinstance(m, CheckChanged)]
     assert [m.change for m in changes] == ["created", "updated"]
-    stored = changes[-1].spec
-    assert stored is not None
+    stored = opened(changes[-1].spec)
     assert stored.request.headers["Authorization"] == "Bearer s3cret"
     assert stored.alerts[0].url == "https://hooks.example.com/x/very-secret"  # type: ignore[union-attr]
 

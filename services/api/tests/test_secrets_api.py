@@ -12,7 +12,7 @@ from contracts.v1.messages import CheckChanged
 from services.common.redaction import MASK
 from tests.support.servers import demo_check
 
-from .conftest import Api
+from .conftest import Api, opened
 
 
 def _secret_check() -> dict[str, Any]:
@@ -53,7 +53,7 @@ async def _create(api: Api) -> dict[str, Any]:
 
 def _last_spec(api: Api) -> Any:
     changes = [m for m in api.published.items if isinstance(m, CheckChanged)]
-    return changes[-1].spec
+    return opened(changes[-1].spec)
 
 
 async def test_a_check_is_shown_with_every_secret_masked(api: Api) -> None:

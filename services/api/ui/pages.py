@@ -296,7 +296,7 @@ class CheckPages(Controller):
     @get("/checks/{check_id:uuid}/edit", **can_write)
     async def edit_check(self, request: Req, check_id: FromPath[uuid.UUID]) -> Template:
         """The form of an existing check (secrets masked; left masked, they stay unchanged)."""
-        view = check_view(await reader_of(request).get(check_id))
+        view = check_view(await reader_of(request).get(check_id), request.app.state.secretbox)
         return await form_page(request, CheckForm.from_spec(view), check=view)
 
     @post("/checks/{check_id:uuid}", status_code=200)
@@ -316,7 +316,13 @@ class CheckPages(Controller):
                 errors = errors or {"general": str(exc.detail)}
             else:
                 return Redirect(f"/checks/{check_id}", status_code=303)
-        return await form_page(request, form, check=check_view(current), errors=errors, status_code=422)
+        return await form_page(
+            request,
+            form,
+            check=check_view(current, request.app.state.secretbox),
+            errors=errors,
+            status_code=422,
+        )
 
     @get("/checks/form/step-card")
     async def step_card(self, request: Req, teardown: FromQuery[str | None] = None) -> Template:
@@ -433,7 +439,7 @@ class CheckPages(Controller):
         """A check: summary over a window, chart, last runs, incidents."""
         sessions = request.app.state.reads
         row, badge_token = await check_and_badge(sessions, check_id)
-        view = check_view(row)
+        view = check_view(row, request.app.state.secretbox)
         if window not in stats.WINDOWS:
             window = stats.DEFAULT_WINDOW
         summary = await stats.summary(
@@ -487,7 +493,7 @@ class CheckPages(Controller):
         step: FromQuery[str | None] = None,
     ) -> dict[str, Any]:
         """Response time per region (of the whole run, or of one ``step``), for the chart."""
-        view = check_view(await reader_of(request).get(check_id))
+        view = check_view(await reader_of(request).get(check_id), request.app.state.secretbox)
         return await stats.chart(
             request.app.state.reads,
             check_id,
@@ -510,7 +516,7 @@ class CheckPages(Controller):
     ) -> Template:
         """All runs of a check, newest first, filtered by region and result; the pager's links carry
         keyset cursors (``before``/``after``), so deep pages cost what the first does."""
-        view = check_view(await reader_of(request).get(check_id))
+        view = check_view(await reader_of(request).get(check_id), request.app.state.secretbox)
         status = RESULT_FILTERS.get(result or "")
         older_than = parse_cursor(before, "before")
         newer_than = None if older_than else parse_cursor(after, "after")
@@ -555,7 +561,9 @@ class CheckPages(Controller):
             raise NotFound(f"no run with id {run_id}")
         store = reader_of(request)
         try:
-            check: dict[str, Any] | None = check_view(await store.get(run.check_id))
+            check: dict[str, Any] | None = check_view(
+                await store.get(run.check_id), request.app.state.secretbox
+            )
         except DomainError:
             check = None
         return render(request, "pages/run_detail.html", run=run_detail(run), check=check)

@@ -206,6 +206,12 @@ class ChannelInfo:
     #: How the check page shows the destination; ``{}`` is the destination text.
     shown_as: str = "{}"
 
+    @property
+    def sealed_fields(self) -> tuple[str, ...]:
+        """The fields stored sealed with the deployment key (see :mod:`services.common.sealing`): the
+        secrets, and the URL when it is itself the credential."""
+        return (*self.secrets, *(("url",) if self.secret_url and "url" not in self.secrets else ()))
+
     def destination_text(self, channel: Mapping[str, Any]) -> str:
         """The destination of a (redacted) channel as the form and the check page show it."""
         value = channel.get(self.destination)

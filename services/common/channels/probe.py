@@ -17,6 +17,8 @@ from services.common.db.models import Check
 from services.common.db.sessions import Sessions
 from services.common.errors import NotFound
 from services.common.netguard import AddressGuard, guarded_session
+from services.common.sealing import open_channel
+from services.common.secretbox import LazyBox, Sealer, SealError
 from services.common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -86,11 +88,13 @@ async def send_test_notification(
     time_limit: float = 10.0,
     limiter: ProbeLimiter | None = None,
     who: Any = None,
+    box: Sealer | None = None,
 ) -> dict[str, Any]:
     """Send one "test" message to a check's channel right now (one attempt, not queued) and say how it went.
 
     Returns ``{"ok", "channel", "status", "error", "duration_ms"}``; raises :class:`NotFound` when the check
-    or the channel does not exist, :class:`TooSoon` when ``limiter`` says ``who`` must wait.
+    or the channel does not exist, :class:`TooSoon` when ``limiter`` says ``who`` must wait. The channel's
+    sealed secrets are opened with ``box`` (the deployment's key when not given) for this send only.
     """
     now = now or utcnow()
     async with sessions() as session:
@@ -116,7 +120,18 @@ async def send_test_notification(
         url=check_url(settings.public_base_url(), check_id),
         at=now,
     )
-    outgoing = PROVIDERS[channel.channel].build(message, channel, now)
+    try:
+        opened = open_channel(channel, box or LazyBox(settings))
+    except SealError:
+        log.warning("test notification check_id=%s channel=%s: secret not opened", check_id, channel.channel)
+        return {
+            "ok": False,
+            "channel": channel.channel,
+            "status": None,
+            "error": "the channel's secret does not open with this deployment key",
+            "duration_ms": 0.0,
+        }
+    outgoing = PROVIDERS[channel.channel].build(message, opened, now)
     async with guarded_session(AddressGuard.from_settings(settings)) as http:
         smtp = smtp_config(settings)
         result = await transmit(outgoing, http=http, smtp=smtp, time_limit=time_limit, now=now)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import shutil
 from collections.abc import AsyncIterator
@@ -18,10 +19,20 @@ from services.api.accounts import create_user, find_user, load_session, open_ses
 from services.api.app import create_app
 from services.api.ui.security import SESSION_COOKIE
 from services.common.db.engine import make_engine, make_sessionmaker, upgrade_sync
+from services.common.sealing import open_spec
+from services.common.secretbox import SecretBox
 from services.common.settings import Settings
 
 PASSWORD = "correct horse battery"
 TOKEN = "ui-test-admin-token"
+DEPLOYMENT_KEY = "ui-test-deployment-key"
+
+
+def opened(spec: Any) -> dict[str, Any]:
+    """A stored or published spec (JSON or ``CheckSpec``) with its sealed header and channel secrets
+    opened, as the router and alert delivery open them."""
+    data = spec.model_dump(mode="json") if hasattr(spec, "model_dump") else spec
+    return open_spec(data, SecretBox(hashlib.sha256(DEPLOYMENT_KEY.encode()).digest()))
 
 
 @dataclass
@@ -100,9 +111,7 @@ async def ui(ui_template_db: Path, tmp_path: Path) -> AsyncIterator[Ui]:
     engine = make_engine(f"sqlite+aiosqlite:///{path}")
     sessions = make_sessionmaker(engine)
     published = Published()
-    app = create_app(
-        Settings(api_token=TOKEN, secret_key="ui-test-deployment-key"), sessions=sessions, bus=published
-    )
+    app = create_app(Settings(api_token=TOKEN, secret_key=DEPLOYMENT_KEY), sessions=sessions, bus=published)
     async with AsyncTestClient(app=app) as client:
         yield Ui(client, sessions, published)
     await engine.dispose()

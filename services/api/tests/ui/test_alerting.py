@@ -21,7 +21,7 @@ from services.api.ui.alert_form import describe_policy
 from services.common.db.incidents import load_global, save_global
 from services.common.db.models import Check, Incident, Notification
 
-from .conftest import Ui, demo_form, form_fields
+from .conftest import Ui, demo_form, form_fields, opened
 
 HTMX = {"HX-Request": "true"}
 DEFAULT_POLICY_FIELDS = [
@@ -80,7 +80,7 @@ async def stored_spec(ui: Ui, check_id: uuid.UUID) -> dict[str, Any]:
     async with ui.sessions() as session:
         row = await session.get(Check, check_id)
     assert row is not None
-    return row.spec
+    return opened(row.spec)
 
 
 def section(page: str, marker: str, end: str = "</details>") -> str:

@@ -9,11 +9,12 @@ import uuid
 from contextlib import redirect_stdout
 from typing import Any
 
+from contracts.v1 import CheckSpec
 from contracts.v1.base import utcnow
 from services.cli import main as cli_main
 from tests.support.servers import demo_check
 
-from .conftest import TOKEN, Ui, run_row, store_runs
+from .conftest import TOKEN, Ui, opened, run_row, store_runs
 
 SECRETS = ("hunter2-pass", "k-123", "s3cret", "auth-key-value", "tenant-flagged", "body-pass", "very-secret")
 
@@ -85,7 +86,7 @@ async def test_the_edit_form_saved_unchanged_keeps_every_secret(ui: Ui) -> None:
     page = await ui.client.get(f"/checks/{check_id}/edit")
     saved = await ui.post_form(f"/checks/{check_id}", form_fields(page.text, f"/checks/{check_id}"))
     assert saved.status_code in (200, 303), saved.text
-    stored = ui.published.items[-1].spec
+    stored = CheckSpec.model_validate(opened(ui.published.items[-1].spec))
     assert stored.request.url == "https://ops:hunter2-pass@api.example.com/cards?api_key=k-123&page=2"
     assert stored.request.headers["X-Tenant"] == "tenant-flagged"
     assert stored.request.body == {"user": "ops", "password": "body-pass"}

@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from contracts.v1 import CheckDue
-from services.api.tests.ui.conftest import Ui, demo_form
+from services.api.tests.ui.conftest import Ui, demo_form, opened
 from services.common.db.models import Check
 
 BASE = "http://127.0.0.1:9999"
@@ -54,7 +54,7 @@ async def test_a_scenario_is_created_through_the_step_editor(ui: Ui) -> None:
     async with ui.sessions() as session:
         row = await session.get(Check, check_id)
     assert row is not None
-    spec = row.spec
+    spec = opened(row.spec)
     assert [step["name"] for step in spec["steps"]] == ["create", "fetch"]
     assert spec["steps"][0]["extract"] == [{"name": "id", "source": "json_body", "property": "$.id"}]
     assert len(spec["steps"][0]["assertions"]) == 7
