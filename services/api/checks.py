@@ -108,9 +108,16 @@ def parse_spec(data: Any, stored: dict[str, Any] | None = None, box: Sealer | No
     stored = opened_stored(stored, box)
     data = seal_secrets(data, stored, box)
     try:
-        return CheckSpec.model_validate(restore_secrets(data, stored), context=SAVING)
+        spec = CheckSpec.model_validate(restore_secrets(data, stored), context=SAVING)
     except ValidationError as exc:
         raise invalid(exc) from None
+    reserved = sorted(name for name in spec.referenced("secrets") if is_header_secret(name))
+    if reserved:  # they hold secret headers' values: a reference elsewhere would show one in clear
+        raise Invalid(
+            "these secrets are not for use in a request: " + ", ".join(reserved),
+            [{"field": "secrets", "message": f"{{{{ secrets.{name} }}}} is reserved"} for name in reserved],
+        )
+    return spec
 
 
 def _name_taken(name: str) -> Conflict:

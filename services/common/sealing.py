@@ -136,10 +136,10 @@ def open_spec(spec: dict[str, Any], box: Sealer | None, *, strict: bool = True) 
             return opened(sealed) if isinstance(sealed, str) else match.group(0)
 
         for request in _requests(out):
-            headers = request.get("headers")
+            headers, marked = request.get("headers"), request.get("secret_headers") or []
             if isinstance(headers, dict):
                 for header, value in headers.items():
-                    if isinstance(value, str) and HEADER_SECRET in value:
+                    if isinstance(value, str) and HEADER_SECRET in value and is_secret_name(header, marked):
                         headers[header] = _HEADER_PLACEHOLDER.sub(restore, value)
         out["secrets"] = {name: value for name, value in secrets.items() if not is_header_secret(name)}
         _first_step_is_the_request(out)

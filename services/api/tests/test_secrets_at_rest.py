@@ -134,3 +134,16 @@ async def test_the_api_still_shows_them_masked_and_keeps_them_on_a_same_destinat
     assert again.json() == {**shown, "revision": 2, "updated_at": again.json()["updated_at"]}
     for secret in CLEAR:
         assert secret not in await raw_specs(api)
+
+
+async def test_a_header_secret_cannot_be_referenced_elsewhere(api: Api) -> None:
+    """Else an editor could copy ``Authorization``'s sealed value into a header shown in clear."""
+    created = await api.client.post("/api/v1/checks", json=secret_check())
+    assert created.status_code == 201, created.text
+    edited = created.json()
+    edited["steps"][1]["request"]["headers"]["X-Echo"] = "{{ secrets.__header_1 }}"
+    refused = await api.client.put(f"/api/v1/checks/{edited['id']}", json=edited)
+    assert refused.status_code == 422, refused.text
+    assert "__header_1" in refused.text
+    shown = await api.client.get(f"/api/v1/checks/{edited['id']}")
+    assert "header-s3cret" not in shown.text
