@@ -183,3 +183,28 @@ async def test_variables_and_secrets_reach_the_run_and_nowhere_else(
     exported = capsys.readouterr().out
     assert cards.token not in exported
     assert "reader: '********'" in exported
+
+
+async def test_a_secret_header_typed_into_a_check_is_sealed_and_still_sent(
+    seymour: tuple[Client, CardApi], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No ``{{ secrets.x }}`` here: the token is typed into the header. The database file holds it only
+    sealed, and every region's run still sends it (the router opens it into that run)."""
+    api, cards = seymour
+    cards.token = "typed-header-s3cret"
+    scenario = demo_scenario(cards.base, name="typed-header", interval=3600)
+    scenario["steps"][1]["request"]["headers"] = {"Authorization": f"Bearer {cards.token}"}
+    check = await api.ok("POST", "/api/v1/checks", scenario)
+    assert check["steps"][1]["request"]["headers"]["Authorization"] == "********"
+    files = await asyncio.to_thread(lambda: sorted(tmp_path.glob("seymour.db*")))  # and its WAL
+    assert files
+    for path in files:
+        assert cards.token.encode() not in await asyncio.to_thread(path.read_bytes), path.name
+
+    common = ["--url", api.base, "--token", api.token]
+    assert await asyncio.to_thread(cli_main, ["run", "typed-header", "--wait", *common]) == 0
+    out = capsys.readouterr().out
+    assert out.count("step fetch: PASSED") == 3
+    runs = await api.runs(check["id"])
+    assert cards.token not in str(runs)
+    assert cards.cards == {}
