@@ -167,7 +167,11 @@ def main() -> None:
     finally:
         if router is not None:
             router.terminate()
-            router.wait(timeout=15)
+            try:
+                router.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                router.kill()  # still draining thousands of runs: the vhost and database must go anyway
+                router.wait(timeout=15)
         subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
         subprocess.run(
             ["psql", PG_ADMIN, "-qc", f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'],
