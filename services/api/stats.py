@@ -461,6 +461,14 @@ async def table_page(
     how many there are, in one statement."""
     spec = Check.spec
     count = select(func.count()).select_from(Check)
+    chosen = select(Check.id)
+    if tag:
+        tagged = select(CheckTag.check_id).where(CheckTag.tag == tag)
+        chosen = chosen.where(Check.id.in_(tagged))
+        count = count.where(Check.id.in_(tagged))
+    # The page's ids first, then the spec fields of those rows only: extracted in the same SELECT as
+    # the ORDER BY … OFFSET, every skipped check's spec was parsed too (100 ms on page 50 of 10,000).
+    ids = chosen.order_by(Check.name, Check.id).limit(limit).offset(offset).subquery()
     page = select(
         Check.id,
         Check.name,
@@ -471,14 +479,10 @@ async def table_page(
         spec["interval"].as_float(),
         spec["regions"],
         spec["tags"],
-    )
-    if tag:
-        tagged = select(CheckTag.check_id).where(CheckTag.tag == tag)
-        page = page.where(Check.id.in_(tagged))
-        count = count.where(Check.id.in_(tagged))
-    page = page.add_columns(count.scalar_subquery())
+        count.scalar_subquery(),
+    ).join(ids, ids.c.id == Check.id)
     async with sessions() as session:
-        rows = list(await session.execute(page.order_by(Check.name, Check.id).limit(limit).offset(offset)))
+        rows = list(await session.execute(page.order_by(Check.name, Check.id)))
         total = rows[0][-1] if rows else (await session.execute(count)).scalar_one()
     out = []
     for check_id, name, enabled, revision, method, url, interval, regions, tags, _ in rows:
