@@ -36,7 +36,7 @@ from typing import Any
 import aio_pika
 import asyncpg
 
-from bench.pipeline import PG_ADMIN, cpu_seconds, postgres_backends, rabbit_pid, sh
+from bench.pipeline import PG_ADMIN, cpu_seconds, postgres_backends, rabbit_pid, sh, tear_down
 from contracts.topology import ALERTS_EVALUATE, DEAD_LETTERS, RESULTS_EXCHANGE, RESULTS_STORE, ROUTING_KEYS
 from contracts.v1 import CheckCompleted, CheckSpec, RunMissed, encode, run_id_for
 from services.common.bus.rabbit import RabbitBus
@@ -397,19 +397,7 @@ def main() -> None:
         ]
         baseline = asyncio.run(copy_baseline(db_url, rows))
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        subprocess.run(
-            ["psql", PG_ADMIN, "-qc", f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'],
-            capture_output=True,
-            timeout=60,
-        )
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
+        tear_down(procs, database, vhost)
     report(args, published, watched, result, baseline, logs)
 
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import aio_pika
 
-from bench.pipeline import PG_ADMIN, cpu_seconds, rabbit_pid, sh
+from bench.pipeline import PG_ADMIN, cpu_seconds, rabbit_pid, sh, tear_down
 from contracts.topology import ROUTER_DUE, runner_queue
 from contracts.v1 import CheckDue, CheckSpec, utcnow
 from services.common.bus.rabbit import RabbitBus
@@ -165,19 +165,7 @@ def main() -> None:
         rabbit_route = cpu_seconds(broker) - rabbit1
         measured = max(routed - first, 1)
     finally:
-        if router is not None:
-            router.terminate()
-            try:
-                router.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                router.kill()  # still draining thousands of runs: the vhost and database must go anyway
-                router.wait(timeout=15)
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
-        subprocess.run(
-            ["psql", PG_ADMIN, "-qc", f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'],
-            capture_output=True,
-            timeout=60,
-        )
+        tear_down([] if router is None else [router], database, vhost)
     per = 1e6 / args.slots
     figures: dict[str, Any] = {
         "slots": args.slots,

@@ -70,6 +70,27 @@ def sh(*args: str) -> None:
     subprocess.run(args, check=True, capture_output=True, timeout=120)
 
 
+def tear_down(procs: list[subprocess.Popen[bytes]], database: str, vhost: str) -> None:
+    """Stop the bench's processes (killing any still busy after 15 s), then drop its database and vhost.
+
+    Every bench that starts services ends here, so a bench stopped half-way leaves nothing behind.
+    """
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # still draining thousands of messages: the vhost and database must go anyway
+            proc.wait(timeout=15)
+    subprocess.run(
+        ["psql", PG_ADMIN, "-qc", f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'],
+        capture_output=True,
+        timeout=60,
+    )
+    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
+
+
 async def seed(url: str, target: str, checks: int, interval: int, delayed: int, region: str) -> None:
     """Insert the checks (``delayed`` of them against the known-delay endpoint)."""
     engine = make_engine(url)
@@ -309,19 +330,7 @@ def main() -> None:
             )
         )
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        subprocess.run(
-            ["psql", PG_ADMIN, "-qc", f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'],
-            capture_output=True,
-            timeout=60,
-        )
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
+        tear_down(procs, database, vhost)
 
     report(args, result, baseline)
 
