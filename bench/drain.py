@@ -36,7 +36,7 @@ from typing import Any
 import aio_pika
 import asyncpg
 
-from bench.pipeline import PG_ADMIN, cpu_seconds, postgres_backends, rabbit_pid, sh, tear_down
+from bench.pipeline import PG_ADMIN, Scratch, cpu_seconds, postgres_backends, rabbit_pid, sh, tear_down
 from contracts.topology import ALERTS_EVALUATE, DEAD_LETTERS, RESULTS_EXCHANGE, RESULTS_STORE, ROUTING_KEYS
 from contracts.v1 import CheckCompleted, CheckSpec, RunMissed, encode, run_id_for
 from services.common.bus.rabbit import RabbitBus
@@ -338,13 +338,9 @@ def main() -> None:
     parser.add_argument("--no-alerts", action="store_true", help="drain results.store only")
     args = parser.parse_args()
 
-    tag = uuid.uuid4().hex[:8]
-    database = f"seymour_drain_{tag}"
-    vhost = f"seymour-drain-{tag}"
-    db_url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}"
-    broker = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    logs = Path(f"/tmp/seymour-drain-{tag}")
-    logs.mkdir(parents=True)
+    scratch = Scratch.make("drain")
+    database, vhost, logs = scratch.database, scratch.vhost, scratch.logs
+    db_url, broker = scratch.db_url, scratch.broker
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("SEYMOUR_")},
         "SEYMOUR_DATABASE_URL": db_url,

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,33 @@ def wait_for_port(port: int, within: float = 30.0) -> None:
 def sh(*args: str) -> None:
     """Run a command, failing loudly."""
     subprocess.run(args, check=True, capture_output=True, timeout=120)
+
+
+@dataclass(frozen=True)
+class Scratch:
+    """A bench's own database, vhost and log folder, named from one random tag so runs never collide."""
+
+    database: str
+    vhost: str
+    logs: Path
+
+    @classmethod
+    def make(cls, kind: str) -> Scratch:
+        """New names for a ``kind`` of bench (``bench``, ``drain``…); the log folder is created."""
+        tag = uuid.uuid4().hex[:8]
+        scratch = cls(f"seymour_{kind}_{tag}", f"seymour-{kind}-{tag}", Path(f"/tmp/seymour-{kind}-{tag}"))
+        scratch.logs.mkdir(parents=True)
+        return scratch
+
+    @property
+    def db_url(self) -> str:
+        """The database, for the services."""
+        return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{self.database}"
+
+    @property
+    def broker(self) -> str:
+        """The vhost on the local RabbitMQ, for the services."""
+        return f"amqp://guest:guest@127.0.0.1:5672/{self.vhost}"
 
 
 def tear_down(procs: list[subprocess.Popen[bytes]], database: str, vhost: str) -> None:
@@ -278,13 +306,9 @@ def main() -> None:
     parser.add_argument("--with-alerts", action="store_true", help="also run the alerts service")
     args = parser.parse_args()
 
-    tag = uuid.uuid4().hex[:8]
-    database = f"seymour_bench_{tag}"
-    vhost = f"seymour-bench-{tag}"
-    db_url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}"
-    broker = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    logs = Path(f"/tmp/seymour-bench-{tag}")
-    logs.mkdir(parents=True)
+    scratch = Scratch.make("bench")
+    database, vhost, logs = scratch.database, scratch.vhost, scratch.logs
+    db_url, broker = scratch.db_url, scratch.broker
     port = free_port()
     target = f"http://127.0.0.1:{port}"
     procs: list[subprocess.Popen[bytes]] = []
