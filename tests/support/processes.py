@@ -32,14 +32,16 @@ class Fleet:
 
     def start(self, label: str, *args: str, **env: str) -> subprocess.Popen[bytes]:
         """Start ``seymour serve <args>`` as ``label``."""
-        log = open(self.logs / f"{label}.log", "ab")  # noqa: SIM115 - closed when the process is reaped
-        proc = subprocess.Popen(
-            [sys.executable, "-m", self.module, "serve", *args],
-            env={**self.env, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        # The child writes through its own copy of the descriptor, so ours is closed at once (kept open,
+        # it was reported unclosed when the garbage collector found it in a later test).
+        with open(self.logs / f"{label}.log", "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", self.module, "serve", *args],
+                env={**self.env, **env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.procs[label] = proc
         return proc
 
