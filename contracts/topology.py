@@ -10,6 +10,7 @@
                                runner.<region> ─expired/rejected─► [seymour.runs.dlx] ──► router.dead-runs
     runner ──check.completed.v1──► [seymour.results] ──► results.store, alerts.evaluate
     router ──run.missed.v1──────► [seymour.results] ──► results.store, alerts.evaluate
+           ─run.missed.batch.v1─┘ (runs shed under overload, many in one message) ──► results.store
     runner ──runner.heartbeat.v1► [seymour.results] ──► results.store, router.heartbeats.<instance>
     any consumer ─poison─► [seymour.dlx] ──► seymour.dead-letters
 """
@@ -32,6 +33,7 @@ CHECK_DUE: Final = "check.due.v1"
 CHECK_DUE_BATCH: Final = "check.due.batch.v1"
 CHECK_COMPLETED: Final = "check.completed.v1"
 RUN_MISSED: Final = "run.missed.v1"
+RUN_MISSED_BATCH: Final = "run.missed.batch.v1"
 RUNNER_HEARTBEAT: Final = "runner.heartbeat.v1"
 
 #: Routing key of each message kind on its exchange (runs are routed by region instead).
@@ -41,6 +43,7 @@ ROUTING_KEYS: Final[dict[str, str]] = {
     "check.due.batch": CHECK_DUE_BATCH,
     "check.completed": CHECK_COMPLETED,
     "run.missed": RUN_MISSED,
+    "run.missed.batch": RUN_MISSED_BATCH,
     "runner.heartbeat": RUNNER_HEARTBEAT,
 }
 EXCHANGE_OF: Final[dict[str, str]] = {
@@ -50,6 +53,7 @@ EXCHANGE_OF: Final[dict[str, str]] = {
     "run.check": RUNS_EXCHANGE,
     "check.completed": RESULTS_EXCHANGE,
     "run.missed": RESULTS_EXCHANGE,
+    "run.missed.batch": RESULTS_EXCHANGE,
     "runner.heartbeat": RESULTS_EXCHANGE,
 }
 
@@ -102,7 +106,7 @@ DEAD_LETTERS: Final = QueueSpec(DEAD_LETTER_QUEUE, DEAD_LETTER_EXCHANGE, ("#",),
 ROUTER_DUE: Final = QueueSpec("router.due", CONTROL_EXCHANGE, (CHECK_DUE, CHECK_DUE_BATCH))
 ROUTER_DEAD_RUNS: Final = QueueSpec("router.dead-runs", RUNS_DEAD_LETTER_EXCHANGE, ("#",))
 RESULTS_STORE: Final = QueueSpec(
-    "results.store", RESULTS_EXCHANGE, (CHECK_COMPLETED, RUN_MISSED, RUNNER_HEARTBEAT)
+    "results.store", RESULTS_EXCHANGE, (CHECK_COMPLETED, RUN_MISSED, RUN_MISSED_BATCH, RUNNER_HEARTBEAT)
 )
 ALERTS_EVALUATE: Final = QueueSpec("alerts.evaluate", RESULTS_EXCHANGE, (CHECK_COMPLETED, RUN_MISSED))
 

@@ -19,6 +19,8 @@ from contracts.v1 import (
     CheckSpec,
     MaintenanceWindow,
     RunError,
+    RunMissed,
+    RunMissedBatch,
     decode,
     encode,
     run_id_for,
@@ -67,6 +69,11 @@ def test_round_trip_keeps_types_and_aliases() -> None:
     assert decode(encode(due)) == due
     batch = CheckDueBatch(items=[due, due.model_copy(update={"trigger": "manual", "regions": ["x"]})])
     assert decode(encode(batch)) == batch
+    shed = RunMissed(
+        run_id=uuid.uuid4(), check_id=due.check_id, slot=now, region="x", reason="overloaded", detail="shed"
+    )
+    missed_batch = RunMissedBatch(items=[shed, shed.model_copy(update={"run_id": uuid.uuid4()})])
+    assert decode(encode(missed_batch)) == missed_batch
 
 
 def test_unknown_fields_from_newer_v1_producers_are_ignored() -> None:

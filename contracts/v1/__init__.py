@@ -30,6 +30,7 @@ from contracts.v1.runs import (
     RunCheck,
     RunError,
     RunMissed,
+    RunMissedBatch,
     Timings,
     run_id_for,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "RunCheck",
     "RunError",
     "RunMissed",
+    "RunMissedBatch",
     "RunnerHeartbeat",
     "Timings",
     "decode",

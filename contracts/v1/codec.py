@@ -8,10 +8,17 @@ from pydantic import Field, TypeAdapter
 
 from contracts.v1.messages import CheckChanged, CheckDue, CheckDueBatch
 from contracts.v1.runners import RunnerHeartbeat
-from contracts.v1.runs import CheckCompleted, RunCheck, RunMissed
+from contracts.v1.runs import CheckCompleted, RunCheck, RunMissed, RunMissedBatch
 
 AnyMessage = Annotated[
-    CheckChanged | CheckDue | CheckDueBatch | RunCheck | CheckCompleted | RunMissed | RunnerHeartbeat,
+    CheckChanged
+    | CheckDue
+    | CheckDueBatch
+    | RunCheck
+    | CheckCompleted
+    | RunMissed
+    | RunMissedBatch
+    | RunnerHeartbeat,
     Field(discriminator="kind"),
 ]
 
@@ -22,6 +29,7 @@ MESSAGE_TYPES: Final = (
     RunCheck,
     CheckCompleted,
     RunMissed,
+    RunMissedBatch,
     RunnerHeartbeat,
 )
 

@@ -162,13 +162,17 @@ class CheckCompleted(Message):
     certificate: CertificateInfo | None = None
 
 
-MissedReason = Literal["expired", "no_runner", "no_leader", "not_published"]
+MissedReason = Literal["expired", "no_runner", "no_leader", "not_published", "overloaded"]
+"""Why a run never started. ``overloaded`` (added in v1, read by results before routers send it): the
+router shed the run because its region's runners were already further behind than the router's bound —
+recording it at once costs far less than carrying a run that would only expire or run late."""
 
 
 class RunMissed(Message):
     """Event: a run never started — it expired in its queue, no runner serves its region, no scheduler
-    could fire its slot (``no_leader``: the database or every scheduler was away), or the slot could not
-    be handed to the broker while it was still fresh (``not_published``)."""
+    could fire its slot (``no_leader``: the database or every scheduler was away), the slot could not
+    be handed to the broker while it was still fresh (``not_published``), or the router shed it because
+    the region's runners were too far behind (``overloaded``)."""
 
     kind: Literal["run.missed"] = "run.missed"
     run_id: uuid.UUID
@@ -178,3 +182,17 @@ class RunMissed(Message):
     trigger: Literal["scheduled", "manual", "confirmation"] = "scheduled"
     reason: MissedReason
     detail: str = ""
+
+
+class RunMissedBatch(Message):
+    """Event: several runs that never started, each exactly what its own ``RunMissed`` would say.
+
+    Under overload the router sheds many runs a second; one message (one publish, one confirm, one queue
+    entry, one delivery) for all the runs shed while routing one batch of slots keeps the missed path
+    far cheaper than the runs it replaces. Items keep their own run ids, so a redelivered batch stores
+    nothing twice. It goes to ``results.store`` only: to alerting a missed run is no data, and a slot's
+    absent region reads the same as a missed one.
+    """
+
+    kind: Literal["run.missed.batch"] = "run.missed.batch"
+    items: list[RunMissed] = Field(min_length=1)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from contracts.v1 import CheckCompleted, RunMissed, RunnerHeartbeat
+import asyncio
+
+from contracts.v1 import CheckCompleted, RunMissed, RunMissedBatch, RunnerHeartbeat
 from services.common.bus import Delivery
 from services.common.db.batches import Batcher
 from services.results.rows import completed_row, missed_row
@@ -16,6 +18,11 @@ async def handle_check_completed(message: CheckCompleted, delivery: Delivery, *,
 async def handle_run_missed(message: RunMissed, delivery: Delivery, *, batcher: Batcher) -> None:
     """Store a run that never started."""
     await batcher.submit("run", missed_row(message))
+
+
+async def handle_run_missed_batch(message: RunMissedBatch, delivery: Delivery, *, batcher: Batcher) -> None:
+    """Store many runs that never started (shed by the router); acked once every row is committed."""
+    await asyncio.gather(*(batcher.submit("run", missed_row(item)) for item in message.items))
 
 
 async def handle_runner_heartbeat(message: RunnerHeartbeat, delivery: Delivery, *, batcher: Batcher) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.topology import RESULTS_STORE
-from contracts.v1 import CheckCompleted, RunMissed, RunnerHeartbeat, utcnow
+from contracts.v1 import CheckCompleted, RunMissed, RunMissedBatch, RunnerHeartbeat, utcnow
 from services.common.bus import Bus, Route
 from services.common.db.batches import Batcher
 from services.common.db.sessions import Sessions
@@ -18,7 +18,12 @@ from services.common.metrics import RUN_LAG, RUNS_STORED
 from services.common.service import Service
 from services.common.settings import Settings
 from services.results import pg
-from services.results.handlers import handle_check_completed, handle_run_missed, handle_runner_heartbeat
+from services.results.handlers import (
+    handle_check_completed,
+    handle_run_missed,
+    handle_run_missed_batch,
+    handle_runner_heartbeat,
+)
 from services.results.retention import Retention
 from services.results.store import write_heartbeats, write_runs
 
@@ -55,6 +60,7 @@ def build(settings: Settings, bus: Bus, sessions: Sessions) -> Service:
     handlers: dict[type, Any] = {
         CheckCompleted: partial(handle_check_completed, batcher=batcher),
         RunMissed: partial(handle_run_missed, batcher=batcher),
+        RunMissedBatch: partial(handle_run_missed_batch, batcher=batcher),
         RunnerHeartbeat: partial(handle_runner_heartbeat, batcher=batcher),
     }
     return Service(

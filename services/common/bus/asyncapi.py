@@ -51,6 +51,7 @@ PUBLISHERS: Final[dict[str, str]] = {
     "run.check": "router",
     "check.completed": "runner",
     "run.missed": "router",
+    "run.missed.batch": "router",
     "runner.heartbeat": "runner",
 }
 

@@ -17,6 +17,7 @@ from contracts.v1 import (
     ResponseSample,
     RunError,
     RunMissed,
+    RunMissedBatch,
     RunnerHeartbeat,
     Timings,
 )
@@ -126,6 +127,51 @@ async def test_runs_stored_once_with_rollups_and_heartbeats(db_url: str) -> None
             p50 = rollups.percentile(rollup.latency_hist, 0.5)
             assert p50 is not None
             assert 20 <= p50 <= 30
+    finally:
+        await bus.stop()
+        await service.stop()
+        await engine.dispose()
+
+
+async def test_a_batch_of_shed_runs_is_one_missed_row_each_even_when_redelivered(db_url: str) -> None:
+    """The router sheds many runs in one message: each item becomes its own ``missed`` row with its
+    reason, and the batch delivered again (or overlapping a single RunMissed) adds nothing."""
+    engine = make_engine(db_url)
+    sessions = make_sessionmaker(engine)
+    bus = MemoryBus()
+    service = build(Settings(results_batch_ms=20), bus, sessions)
+    for route in service.routes:
+        bus.subscribe(route)
+    await bus.start()
+    await service.start()
+    check_id = uuid.uuid4()
+    items = [
+        RunMissed(
+            run_id=uuid.uuid4(),
+            check_id=check_id,
+            slot=SLOT + timedelta(seconds=index),
+            region="eu-north-1",
+            reason="overloaded",
+            detail="region eu-north-1 behind by 2.1 s",
+        )
+        for index in range(40)
+    ]
+    try:
+        await bus.publish(RunMissedBatch(items=items))
+        await bus.publish(RunMissedBatch(items=items[::-1]))
+        await bus.publish(items[0])
+
+        async def stored() -> bool:
+            async with sessions() as session:
+                count = (await session.execute(select(func.count()).select_from(Run))).scalar_one()
+            return bool(count == 40)
+
+        await _wait(stored)
+        await asyncio.sleep(0.1)
+        async with sessions() as session:
+            rows = (await session.execute(select(Run.status, Run.error_class, Run.error_message))).all()
+        assert len(rows) == 40
+        assert set(rows) == {("missed", "overloaded", "region eu-north-1 behind by 2.1 s")}
     finally:
         await bus.stop()
         await service.stop()
