@@ -2,6 +2,26 @@
 
 from __future__ import annotations
 
-from services.common.bus.protocol import Bus, Delivery, Handler, Publisher, Route, address_of
+from services.common.bus.protocol import (
+    Batch,
+    BatchHandler,
+    Bus,
+    Delivery,
+    Handler,
+    Outcome,
+    Publisher,
+    Route,
+    address_of,
+)
 
-__all__ = ["Bus", "Delivery", "Handler", "Publisher", "Route", "address_of"]
+__all__ = [
+    "Batch",
+    "BatchHandler",
+    "Bus",
+    "Delivery",
+    "Handler",
+    "Outcome",
+    "Publisher",
+    "Route",
+    "address_of",
+]

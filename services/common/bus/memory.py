@@ -4,6 +4,11 @@ Exchanges route by topic/direct/fanout rules; each queue is an ``asyncio.Queue``
 per-message expiry, a delivery count, and a dead-letter exchange. Handlers run concurrently up to the
 route's prefetch. A message is acked when its handler returns; if the handler raises it is redelivered
 up to ``DELIVERY_LIMIT`` times and then dead-lettered, exactly like the RabbitMQ adapter.
+
+A route with a :class:`~services.common.bus.protocol.Batch` is consumed as on RabbitMQ: up to
+``max_items`` messages (``max_wait_ms`` after the first) in one handler call, ``depth`` batches at once;
+malformed and unknown messages are dead-lettered alone, an item the handler reports failed is
+redelivered alone (dead-lettered at the limit), and the rest of its batch counts as acked.
 """
 
 from __future__ import annotations
@@ -12,12 +17,13 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from contracts.topology import DEAD_LETTERS, DELIVERY_LIMIT, EXCHANGES, QueueSpec
 from contracts.v1 import AnyMessage, decode, encode
-from services.common.bus.protocol import Delivery, Route, address_of
+from services.common.bus.protocol import Batch, Delivery, Outcome, Route, address_of
 from services.common.errors import MalformedMessage, Unroutable
 from services.common.logs import bind as bind_log_subject
 from services.common.metrics import (
@@ -132,6 +138,10 @@ class MemoryBus:
 
     def _start_route(self, route: Route) -> None:
         queue = self._queues[route.queue.name]
+        if route.batch is not None:
+            for _ in range(max(1, route.batch.depth)):
+                self._tasks.append(asyncio.create_task(self._consume_batches(queue, route, route.batch)))
+            return
         for _ in range(route.prefetch):
             self._tasks.append(asyncio.create_task(self._consume(queue, route)))
 
@@ -214,6 +224,124 @@ class MemoryBus:
                     queue.items.put_nowait(envelope)
             else:
                 MESSAGES_CONSUMED.labels(queue.spec.name, message.kind).inc()
+
+    async def _consume_batches(self, queue: _Queue, route: Route, batch: Batch) -> None:
+        while True:
+            window = await self._collect(queue, batch)
+            await self._handle_window(queue, route, batch, window)
+
+    @staticmethod
+    async def _collect(queue: _Queue, batch: Batch) -> list[_Envelope]:
+        """The next batch: the first envelope, then whatever arrives within ``max_wait_ms`` (up to max)."""
+        window = [await queue.items.get()]
+        deadline = time.monotonic() + batch.max_wait_ms / 1000
+        try:
+            while len(window) < batch.max_items:
+                try:
+                    window.append(queue.items.get_nowait())
+                    continue
+                except asyncio.QueueEmpty:
+                    pass
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                getter = asyncio.ensure_future(queue.items.get())
+                await asyncio.wait({getter}, timeout=remaining)
+                if not getter.done():
+                    getter.cancel()
+                    await asyncio.wait({getter})
+                if getter.cancelled():
+                    break
+                window.append(getter.result())
+        except asyncio.CancelledError:
+            for envelope in window:
+                queue.items.put_nowait(envelope)
+            raise
+        return window
+
+    async def _handle_window(
+        self, queue: _Queue, route: Route, batch: Batch, window: list[_Envelope]
+    ) -> None:
+        name = queue.spec.name
+        items: list[tuple[_Envelope, AnyMessage, Delivery]] = []
+        now = time.monotonic()
+        for envelope in window:
+            if envelope.expires_at is not None and now > envelope.expires_at:
+                self._dead_letter(queue, envelope, "expired")
+                continue
+            envelope.delivery_count += 1
+            try:
+                message = self._decode(envelope.body)
+                if not route.accepts(type(message)):
+                    raise MalformedMessage(f"no handler for {type(message).__name__} on {name}")
+            except MalformedMessage as exc:
+                bind_log_subject(None)
+                log.warning("dead-lettering malformed message queue=%s error=%s", name, exc)
+                self._dead_letter(queue, envelope, "rejected")
+                continue
+            delivery = Delivery(
+                routing_key=envelope.routing_key,
+                redelivered=envelope.delivery_count > 1,
+                delivery_count=envelope.delivery_count,
+                death_reason=envelope.death_reason,
+                headers=envelope.headers,
+            )
+            if delivery.redelivered:
+                MESSAGES_REDELIVERED.labels(name).inc()
+            items.append((envelope, message, delivery))
+        batched = [item for item in items if type(item[1]) in batch.types]
+        singles = [item for item in items if type(item[1]) not in batch.types]
+        work: list[Any] = []
+        if batched:
+            work.append(self._call_batch(batch, [(message, delivery) for _, message, delivery in batched]))
+        work.extend(self._call_single(route, message, delivery) for _, message, delivery in singles)
+        try:
+            results: list[Any] = list(await asyncio.gather(*work, return_exceptions=True))
+        except asyncio.CancelledError:
+            for envelope, _, _ in items:
+                queue.items.put_nowait(envelope)
+            raise
+        outcomes: list[Outcome] = []
+        whole_failed = False  # the batch call itself raised: logged once, not once per item
+        if batched:
+            first = results.pop(0)
+            if isinstance(first, BaseException):
+                bind_log_subject(None)
+                log.error("batch handler failed queue=%s items=%d", name, len(batched), exc_info=first)
+                outcomes.extend(first for _ in batched)
+                whole_failed = True
+            else:
+                outcomes.extend(first)
+        outcomes.extend(results)
+        for index, ((envelope, message, _delivery), out) in enumerate(
+            zip(batched + singles, outcomes, strict=True)
+        ):
+            if isinstance(out, asyncio.CancelledError):
+                raise out
+            if out is None:
+                MESSAGES_CONSUMED.labels(name, message.kind).inc()
+                continue
+            if not (whole_failed and index < len(batched)):
+                bind_log_subject(message)
+                log.error("handler failed queue=%s attempt=%d", name, envelope.delivery_count, exc_info=out)
+            HANDLER_FAILURES.labels(name).inc()
+            if envelope.delivery_count >= DELIVERY_LIMIT:
+                self._dead_letter(queue, envelope, "delivery_limit")
+            else:
+                queue.items.put_nowait(envelope)
+        bind_log_subject(None)
+
+    @staticmethod
+    async def _call_batch(batch: Batch, pairs: list[tuple[AnyMessage, Delivery]]) -> Sequence[Outcome]:
+        outcomes = await batch.handler(pairs)
+        if len(outcomes) != len(pairs):
+            raise RuntimeError(f"batch handler returned {len(outcomes)} outcomes for {len(pairs)} items")
+        return outcomes
+
+    @staticmethod
+    async def _call_single(route: Route, message: AnyMessage, delivery: Delivery) -> None:
+        bind_log_subject(message)  # its own task: the lines it writes name its run
+        await route.handlers[type(message)](message, delivery)
 
     @staticmethod
     def _decode(body: bytes) -> AnyMessage:

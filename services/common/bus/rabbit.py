@@ -22,6 +22,9 @@ describes the topology). Decisions, each on purpose:
   once (aio-pika starts one task per delivery, so they run concurrently). Undecodable bodies and
   messages with no handler are rejected without requeue (dead-lettered at once); a handler that
   raised is nacked with requeue and the delivery limit dead-letters it in the end.
+* A route with a :class:`~services.common.bus.protocol.Batch` is consumed by
+  :class:`~services.common.bus.rabbit_batch.BatchConsumer` on aio-pika directly: one handler call and
+  one ``basic.ack(multiple=True)`` per batch, with the same refusals, counts and redelivery rules.
 * Every publish carries ``user_id`` = this connection's account (RabbitMQ refuses any other), and
   every consumer dead-letters, undecoded, bodies over ``MAX_MESSAGE_BYTES``, and, decoded, messages
   :func:`services.common.bus.senders.refusal` does not believe (no ``user_id``; a region's account
@@ -50,6 +53,7 @@ from pamqp.commands import Basic
 from contracts.topology import DEAD_LETTERS, DELIVERY_LIMIT, EXCHANGES, MAX_MESSAGE_BYTES, QueueSpec
 from contracts.v1 import AnyMessage, decode, encode
 from services.common.bus.protocol import Delivery, Handler, Route, address_of
+from services.common.bus.rabbit_batch import NACK, REJECT, BatchConsumer, death_reason
 from services.common.bus.senders import refusal
 from services.common.errors import BusClosed, NotConfirmed, Unroutable
 from services.common.logs import bind as bind_log_subject
@@ -124,16 +128,8 @@ def _message_id(message: AnyMessage) -> str:
     return str(run_id if run_id is not None else message.message_id)
 
 
-def _death_reason(headers: Mapping[str, Any]) -> str | None:
-    """Why a dead-lettered message died the first time (``expired``, ``rejected``, ``delivery_limit``)."""
-    first = headers.get("x-first-death-reason")
-    if first is not None:
-        return first.decode() if isinstance(first, bytes) else str(first)
-    deaths = headers.get("x-death")
-    if isinstance(deaths, list) and deaths and isinstance(deaths[-1], Mapping):
-        reason = deaths[-1].get("reason")
-        return None if reason is None else str(reason)
-    return None
+#: Why a dead-lettered message died the first time (shared with the batch consumer).
+_death_reason = death_reason
 
 
 class RabbitBus:
@@ -167,6 +163,8 @@ class RabbitBus:
         self._failures: dict[bytes, int] = {}
         self._depths: asyncio.Task[None] | None = None
         self._existing: set[str] = set()
+        self._connection: AbstractRobustConnection | None = None
+        self._batches: list[BatchConsumer] = []
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -196,10 +194,16 @@ class RabbitBus:
             for spec in (DEAD_LETTERS, *self._declared.values(), *(route.queue for route in self._routes)):
                 await self._declare(spec)
             for route in self._routes:
-                self._register(broker, route)
+                if route.batch is None:
+                    self._register(broker, route)
             await broker.start()
+            self._connection = connection
+            for route in self._routes:
+                if route.batch is not None:
+                    await self._start_batches(connection, route)
         except BaseException:
-            self._broker = self._topology = self._publisher = None
+            self._broker = self._topology = self._publisher = self._connection = None
+            await self._stop_batches()
             await broker.stop()
             raise
         self._depths = asyncio.create_task(self._sample_depths(), name="bus-queue-depths")
@@ -213,7 +217,10 @@ class RabbitBus:
         """
         await cancel_and_wait(self._depths)
         self._depths = None
+        # Batches first, while the publishing channel is still open for handlers that publish.
+        await self._stop_batches()
         broker, self._broker, self._topology, self._publisher = self._broker, None, None, None
+        self._connection = None
         for task in list(self._pending):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -262,9 +269,37 @@ class RabbitBus:
     async def _start_late(self, broker: RabbitBroker, route: Route) -> None:
         try:
             await self._declare(route.queue)
-            await self._register(broker, route).start()
+            if route.batch is not None and self._connection is not None:
+                await self._start_batches(self._connection, route)
+            else:
+                await self._register(broker, route).start()
         except Exception:
             log.exception("could not start consumer queue=%s", route.queue.name)
+
+    async def _start_batches(self, connection: AbstractRobustConnection, route: Route) -> None:
+        """Consume ``route`` in batches on aio-pika directly (see :mod:`.rabbit_batch` for why)."""
+        assert route.batch is not None
+        spec = route.queue
+        consumer = BatchConsumer(
+            route,
+            route.batch,
+            arguments=queue_arguments(spec),
+            delivery_count=lambda redelivered, headers, key: self._delivery_count(
+                spec, redelivered, headers, key
+            ),
+            after_failure=self._failure_action,
+            forget_failure=lambda key: self._failures.pop(key, None),
+            bus_open=lambda: self._broker is not None,
+            retry_s=BUS_RETRY_S,
+            retry_pause_s=BUS_RETRY_PAUSE_S,
+        )
+        self._batches.append(consumer)
+        await consumer.start(connection)
+
+    async def _stop_batches(self) -> None:
+        consumers, self._batches = self._batches, []
+        for consumer in consumers:
+            await consumer.stop(self._stop_timeout)
 
     def _register(self, broker: RabbitBroker, route: Route) -> Any:
         """Attach a FastStream subscriber for ``route`` on its own channel (its own prefetch)."""
@@ -380,6 +415,16 @@ class RabbitBus:
             self._failures.pop(next(iter(self._failures)))
         self._failures[key] = delivery.delivery_count
         return message.nack(requeue=True)
+
+    def _failure_action(self, delivery_count: int, key: bytes) -> int:
+        """:meth:`_after_failure` for the batch consumer on a classic queue: what to do, not done yet."""
+        if delivery_count >= DELIVERY_LIMIT:
+            self._failures.pop(key, None)
+            return REJECT
+        if len(self._failures) >= _MAX_TRACKED_FAILURES:
+            self._failures.pop(next(iter(self._failures)))
+        self._failures[key] = delivery_count
+        return NACK
 
     @staticmethod
     async def _settle(settlement: Any, queue: str) -> None:
