@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     results_batch_ms: float = Field(default=50.0, ge=0)
     run_expiry_min: float = Field(default=5.0, gt=0)
     run_expiry_max: float = Field(default=60.0, gt=0)
+    #: The router sheds a region's scheduled runs (missed, ``overloaded``) while the runs already queued
+    #: for it would take its runners longer than this many seconds to start; 0 never sheds.
+    router_shed_after: float = Field(default=1.0, ge=0)
+    #: ... and never while at most this many runs wait (a burst of slots is not a backlog).
+    router_shed_floor: int = Field(default=200, ge=0)
     retention_days: int = Field(default=30, ge=1)
 
     smtp_host: str | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from contracts.v1 import CheckDue, CheckSpec, RunCheck, RunMissed, run_id_for
+from contracts.v1 import CheckDue, CheckSpec, MissedReason, RunCheck, RunMissed, run_id_for
 from services.common.secretbox import Sealer, SealError
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def fan_out(due: CheckDue, *, ttl: float, box: Sealer | None = None) -> list[Run
     ]
 
 
-def missed(run: RunCheck, reason: str, detail: str = "") -> RunMissed:
+def missed(run: RunCheck, reason: MissedReason, detail: str = "") -> RunMissed:
     """The record that ``run`` never ran."""
     return RunMissed(
         run_id=run.run_id,
@@ -82,6 +82,6 @@ def missed(run: RunCheck, reason: str, detail: str = "") -> RunMissed:
         slot=run.slot,
         region=run.region,
         trigger=run.trigger,
-        reason="no_runner" if reason == "no_runner" else "expired",
+        reason=reason,
         detail=detail,
     )

@@ -14,6 +14,7 @@ from services.common.fencing import EpochFence
 from services.common.secretbox import LazyBox
 from services.common.service import Service
 from services.common.settings import Settings
+from services.router.admission import Admission, DepthProbe
 from services.router.handlers import (
     RouterDeps,
     handle_check_due,
@@ -22,10 +23,23 @@ from services.router.handlers import (
     handle_heartbeat,
 )
 from services.router.liveness import RunnerLiveness
+from services.router.probe import BrokerProbe
+
+
+def depth_probe(settings: Settings) -> DepthProbe | None:
+    """Queue depths on a RabbitMQ connection of the router's own; none on the in-process bus (``seymour
+    up`` runs its runner in the same process, so nothing is carried through a broker to be shed)."""
+    if not settings.broker_url.startswith(("amqp://", "amqps://")):
+        return None
+    from services.common.bus.rabbit import RabbitBus
+
+    return BrokerProbe(lambda: RabbitBus(settings.broker_url, instance="router-admission"))
 
 
 def build(settings: Settings, bus: Bus, sessions: Sessions | None = None) -> Service:
     """The router: no database; everything it needs travels in the messages."""
+    probe = depth_probe(settings)
+    admission = Admission(probe, max_wait=settings.router_shed_after, floor=settings.router_shed_floor)
     deps = RouterDeps(
         bus=bus,
         liveness=RunnerLiveness(stale_after=settings.runner_stale_after),
@@ -33,6 +47,7 @@ def build(settings: Settings, bus: Bus, sessions: Sessions | None = None) -> Ser
         ttl_min=settings.run_expiry_min,
         ttl_max=settings.run_expiry_max,
         box=LazyBox(settings),
+        admission=admission,
     )
     instance = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     return Service(
@@ -53,4 +68,5 @@ def build(settings: Settings, bus: Bus, sessions: Sessions | None = None) -> Ser
                 prefetch=8,
             ),
         ],
+        lifecycles=[admission],
     )
