@@ -11,7 +11,7 @@ import subprocess
 from dataclasses import dataclass
 
 from contracts.topology import DEAD_LETTER_QUEUE
-from tests.federation.node import RabbitNode
+from tests.support.rabbit_node import RabbitNode
 
 
 @dataclass

@@ -1,11 +1,13 @@
 """A whole Seymour under steady load, every service its own OS process, behind cuttable links.
 
 The database is the shared local server (a database of its own); the brokers are RabbitMQ nodes this suite
-starts itself (:mod:`tests.faults.nodes`): home, and one region (``eu-north-1``) behind its own node, linked
-to home as in production (federation for runs, shovels for results) over a WAN link; the other two regions'
-runners use home's node directly. Processes reach the database and home's node through
-:class:`~tests.support.proxy.TcpProxy` links: cutting a link is, for every process, the server gone
-(connections reset, new ones refused). Home's node can also really be stopped and started.
+starts itself (:mod:`tests.faults.nodes`): home, and two regions (``eu-north-1``, ``ap-southeast-2``) each
+behind its own node, linked to home as in production (federation for runs, shovels for results) over a WAN
+link of its own; the third region's runner (home's local region) uses home's node directly. Processes
+reach the database and home's node through :class:`~tests.support.proxy.TcpProxy` links: cutting a link
+is, for every process, the server gone (connections reset, new ones refused). The database may sit on a
+small filesystem of its own (:mod:`tests.faults.disk`) that a scenario fills. Home's node can also
+really be stopped and started.
 The proxies live on the test's event loop, so nothing here blocks it (process waits run in threads).
 """
 
@@ -36,6 +38,7 @@ from contracts.topology import DEAD_LETTER_QUEUE
 from services.common.bus.dead_letters import DeadLetter
 from services.common.bus.dead_letters import count as count_dead_letters
 from services.scheduler.slots import slots_between
+from tests.faults.disk import SmallDisk
 from tests.faults.nodes import Node
 from tests.support.api import Client
 from tests.support.processes import Fleet, free_port
@@ -43,9 +46,10 @@ from tests.support.proxy import TcpProxy
 from tests.support.servers import DemoTarget, Receiver, demo_check, serve
 from tests.support.waiting import eventually
 
-REGIONS = ("us-east-1", "eu-north-1", "ca-central-1")
-#: The region behind its own RabbitMQ node (the others' runners use home's node).
-REGIONAL = "eu-north-1"
+#: The regions behind their own RabbitMQ node, each linked to home over its own WAN link.
+REGIONALS = ("eu-north-1", "ap-southeast-2")
+#: Home's local region (its runner uses home's node) and the regions behind their own nodes.
+REGIONS = ("us-east-1", *REGIONALS)
 HOME_SERVICES = ("results", "alerts", "router", "api", "scheduler", "scheduler-standby")
 TOKEN = "faults-token"
 #: The reasons a slot may honestly end as missed under a fault we caused.
@@ -93,6 +97,11 @@ class Row:
     stored_twice: int = 0
     lost: int = 0
     missed: Counter[str] = field(default_factory=Counter)
+    #: The same misses, by region.
+    missed_by_region: dict[str, Counter[str]] = field(default_factory=dict)
+    #: A region the fault did not touch (another region's link cut) and its misses: it must have none.
+    bystander: str | None = None
+    bystander_missed: int = 0
     dead_lettered: int = 0
     false_incidents: int = 0
     #: Notifications delivered, by channel and event (``hook-a failure``); twice the same is a violation.
@@ -104,14 +113,21 @@ class Row:
     #: Seconds from the fault's end after which every slot of every region was a run stored within
     #: :data:`LAG_NORMAL_S` of its slot.
     lag_s: float | None = None
+    #: Rows of slots before the fault's end stored after it (results that waited, misses recorded late),
+    #: per second from the fault's end until the last of them was stored (``None`` if fewer than 2 waited).
+    drain_per_s: float | None = None
+    #: How many rows :attr:`drain_per_s` counts, and how many of them are results (not misses).
+    drained: tuple[int, int] = (0, 0)
     #: The notifications a scenario causes on purpose (a check it makes fail and recover), by channel.
     expected_sent: dict[str, int] = field(default_factory=dict)
+    #: Whether the services said what the fault was, for a fault they must name (``None``: not asked).
+    fault_named: bool | None = None
     notes: str = ""
 
     HEADER = (
         f"{'scenario':<30} {'expected':>8} {'once':>6} {'twice':>5} {'lost':>5} {'missed (by reason)':<40} "
         f"{'dlq':>4} {'false inc':>9} {'sent per channel':<34} {'recover':>8} {'consumers':>9} "
-        f"{'lag ok':>7}"
+        f"{'lag ok':>7} {'drained':>24}"
     )
 
     def line(self) -> str:
@@ -120,8 +136,16 @@ class Row:
         return (
             f"{self.scenario:<30} {self.expected:>8} {self.stored_once:>6} {self.stored_twice:>5} "
             f"{self.lost:>5} {missed:<40} {self.dead_lettered:>4} {self.false_incidents:>9} {sent:<34} "
-            f"{_seconds(self.recover_s):>8} {_seconds(self.consumers_s):>9} {_seconds(self.lag_s):>7}"
+            f"{_seconds(self.recover_s):>8} {_seconds(self.consumers_s):>9} {_seconds(self.lag_s):>7} "
+            f"{self.drain():>24}"
         )
+
+    def drain(self) -> str:
+        """The drain after the fault: rows per second (how many rows, how many of them results)."""
+        if self.drain_per_s is None:
+            return "-"
+        rows, results = self.drained
+        return f"{self.drain_per_s:.0f}/s ({rows} rows, {results} res)"
 
     def markdown(self) -> str:
         """The row as a line of the Markdown table a closing note quotes."""
@@ -140,6 +164,7 @@ class Row:
             _seconds(self.recover_s),
             _seconds(self.consumers_s),
             _seconds(self.lag_s),
+            self.drain(),
         ]
         return "| " + " | ".join(cells) + " |"
 
@@ -155,15 +180,18 @@ class World:
     fleet: Fleet
     pg_url: str
     home: Node
-    region: Node
-    #: The region's federation and shovels reach home's node through this link.
-    wan: TcpProxy
+    #: Each region's own node, by region.
+    nodes: dict[str, Node]
+    #: Each region's federation and shovels reach home's node through its own link, by region.
+    wans: dict[str, TcpProxy]
     pg_proxy: TcpProxy
     rabbit_proxy: TcpProxy
     target: DemoTarget
     sink: Receiver
     api: Client
     api_port: int
+    #: The small filesystem under the database (or why there is none here).
+    disk: SmallDisk | str = "no small disk set up"
     checks: dict[uuid.UUID, int] = field(default_factory=dict)
     engine: AsyncEngine | None = None
     ops_ports: dict[str, int] = field(default_factory=dict)
@@ -179,9 +207,10 @@ class World:
         """Start one service process (``runner-<region>`` for a region's runner), with its ops port."""
         port = self.ops_ports.setdefault(label, free_port())
         env = {"SEYMOUR_METRICS_PORT": str(port)}
-        if label == f"runner-{REGIONAL}":
-            env["SEYMOUR_BROKER_URL"] = self.region.amqp_url()
-            self.fleet.start(label, "runner", "--region", REGIONAL, **env)
+        region = label.removeprefix("runner-")
+        if label.startswith("runner-") and region in self.nodes:
+            env["SEYMOUR_BROKER_URL"] = self.nodes[region].amqp_url()
+            self.fleet.start(label, "runner", "--region", region, **env)
         elif label.startswith("runner-"):
             self.fleet.start(label, "runner", "--region", label.removeprefix("runner-"), **env)
         elif label.startswith("scheduler"):
@@ -215,6 +244,7 @@ class World:
         for index in range(count):
             spec = demo_check(self.target.url, self.sink.url, interval=1, name=f"fault-load-{index}")
             spec["assertions"] = [a for a in spec["assertions"] if a["source"] != "response_time"]
+            spec["regions"] = list(REGIONS)
             created = await self.api.ok("POST", "/api/v1/checks", spec)
             self.checks[uuid.UUID(created["id"])] = 1
 
@@ -279,22 +309,25 @@ class World:
             return int(await connection.scalar(text("SELECT count(*) FROM incidents")) or 0)
 
     async def dead_letters(self) -> int:
-        """Dead letters waiting on home's node and the region's (asked directly, not through a link)."""
-        return await count_dead_letters(self.rabbit_url) + await count_dead_letters(self.region.amqp_url())
+        """Dead letters waiting on home's node and the regions' (asked directly, not through a link)."""
+        counts = [await count_dead_letters(node.amqp_url()) for node in (self.home, *self.nodes.values())]
+        return sum(counts)
 
     async def consumers_back(self, within: float) -> float | None:
-        """Seconds until every queue on both nodes has a consumer again (``None`` if not ``within``)."""
+        """Seconds until every queue on every node has a consumer again (``None`` if not ``within``)."""
         began = time.monotonic()
         while time.monotonic() - began < within:
-            if not await self.home.unconsumed() and not await self.region.unconsumed():
+            if not await self.unconsumed():
                 return time.monotonic() - began
             await asyncio.sleep(0.5)
         return None
 
     async def unconsumed(self) -> list[str]:
-        """Queues on either node with no consumer (for the notes of a row that did not recover)."""
-        home = [f"home {name}" for name in await self.home.unconsumed()]
-        return home + [f"{REGIONAL} {name}" for name in await self.region.unconsumed()]
+        """Queues on any node with no consumer (the nodes asked at once: each ``rabbitmqctl`` is an Erlang
+        VM of its own, seconds of start-up on a loaded machine)."""
+        names = {"home": self.home, **self.nodes}
+        found = await asyncio.gather(*(node.unconsumed() for node in names.values()))
+        return [f"{label} {queue}" for label, queues in zip(names, found, strict=True) for queue in queues]
 
     async def signal_all(self, sig: int, prefix: str = "") -> None:
         """Send ``sig`` to every service process whose label starts with ``prefix`` (the publishing
@@ -334,6 +367,9 @@ class World:
         row.stored_twice = sum(1 for key in expected if keys[key] > 1)
         row.lost = sum(1 for key in expected if keys[key] == 0)
         row.missed = Counter(r.error_class for r in rows if r.status == "missed")
+        for r in rows:
+            if r.status == "missed":
+                row.missed_by_region.setdefault(r.region, Counter())[r.error_class] += 1
         row.dead_lettered = await self.dead_letters() - dlq_before
         row.false_incidents = await self.incidents() - incidents_before
         row.transitions = Counter(f"hook {event}" for event in self.sink.events()[sent_before:])
@@ -354,11 +390,11 @@ class World:
             row.notes += (
                 f" (window {start.isoformat()} to {end.isoformat()}, back at {restored_at.isoformat()})"
             )
-        row.notes += drained(rows, restored_at)
+        row.drain_per_s, row.drained = drain_rate(rows, restored_at)
         if row.dead_lettered:
-            letters = await peek_dead_letters(self.rabbit_url) + await peek_dead_letters(
-                self.region.amqp_url()
-            )
+            letters = []
+            for node in (self.home, *self.nodes.values()):
+                letters += await peek_dead_letters(node.amqp_url())
             kinds = Counter(f"{d['queue']} {d['reason']} {d['kind']} from {d['user_id']}" for d in letters)
             row.notes += f"; dead letters: {dict(kinds)}"
         return row
@@ -382,19 +418,16 @@ async def peek_dead_letters(url: str, at_most: int = 20) -> list[dict[str, Any]]
     return letters
 
 
-def drained(rows: list[Any], restored_at: datetime) -> str:
-    """How fast the rows of slots before the fault's end that were stored after it went in (results that
-    waited in the queues and services, and misses recorded late), as a note."""
+def drain_rate(rows: list[Any], restored_at: datetime) -> tuple[float | None, tuple[int, int]]:
+    """How fast the backlog went in: the rows of slots before the fault's end that were stored after it
+    (results that waited in the queues and services, and misses recorded late), per second from the
+    fault's end until the last of them was stored; and (rows, of which results)."""
     waited = [r for r in rows if r.slot < restored_at and r.stored_at >= restored_at]
-    if len(waited) < 2:
-        return ""
-    span = max((r.stored_at - restored_at).total_seconds() for r in waited)
     results = sum(1 for r in waited if r.status != "missed")
-    rate = f"{len(waited) / span:.0f} rows/s" if span > 0 else "at once"
-    return (
-        f"; {len(waited)} rows ({results} results, {len(waited) - results} misses) waited and were stored"
-        f" within {span:.1f} s of the end ({rate})"
-    )
+    if len(waited) < 2:
+        return None, (len(waited), results)
+    span = max((r.stored_at - restored_at).total_seconds() for r in waited)
+    return len(waited) / max(span, 0.001), (len(waited), results)
 
 
 def lag_normal_after(rows: list[Any], restored_at: datetime, end: datetime) -> float | None:

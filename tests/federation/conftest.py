@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.federation.node import RABBIT_BIN, RabbitNode
 from tests.support.proxy import TcpProxy
+from tests.support.rabbit_node import RABBIT_BIN, RabbitNode
 
 HOME_PLUGINS = ("rabbitmq_federation", "rabbitmq_shovel")
 RABBIT_HOST = os.environ.get("SEYMOUR_TEST_RABBIT", "127.0.0.1:5672")

@@ -17,8 +17,8 @@ from services.common.region_management import ManagementApi
 from services.common.region_status import region_side
 from services.common.region_topology import RegionLink, home_buffer_queue
 from tests.federation.conftest import home_vhost
-from tests.federation.node import RabbitNode
 from tests.federation.world import OTHER, REGION, federated_world, wait_for
+from tests.support.rabbit_node import RabbitNode
 
 pytestmark = [pytest.mark.rabbit, pytest.mark.postgres, pytest.mark.slow]
 

@@ -20,8 +20,8 @@ from provision.tls import issue_server, make_ca
 from services.cli.region import connect, grant
 from services.common.region_management import ManagementApi
 from services.common.region_topology import BrokerAddress, HomeTls, RegionLink
-from tests.federation.node import RABBIT_BIN, RabbitNode
 from tests.federation.world import REGION
+from tests.support.rabbit_node import RABBIT_BIN, RabbitNode
 
 pytestmark = [pytest.mark.rabbit, pytest.mark.slow]
 

@@ -19,9 +19,9 @@ import pytest
 from services.common.region_management import ManagementApi
 from services.common.region_status import region_side
 from tests.federation.conftest import home_vhost
-from tests.federation.node import RabbitNode
 from tests.federation.world import REGION, federated_world, wait_for
 from tests.support.proxy import TcpProxy
+from tests.support.rabbit_node import RabbitNode
 
 pytestmark = [pytest.mark.rabbit, pytest.mark.postgres, pytest.mark.slow]
 

@@ -37,7 +37,8 @@ from contracts.v1 import CheckDue, CheckSpec, encode, utcnow
 from services.common.bus.rabbit import RabbitBus
 from services.common.region_management import ManagementApi
 from services.common.region_topology import BrokerAddress
-from tests.federation.world import OTHER, REGION, region_account, with_credentials
+from tests.federation.world import OTHER, REGION, region_account
+from tests.support.rabbit_node import with_credentials
 
 pytestmark = [pytest.mark.rabbit]
 

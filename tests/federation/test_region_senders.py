@@ -39,7 +39,8 @@ from contracts.v1 import (
 from services.common.bus.protocol import Delivery, Route
 from services.common.bus.rabbit import RabbitBus
 from services.common.metrics import METRICS
-from tests.federation.world import OTHER, REGION, region_account, wait_for, with_credentials
+from tests.federation.world import OTHER, REGION, region_account, wait_for
+from tests.support.rabbit_node import with_credentials
 
 pytestmark = [pytest.mark.rabbit]
 

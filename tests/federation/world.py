@@ -23,7 +23,7 @@ from services.common.region_management import ManagementApi
 from services.common.region_topology import BrokerAddress
 from services.common.settings import Settings
 from tests.federation.conftest import home_vhost, set_home_policy
-from tests.federation.node import RabbitNode
+from tests.support.rabbit_node import RabbitNode, with_credentials
 from tests.support.servers import DemoTarget, serve
 from tests.support.waiting import took
 
@@ -73,14 +73,6 @@ class World:
     async def heartbeat_seen(self) -> bool:
         async with self.home.sessions() as session:
             return (await session.scalar(select(Runner).where(Runner.region == REGION))) is not None
-
-
-def with_credentials(url: str, username: str, password: str) -> str:
-    """``url`` logging in as ``username``."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    user = urllib.parse.quote(username, safe="")
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:{urllib.parse.quote(password)}@{host}"))
 
 
 @asynccontextmanager

@@ -1,4 +1,5 @@
-"""A second RabbitMQ node on this machine playing a region: own node name, ports, data dir and cookie.
+"""An extra RabbitMQ node on this machine (a region's, or a home of a test's own): own node name, ports,
+data dir and cookie. Used by the federation tests and the fault suite.
 
 The machine's own broker (``rabbit@localhost`` on 5672) is shared by every test and is never stopped;
 this node is started and stopped by the tests that need it. Its environment is built from scratch
@@ -132,14 +133,14 @@ class RabbitNode:
     def start(self) -> None:
         """Start the node and wait (bounded) until it accepts connections and serves its HTTP API."""
         self._write_files()
-        log = (self.base / "log" / "stdout.log").open("wb")
-        self.process = subprocess.Popen(
-            [str(RABBIT_BIN / "rabbitmq-server")],
-            env=self.env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with (self.base / "log" / "stdout.log").open("ab") as log:  # the node keeps its own descriptor
+            self.process = subprocess.Popen(
+                [str(RABBIT_BIN / "rabbitmq-server")],
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if self.process.poll() is not None:
@@ -181,3 +182,11 @@ def _listening(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def with_credentials(url: str, username: str, password: str) -> str:
+    """``url`` logging in as ``username``."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    user = urllib.parse.quote(username, safe="")
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:{urllib.parse.quote(password)}@{host}"))
