@@ -32,6 +32,7 @@ from services.api.permissions import permission_guard
 from services.api.throttle import LoginThrottle
 from services.api.ui import route_handlers as ui_route_handlers
 from services.api.ui import template_config
+from services.api.ui.check_rows import RowCache
 from services.common.bus import Publisher, asyncapi
 from services.common.channels.probe import ProbeLimiter
 from services.common.db.engine import read_only
@@ -113,5 +114,6 @@ def create_app(
     app.state.reads = read_only(sessions)
     app.state.bus = bus
     app.state.test_sends = ProbeLimiter()
+    app.state.row_cache = RowCache()
     app.state.secretbox = LazyBox(settings)
     return app

@@ -15,17 +15,19 @@ from urllib.parse import quote
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect, Template
+from markupsafe import Markup
 from sqlalchemy import select
 
 from contracts.v1.checks import AlertPolicy, CheckSpec
 from contracts.v1.regions import REGIONS
 from services.api import badges, stats
 from services.api.checks import CheckStore, check_view
-from services.api.permissions import can_run, can_write
+from services.api.permissions import can_run, can_write, has
 from services.api.queries import get_run, list_runs, parse_cursor, regions, run_cursor
 from services.api.ui import alert_form
 from services.api.ui import form as check_form
 from services.api.ui.alert_form import MaintenanceRow, describe_policy, describe_window
+from services.api.ui.check_rows import RowCache, row_html
 from services.api.ui.form import AssertionRow, ChannelRow, CheckForm, HeaderRow, row_key
 from services.api.ui.security import current_user, is_htmx
 from services.api.ui.steps_form import ExtractRow, StepCard
@@ -107,8 +109,18 @@ async def checks_table(request: Req, page: int, per_page: int, tag: str | None =
         )
         for row in rows
     ]
+    may_run, may_write = has(request, "run"), has(request, "write")
+    cache: RowCache = request.app.state.row_cache
+    lines = []
+    for row, version in zip(rows, versions, strict=True):
+        key = (version, may_run, may_write)
+        line = cache.get(key)
+        if line is None:
+            line = str(row_html(check_row(row, marks[row.id], incidents.get(row.id)), may_run, may_write))
+            cache.put(key, line)
+        lines.append(line)
     return {
-        "checks": [check_row(row, marks[row.id], incidents.get(row.id)) for row in rows],
+        "rows_html": Markup("".join(lines)),
         "total": total,
         "page": page,
         "per_page": per_page,
@@ -584,16 +596,18 @@ class CheckPages(Controller):
         )
 
     @post("/checks/{check_id:uuid}/pause", status_code=200)
-    async def pause(self, request: Req, check_id: FromPath[uuid.UUID]) -> Template | Redirect:
+    async def pause(self, request: Req, check_id: FromPath[uuid.UUID]) -> Response[str] | Redirect:
         """Stop scheduling a check."""
         return await self._set_enabled(request, check_id, False)
 
     @post("/checks/{check_id:uuid}/resume", status_code=200)
-    async def resume(self, request: Req, check_id: FromPath[uuid.UUID]) -> Template | Redirect:
+    async def resume(self, request: Req, check_id: FromPath[uuid.UUID]) -> Response[str] | Redirect:
         """Schedule a paused check again."""
         return await self._set_enabled(request, check_id, True)
 
-    async def _set_enabled(self, request: Req, check_id: uuid.UUID, enabled: bool) -> Template | Redirect:
+    async def _set_enabled(
+        self, request: Req, check_id: uuid.UUID, enabled: bool
+    ) -> Response[str] | Redirect:
         store = store_of(request)
         row = await store.set_enabled(check_id, enabled)
         if not is_htmx(request):
@@ -601,9 +615,10 @@ class CheckPages(Controller):
         sessions = request.app.state.reads
         marks = await stats.latest_runs(sessions, [row.id])
         incidents = await stats.open_incidents(sessions, [row.id])
-        return render(
-            request, "partials/check_row.html", check=check_row(row, marks[row.id], incidents.get(row.id))
+        line = row_html(
+            check_row(row, marks[row.id], incidents.get(row.id)), has(request, "run"), has(request, "write")
         )
+        return Response(str(line), media_type="text/html")
 
     @post("/checks/{check_id:uuid}/delete", status_code=200)
     async def delete(self, request: Req, check_id: FromPath[uuid.UUID]) -> Response[str] | Redirect:
