@@ -127,10 +127,10 @@ ROW_CACHE_SIZE: Final = 4096
 class RowCache:
     """Drawn lines of the checks table by what they are drawn from.
 
-    The key is a line's version (:func:`services.api.stats.row_version`: the check's id, revision and
-    enabled flag, its newest runs' ids, statuses and times, its open incident) and the viewer's two
-    permissions: everything a line shows follows from those (a run's figures never change once stored
-    under its id and status). Between two draws of a table most lines are the same — a check every
+    The key is a line's version (from :func:`services.api.stats.table_versions`: the check's id,
+    revision and enabled flag, its newest runs' ids, statuses and times, its open incident) and the
+    viewer's two permissions: everything a line shows follows from those (a run's figures never change
+    once stored under its id and status). Between two draws of a table most lines are the same — a check every
     minute changes its line once a minute, an hourly one once an hour — so a redraw draws only the lines
     that changed. Bounded: when full, it starts again empty (cheaper than LRU bookkeeping per line,
     and a full cache means the lines in use are far more than one page)."""
