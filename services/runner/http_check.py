@@ -82,6 +82,7 @@ from services.runner.budget import BodyBudget
 from services.runner.certificate import certificate_from_der, peer_der, rejected_certificate
 from services.runner.http_loop import HttpLoop
 from services.runner.http_timing import PhaseTimer, trace_config
+from services.runner.stamped_socket import StampedSocket
 
 log = logging.getLogger(__name__)
 
@@ -126,19 +127,28 @@ _RUN: Final[contextvars.ContextVar[_RunState | None]] = contextvars.ContextVar("
 
 
 def _timed_protocol(factory: Any) -> Any:
-    """The protocol factory, stamping "TCP connected" first (asyncio calls it before the TLS handshake)."""
+    """The protocol factory, stamping "TCP connected" first (asyncio calls it before the TLS handshake),
+    then telling the run's socket when the connection is established and when response bytes come."""
     state = _RUN.get()
     protocol = factory()
     if state is not None:
-        state.timer.tcp_connected()
-        made = protocol.connection_made
+        timer = state.timer
+        timer.tcp_connected()
+        made, received = protocol.connection_made, protocol.data_received
 
         def connection_made(transport: Any) -> None:
             # After the TLS handshake; aiohttp drops the transport when it closes the connection.
             state.ssl_object = transport.get_extra_info("ssl_object")
+            timer.connection_ready()
             made(transport)
 
+        def data_received(data: bytes) -> None:
+            # Called by the transport right after the read that brought ``data`` (its kernel stamp).
+            timer.response_bytes()
+            received(data)
+
         protocol.connection_made = connection_made
+        protocol.data_received = data_received
     return protocol
 
 
@@ -163,7 +173,10 @@ class _Connector(aiohttp.TCPConnector):
             current = state.timer.connections
             state.attempted[current] = state.attempted.get(current, 0) + 1
             state.address = (host, port)
-        return socket.socket(family=family, type=kind, proto=proto)
+        sock = StampedSocket(family, kind, proto)
+        if state is not None:
+            state.timer.socket_made(sock)
+        return sock
 
 
 @dataclass(frozen=True, slots=True)

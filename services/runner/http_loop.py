@@ -15,8 +15,11 @@ the worst case stays near 1 ms (reasoned from CPython's GIL, not measured: wall-
 shared two-core machine were too noisy to rank 0.5, 0.2 and 0.1 ms). Switches that often happen only
 while both threads want the GIL.
 
-uvloop, where installed (it is a dependency on Linux and macOS), runs this loop: it spends less CPU per
-connection than the stock loop, and the loop's own overhead is part of what a wake-up waits for.
+The loop is asyncio's stock selector loop, not uvloop: the phase timings come from the kernel's
+receive stamps, which :class:`services.runner.stamped_socket.StampedSocket` reads in the ``recv`` calls
+the selector loop makes on the socket object; uvloop reads in C and would never ask for them. With
+those stamps the wait for the loop or the GIL no longer lands in a phase; the stock loop costs more
+CPU per run than uvloop did (``bench/runner_timing.py`` prints both threads' CPU per run).
 """
 
 from __future__ import annotations
@@ -40,12 +43,8 @@ _STOP_TIMEOUT_S: Final = 10.0
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
-    """uvloop's loop when it is installed, else the stock one."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
+    """The stock selector loop, whatever policy the process set (uvloop's would bypass the stamps)."""
+    return asyncio.SelectorEventLoop()
 
 
 class HttpLoop:
