@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from typing import Any
 
 from contracts.v1 import CheckCompleted, RunMissed, RunMissedBatch, RunnerHeartbeat
-from services.common.bus import Delivery
-from services.common.db.batches import Batcher
+from services.common.bus import Delivery, Outcome
+from services.common.db.batches import Batcher, Item
 from services.results.rows import completed_row, missed_row
 
 
@@ -27,16 +29,59 @@ async def handle_run_missed_batch(message: RunMissedBatch, delivery: Delivery, *
 
 async def handle_runner_heartbeat(message: RunnerHeartbeat, delivery: Delivery, *, batcher: Batcher) -> None:
     """Record that a runner is alive."""
-    await batcher.submit(
-        "heartbeat",
-        {
-            "runner_id": message.runner_id,
-            "region": message.region,
-            "version": message.runner_version,
-            "capacity": message.capacity,
-            "in_flight": message.in_flight,
-            "started_at": message.started_at,
-            "last_seen": message.created_at,
-            "interval_s": message.interval_s,
-        },
-    )
+    await batcher.submit("heartbeat", heartbeat_row(message))
+
+
+def heartbeat_row(message: RunnerHeartbeat) -> dict[str, Any]:
+    """The ``runners`` row a heartbeat upserts."""
+    return {
+        "runner_id": message.runner_id,
+        "region": message.region,
+        "version": message.runner_version,
+        "capacity": message.capacity,
+        "in_flight": message.in_flight,
+        "started_at": message.started_at,
+        "last_seen": message.created_at,
+        "interval_s": message.interval_s,
+    }
+
+
+#: The message types :func:`store_batch` takes (the results route's batch).
+BATCHED: frozenset[type] = frozenset({CheckCompleted, RunMissed, RunMissedBatch, RunnerHeartbeat})
+
+
+def _items_of(message: Any) -> list[Item]:
+    if isinstance(message, CheckCompleted):
+        return [("run", completed_row(message))]
+    if isinstance(message, RunMissed):
+        return [("run", missed_row(message))]
+    if isinstance(message, RunMissedBatch):
+        return [("run", missed_row(item)) for item in message.items]
+    if isinstance(message, RunnerHeartbeat):
+        return [("heartbeat", heartbeat_row(message))]
+    raise TypeError(f"results does not batch {type(message).__name__}")
+
+
+async def store_batch(messages: Sequence[tuple[Any, Delivery]], *, batcher: Batcher) -> list[Outcome]:
+    """A bus batch of results: its rows go to the batcher at once (no waiting for company) and each
+    message's outcome is its rows' — committed, or the error of the row that failed alone (a message
+    whose rows cannot even be built fails alone too)."""
+    spans: list[tuple[int, int] | BaseException] = []
+    items: list[Item] = []
+    for message, _delivery in messages:
+        try:
+            rows = _items_of(message)
+        except Exception as exc:
+            spans.append(exc)
+            continue
+        spans.append((len(items), len(items) + len(rows)))
+        items.extend(rows)
+    done = await batcher.submit_many(items)
+    outcomes: list[Outcome] = []
+    for span in spans:
+        if isinstance(span, BaseException):
+            outcomes.append(span)
+            continue
+        start, end = span
+        outcomes.append(next((error for error in done[start:end] if error is not None), None))
+    return outcomes

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.topology import RESULTS_STORE
 from contracts.v1 import CheckCompleted, RunMissed, RunMissedBatch, RunnerHeartbeat, utcnow
-from services.common.bus import Bus, Route
+from services.common.bus import Batch, Bus, Route
 from services.common.db.batches import Batcher
 from services.common.db.sessions import Sessions
 from services.common.metrics import RUN_LAG, RUNS_STORED
@@ -19,10 +19,12 @@ from services.common.service import Service
 from services.common.settings import Settings
 from services.results import pg
 from services.results.handlers import (
+    BATCHED,
     handle_check_completed,
     handle_run_missed,
     handle_run_missed_batch,
     handle_runner_heartbeat,
+    store_batch,
 )
 from services.results.retention import Retention
 from services.results.store import write_heartbeats, write_runs
@@ -63,11 +65,25 @@ def build(settings: Settings, bus: Bus, sessions: Sessions) -> Service:
         RunMissedBatch: partial(handle_run_missed_batch, batcher=batcher),
         RunnerHeartbeat: partial(handle_runner_heartbeat, batcher=batcher),
     }
+    # The bus hands the results over in batches (one call, one ack per batch); the per-message handlers
+    # stay for any type the batch does not take.
+    batch = Batch(
+        partial(store_batch, batcher=batcher),
+        BATCHED,
+        max_items=settings.results_batch_size,
+        max_wait_ms=settings.results_batch_ms,
+    )
     return Service(
         "results",
-        # Two batches' worth unacked: the next batch fills while the previous one commits.
+        # Three batches' worth unacked: two in flight (one commits while the next is handed over) and
+        # the following one already here when the first is acked.
         routes=[
-            Route(RESULTS_STORE, handlers, prefetch=max(settings.prefetch, 2 * settings.results_batch_size))
+            Route(
+                RESULTS_STORE,
+                handlers,
+                prefetch=max(settings.prefetch, 3 * settings.results_batch_size),
+                batch=batch,
+            )
         ],
         lifecycles=[batcher, Retention(sessions, settings.retention_days)],
     )

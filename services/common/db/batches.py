@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +41,8 @@ class Batcher:
     _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
     _stopping: bool = False
+    #: Set by :meth:`submit_many`: the caller already collected a batch, so flush without waiting.
+    _eager: bool = False
     batches: int = 0
     items: int = 0
     retry_initial_s: float = 0.2
@@ -68,6 +70,23 @@ class Batcher:
             self._wakeup.set()
         await future
 
+    async def submit_many(self, items: Sequence[Item]) -> list[BaseException | None]:
+        """Queue a batch the caller already collected (a bus batch) and flush it without waiting for
+        company; returns, per item, ``None`` once committed or the exception that failed it alone.
+
+        Items still go through :meth:`_flush_batch`, so the database being away is waited out (nothing
+        returns until it is back) and a poison item is split out and fails alone.
+        """
+        if not items:
+            return []
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[None]] = [loop.create_future() for _ in items]
+        self._pending.extend(zip(items, futures, strict=True))
+        self._eager = True
+        self._wakeup.set()
+        await asyncio.wait(futures)
+        return [future.exception() for future in futures]
+
     async def _run(self) -> None:
         while True:
             if self._stopping and not self._pending:
@@ -79,7 +98,7 @@ class Batcher:
                     return
                 continue
             deadline = time.monotonic() + self.max_wait_ms / 1000
-            while len(self._pending) < self.max_items and not self._stopping:
+            while len(self._pending) < self.max_items and not self._stopping and not self._eager:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -89,6 +108,8 @@ class Batcher:
             batch, self._pending = self._pending[: self.max_items], self._pending[self.max_items :]
             if self._pending:
                 self._wakeup.set()
+            else:
+                self._eager = False
             await self._flush_batch(batch)
 
     async def _flush_batch(self, batch: Pending) -> None:
