@@ -11,6 +11,16 @@ RabbitMQ and PostgreSQL are shared by everything on the machine: their CPU is th
 and this database's backends over the window, so other load on the node shows up in the broker's line.
 
     .venv/bin/python -m bench.pipeline --checks 600 --interval 2 --seconds 30
+
+``--surge`` measures overload instead (issue 8's "no cliff"): ``--checks`` run for ``--seconds`` (the base
+rate, which should be about what the machine sustains), then as many again are enabled for
+``--surge-seconds`` (twice the base rate), then disabled again for ``--after-seconds``. It prints, per
+phase, real runs/s (and the surge's as a share of the base's), missed/s by reason, lag and timing error,
+CPU ms per slot offered and per real run for every process, and how long after the drop lag and timing
+error were back within goal (every later 5 s window with lag p99 <= ``--lag-goal`` and timing error p99
+<= ``--error-goal-ms``, or the base phase's own p99 when that is higher).
+
+    .venv/bin/python -m bench.pipeline --checks 400 --interval 2 --surge --seconds 30 --surge-seconds 120
 """
 
 from __future__ import annotations
@@ -28,10 +38,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
 from bench.baseline import bare_aiohttp_rps
-from contracts.v1 import CheckSpec
+from contracts.v1 import CheckChanged, CheckSpec
 from services.common.db.engine import make_engine, make_sessionmaker, upgrade_sync
 from services.common.db.models import Check, Run
 from services.common.db.rollups import exact_percentile
@@ -40,6 +50,8 @@ PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DELAY_MS = 50
 REAL = ("passed", "failed", "error")
 """Statuses of runs that actually ran; ``missed`` rows are stored but are not runs."""
+SURGE_PREFIX = "bench-surge-"
+WINDOW_S = 5.0
 
 
 def free_port() -> int:
@@ -119,12 +131,31 @@ def tear_down(procs: list[subprocess.Popen[bytes]], database: str, vhost: str) -
     subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
 
 
-async def seed(url: str, target: str, checks: int, interval: int, delayed: int, region: str) -> None:
-    """Insert the checks (``delayed`` of them against the known-delay endpoint)."""
+async def seed(
+    url: str, target: str, checks: int, interval: int, delayed: int, region: str, surge: int = 0
+) -> None:
+    """Insert the checks (``delayed`` of them against the known-delay endpoint), and ``surge`` more,
+    disabled (named ``bench-surge-``), for :func:`set_surge` to switch on and off."""
     engine = make_engine(url)
     sessions = make_sessionmaker(engine)
     async with sessions() as session, session.begin():
-        for index in range(checks):
+        for index in range(checks + surge):
+            if index >= checks:
+                spec = CheckSpec.model_validate(
+                    {
+                        "name": f"{SURGE_PREFIX}{index:05d}",
+                        "request": {"url": f"{target}/fast"},
+                        "assertions": [{"source": "status_code", "comparison": "equals", "target": 200}],
+                        "regions": [region],
+                        "interval": interval,
+                        "timeout": 10,
+                        "enabled": False,
+                    }
+                )
+                session.add(
+                    Check(id=uuid.uuid4(), name=spec.name, spec=spec.model_dump(mode="json"), enabled=False)
+                )
+                continue
             path = f"/delay/{DELAY_MS}" if index < delayed else "/fast"
             spec = CheckSpec.model_validate(
                 {
@@ -292,6 +323,246 @@ def pct(values: list[float], q: float) -> float:
     return float("nan") if value is None else value
 
 
+async def set_surge(url: str, broker: str, *, enabled: bool, revision: int) -> int:
+    """Enable or disable the surge checks as the api would: a new revision in the database, then a
+    ``CheckChanged`` for each, which the scheduler follows at once. Returns how many changed."""
+    from services.common.bus.rabbit import RabbitBus
+
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    async with sessions() as session, session.begin():
+        rows = (
+            await session.execute(select(Check.id, Check.spec).where(Check.name.like(f"{SURGE_PREFIX}%")))
+        ).all()
+        changes = []
+        for check_id, raw in rows:
+            spec = CheckSpec.model_validate({**raw, "enabled": enabled})
+            await session.execute(
+                update(Check)
+                .where(Check.id == check_id)
+                .values(enabled=enabled, revision=revision, spec=spec.model_dump(mode="json"))
+            )
+            changes.append(CheckChanged(check_id=check_id, change="updated", revision=revision, spec=spec))
+    await engine.dispose()
+    bus = RabbitBus(broker, instance="bench")
+    await bus.start()
+    try:
+        await asyncio.gather(*(bus.publish(change) for change in changes))
+    finally:
+        await bus.stop()
+    return len(changes)
+
+
+@dataclass
+class Phase:
+    """One stretch of the surge bench: its wall-clock window and the CPU each process used in it."""
+
+    name: str
+    start: datetime
+    end: datetime
+    offered_per_s: float
+    cpu: dict[str, float]
+
+
+async def cpu_during(seconds: float, pids: dict[int, str], backends: list[int]) -> dict[str, float]:
+    """CPU seconds each process (and this database's backends, as ``postgres``) used over ``seconds``."""
+    before = {pid: cpu_seconds(pid) for pid in [*pids, *backends]}
+    await asyncio.sleep(seconds)
+    cpu = {label: cpu_seconds(pid) - before[pid] for pid, label in pids.items()}
+    cpu["postgres"] = sum(max(cpu_seconds(pid) - before[pid], 0.0) for pid in backends)
+    return cpu
+
+
+async def measure_surge(
+    url: str, broker: str, args: argparse.Namespace, pids: dict[int, str]
+) -> tuple[list[Phase], list[Any], set[Any], dict[str, float]]:
+    """Base rate, then twice it, then the base again; returns the phases, every run stored from the
+    base phase on, the ids of the timed checks, and RSS at the end of the surge."""
+    await first_run(url, within=180.0)
+    await asyncio.sleep(args.warmup)
+    backends = await postgres_backends(url)
+    base_rate = args.checks / args.interval
+    phases = []
+    start = datetime.now(UTC)
+    cpu = await cpu_during(args.seconds, pids, backends)
+    phases.append(Phase("base", start, datetime.now(UTC), base_rate, cpu))
+    changed = await set_surge(url, broker, enabled=True, revision=2)
+    start = datetime.now(UTC)
+    cpu = await cpu_during(args.surge_seconds, pids, backends)
+    phases.append(Phase("surge", start, datetime.now(UTC), base_rate + changed / args.interval, cpu))
+    rss = {label: rss_mb(pid) for pid, label in pids.items()}
+    await set_surge(url, broker, enabled=False, revision=3)
+    start = datetime.now(UTC)
+    cpu = await cpu_during(args.after_seconds, pids, backends)
+    phases.append(Phase("after", start, datetime.now(UTC), base_rate, cpu))
+    await asyncio.sleep(2.0)
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    async with sessions() as session:
+        delayed_ids = set(
+            (await session.execute(select(Check.id).where(Check.name.like("bench-delay-%")))).scalars().all()
+        )
+        rows = (
+            await session.execute(
+                select(
+                    Run.slot,
+                    Run.stored_at,
+                    Run.status,
+                    Run.check_id,
+                    Run.total_ms,
+                    Run.error_class,
+                    Run.error_message,
+                ).where(Run.stored_at >= phases[0].start, Run.stored_at < phases[-1].end)
+            )
+        ).all()
+    await engine.dispose()
+    return phases, list(rows), delayed_ids, rss
+
+
+def shed_or_where(detail: str | None) -> str:
+    """:func:`missed_where`, with the router's shedding detail (which names its backlog) as one label."""
+    if detail and detail.startswith("shed by the router"):
+        return "shed by the router"
+    return missed_where(detail)
+
+
+def phase_figures(phase: Phase, rows: list[Any], delayed: set[Any]) -> dict[str, Any]:
+    """Real runs/s, missed/s by reason, lag and timing error of the runs stored in ``phase``, with CPU."""
+    seconds = (phase.end - phase.start).total_seconds()
+    inside = [row for row in rows if phase.start <= row.stored_at < phase.end]
+    real = [row for row in inside if row.status in REAL]
+    missed: dict[str, int] = {}
+    where: dict[str, int] = {}
+    for row in inside:
+        if row.status == "missed":
+            missed[row.error_class or "-"] = missed.get(row.error_class or "-", 0) + 1
+            why = f"{row.error_class}: {shed_or_where(row.error_message)}"
+            where[why] = where.get(why, 0) + 1
+    lags = [(row.stored_at - row.slot).total_seconds() for row in real]
+    errors = [row.total_ms - DELAY_MS for row in real if row.check_id in delayed and row.total_ms is not None]
+    slots = phase.offered_per_s * seconds
+    return {
+        "seconds": round(seconds, 1),
+        "offered_per_s": phase.offered_per_s,
+        "real_per_s": round(len(real) / seconds, 1),
+        "missed_per_s": {reason: round(count / seconds, 1) for reason, count in sorted(missed.items())},
+        "missed_where": dict(sorted(where.items())),
+        "lag_p50_s": round(pct(lags, 0.5), 3),
+        "lag_p99_s": round(pct(lags, 0.99), 3),
+        "timing_error_p99_ms": round(pct(errors, 0.99), 2),
+        "cpu_ms_per_offered_slot": {k: round(v * 1000 / slots, 3) for k, v in sorted(phase.cpu.items())},
+        "cpu_ms_per_real_run": {
+            k: round(v * 1000 / max(len(real), 1), 3) for k, v in sorted(phase.cpu.items())
+        },
+        "cpu_percent_of_a_core": {k: round(v * 100 / seconds, 1) for k, v in sorted(phase.cpu.items())},
+    }
+
+
+def recovery(
+    after: Phase, rows: list[Any], delayed: set[Any], lag_goal: float, error_goal: float
+) -> tuple[float | None, list[dict[str, Any]]]:
+    """Seconds from the drop until every later ``WINDOW_S`` window is within goal (``None``: never in the
+    phase), and each window's figures."""
+    windows = []
+    start = after.start
+    while start + timedelta(seconds=WINDOW_S) <= after.end:
+        end = start + timedelta(seconds=WINDOW_S)
+        real = [row for row in rows if start <= row.stored_at < end and row.status in REAL]
+        lags = [(row.stored_at - row.slot).total_seconds() for row in real]
+        errors = [
+            row.total_ms - DELAY_MS for row in real if row.check_id in delayed and row.total_ms is not None
+        ]
+        lag99, err99 = pct(lags, 0.99), pct(errors, 0.99)
+        ok = bool(real) and lag99 <= lag_goal and not err99 > error_goal
+        windows.append(
+            {
+                "from_s": round((start - after.start).total_seconds()),
+                "real_per_s": round(len(real) / WINDOW_S, 1),
+                "lag_p99_s": round(lag99, 3),
+                "timing_error_p99_ms": round(err99, 2),
+                "within_goal": ok,
+            }
+        )
+        start = end
+    recovered: float | None = None
+    for window in reversed(windows):
+        if not window["within_goal"]:
+            break
+        recovered = float(window["from_s"])
+    return recovered, windows
+
+
+def report_surge(
+    args: argparse.Namespace,
+    phases: list[Phase],
+    rows: list[Any],
+    delayed: set[Any],
+    rss: dict[str, float],
+    baseline: float,
+) -> None:
+    """Print the surge bench's figures for people, then one JSON line for machines."""
+    figures: dict[str, Any] = {name.name: phase_figures(name, rows, delayed) for name in phases}
+    base, surge = figures["base"], figures["surge"]
+    error_goal = max(args.error_goal_ms, base["timing_error_p99_ms"])
+    recovered, windows = recovery(phases[2], rows, delayed, args.lag_goal, error_goal)
+    first = next((float(w["from_s"]) for w in windows if w["within_goal"]), None)
+    held = sum(1 for w in windows if first is not None and w["from_s"] >= first and w["within_goal"])
+    later = sum(1 for w in windows if first is not None and w["from_s"] >= first)
+    share = surge["real_per_s"] / base["real_per_s"] if base["real_per_s"] else float("nan")
+    figures |= {
+        "surge_real_share_of_base": round(share, 3),
+        "recovered_after_s": recovered,
+        "first_within_goal_after_s": first,
+        "windows_within_goal_from_then": [held, later],
+        "goal": {"lag_p99_s": args.lag_goal, "timing_error_p99_ms": error_goal, "window_s": WINDOW_S},
+        "after_windows": windows,
+        "rss_mb_in_surge": {k: round(v, 1) for k, v in sorted(rss.items())},
+        "bare_aiohttp_req_per_s": round(baseline, 1),
+        "ratio_base_real_runs_to_bare_aiohttp": round(base["real_per_s"] / baseline, 3),
+    }
+    print("wall-clock figures depend on the machine's other load: say 'loaded' when quoting them")
+    for name in ("base", "surge", "after"):
+        phase = figures[name]
+        missed = ", ".join(f"{k} {v}" for k, v in phase["missed_per_s"].items()) or "0"
+        print(
+            f"{name:<6} offered {phase['offered_per_s']:7.1f}/s  real {phase['real_per_s']:7.1f}/s"
+            f"  missed/s {missed}  lag p50 {phase['lag_p50_s']:.3f} p99 {phase['lag_p99_s']:.3f} s"
+            f"  timing error p99 {phase['timing_error_p99_ms']:+.1f} ms  ({phase['seconds']:.0f} s)"
+        )
+        if phase["missed_where"]:
+            print("       missed: " + "; ".join(f"{k} {v}" for k, v in phase["missed_where"].items()))
+        print(
+            "       CPU ms per slot offered "
+            + "  ".join(f"{k} {v:.2f}" for k, v in phase["cpu_ms_per_offered_slot"].items())
+        )
+        print(
+            "       CPU ms per real run     "
+            + "  ".join(f"{k} {v:.2f}" for k, v in phase["cpu_ms_per_real_run"].items())
+        )
+    print(f"surge real runs / base real runs  {share:.3f}  (goal >= 0.90)")
+    print(
+        f"first window within goal         {'never' if first is None else f'{first:.0f} s'} after the drop;"
+        f" {held} of the {later} windows from then on within goal (a loaded machine has noisy windows)"
+    )
+    print(
+        f"back within goal after the drop  {'never' if recovered is None else f'{recovered:.0f} s'}"
+        f"  (every later {WINDOW_S:.0f} s window: lag p99 <= {args.lag_goal} s, timing error p99 <= "
+        f"{error_goal:.1f} ms; goal <= 60 s)"
+    )
+    print(
+        "after the drop, per window       "
+        + "  ".join(
+            f"{w['from_s']}s:{w['lag_p99_s']:.2f}s/{w['timing_error_p99_ms']:+.0f}ms" for w in windows
+        )
+    )
+    print(
+        f"bare aiohttp loop  {baseline:8.1f} req/s; base real runs per bare request"
+        f" {figures['ratio_base_real_runs_to_bare_aiohttp']}"
+    )
+    print("RSS MB in surge    " + "  ".join(f"{k} {v:.0f}" for k, v in figures["rss_mb_in_surge"].items()))
+    print("json " + json.dumps(figures))
+
+
 def main() -> None:
     """Run the benchmark and print its figures (and a JSON line for machines)."""
     parser = argparse.ArgumentParser(
@@ -303,7 +574,18 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=8)
     parser.add_argument("--delayed", type=int, default=20, help=f"checks against a {DELAY_MS} ms target")
     parser.add_argument("--runners", type=int, default=1)
+    parser.add_argument(
+        "--shed-after", type=float, help="the router's shedding bound in s (default 1; 0 never sheds)"
+    )
+    parser.add_argument(
+        "--runner-concurrency", type=int, help="runs a runner holds at once (its prefetch; default 256)"
+    )
     parser.add_argument("--with-alerts", action="store_true", help="also run the alerts service")
+    parser.add_argument("--surge", action="store_true", help="base rate, then twice it, then the base again")
+    parser.add_argument("--surge-seconds", type=float, default=120)
+    parser.add_argument("--after-seconds", type=float, default=90)
+    parser.add_argument("--lag-goal", type=float, default=0.25, help="lag p99 goal after the drop (s)")
+    parser.add_argument("--error-goal-ms", type=float, default=5.0, help="timing error p99 goal (ms)")
     args = parser.parse_args()
 
     scratch = Scratch.make("bench")
@@ -320,6 +602,10 @@ def main() -> None:
         "SEYMOUR_LOG_LEVEL": "WARNING",
         "SEYMOUR_HEARTBEAT_INTERVAL": "2",
     }
+    if args.shed_after is not None:
+        env["SEYMOUR_ROUTER_SHED_AFTER"] = str(args.shed_after)
+    if args.runner_concurrency:
+        env["SEYMOUR_RUNNER_CONCURRENCY"] = str(args.runner_concurrency)
 
     labels: dict[int, str] = {}
 
@@ -337,7 +623,8 @@ def main() -> None:
         start("target", sys.executable, "-m", "bench.target", "--port", str(port))
         wait_for_port(port)
         baseline = asyncio.run(bare_aiohttp_rps(f"{target}/fast", seconds=5))
-        asyncio.run(seed(db_url, target, args.checks, args.interval, args.delayed, "local"))
+        surge = args.checks if args.surge else 0
+        asyncio.run(seed(db_url, target, args.checks, args.interval, args.delayed, "local", surge))
         seymour = [sys.executable, "-m", "services.cli", "serve"]
         start("results", *seymour, "results", "--no-migrate")
         start("router", *seymour, "router")
@@ -348,6 +635,10 @@ def main() -> None:
         time.sleep(3.0)
         start("scheduler", *seymour, "scheduler", "--no-migrate")
         pids = {pid: label for pid, label in labels.items()} | {rabbit_pid(): "rabbitmq"}
+        if args.surge:
+            phases, rows, delayed, rss = asyncio.run(measure_surge(db_url, broker, args, pids))
+            report_surge(args, phases, rows, delayed, rss, baseline)
+            return
         result = asyncio.run(
             measure(
                 db_url, warmup=args.warmup, seconds=args.seconds, delayed_prefix="bench-delay-", pids=pids

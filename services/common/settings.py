@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     #: for it would take its runners longer than this many seconds to start; 0 never sheds.
     router_shed_after: float = Field(default=1.0, ge=0)
     #: ... and never while at most this many runs wait (a burst of slots is not a backlog).
-    router_shed_floor: int = Field(default=200, ge=0)
+    router_shed_floor: int = Field(default=100, ge=0)
     retention_days: int = Field(default=30, ge=1)
 
     smtp_host: str | None = None

@@ -10,14 +10,17 @@ runners' prefetch), the queue stays near ``rate × max_wait`` instead of growing
 soon as the runners catch up the estimate falls and every run is admitted again.
 
 The estimate: the region's queue depth is sampled every ``every`` seconds; between two samples the runs
-taken off the queue are the runs this router published minus the growth of the queue, which gives the
-runners' take rate. Between samples the depth is predicted from the last sample, this router's publishes
-since and the take rate, so the decision follows each publish rather than jumping every sample.
+taken off the queue are the runs this router admitted minus the growth of the queue, which gives the
+runners' take rate. Between samples the depth is predicted from the last sample, this router's admissions
+since and the take rate, so the decision follows each run rather than jumping every sample. While runs
+wait in the queue, every runner's prefetch window is full too (the broker hands a consumer a run as soon
+as it has room): those runs, the capacity the runners announce in their heartbeats, wait ahead of a new
+run as well, so they count in its wait.
 
 Deliberately not shed:
 
-* A region whose runners took nothing in the last window (none connected, or all stalled): that is not
-  overload but an outage, and its runs keep the existing outcome (expired or ``no_runner``, with the
+* A region whose runners took nothing for ``idle_after`` seconds (none connected, or all stalled): that is
+  not overload but an outage, and its runs keep the existing outcome (expired or ``no_runner``, with the
   liveness rules), so a restarted runner still runs them while they are fresh.
 * Queues of at most ``floor`` runs: a burst of slots in one second is not a backlog.
 * Manual and confirmation runs (see :func:`services.router.handlers`): rare, and someone waits for them.
@@ -67,10 +70,12 @@ class RegionLoad:
     published: int = 0
     #: Runs per second the region's runners took off the queue, or ``None`` before two samples.
     rate: float | None = None
-    #: Whether the runners took anything in the last window (an idle queue counts as taking).
-    taking: bool = True
+    #: When the runners last took anything (or the queue was empty), on the admission's clock.
+    took_at: float | None = None
     blind_until: float = 0.0
     used_at: float = 0.0
+    #: Runner id → (capacity it announced, when): how many runs the region's runners hold at most.
+    runners: dict[str, tuple[int, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -82,6 +87,10 @@ class Admission:
     floor: int = 200
     every: float = 0.2
     blind_for: float = 600.0
+    runner_stale_after: float = 30.0
+    #: Runners that took nothing for this long are away (an outage), not slow: nothing is shed for them.
+    #: Longer than one window, so a runner's loop busy for a moment does not open the gate to everything.
+    idle_after: float = 1.0
     clock: Callable[[], float] = time.monotonic
     _regions: dict[str, RegionLoad] = field(default_factory=dict)
     _task: asyncio.Task[None] | None = None
@@ -107,26 +116,50 @@ class Admission:
         depth = max(load.sampled_depth + load.published - load.rate * elapsed, 0.0)
         return depth, load.rate
 
+    def held(self, region: str) -> int:
+        """How many runs the region's live runners hold at most (their announced capacities)."""
+        load = self._regions.get(region)
+        if load is None:
+            return 0
+        now = self.clock()
+        return sum(
+            capacity for capacity, seen in load.runners.values() if now - seen <= self.runner_stale_after
+        )
+
+    def runner_seen(self, region: str, runner_id: str, capacity: int) -> None:
+        """A heartbeat: ``runner_id`` serves ``region`` and holds up to ``capacity`` runs."""
+        load = self._regions.get(region) or self._load(region)
+        now = self.clock()
+        load.runners = {
+            rid: entry for rid, entry in load.runners.items() if now - entry[1] <= self.runner_stale_after
+        }
+        load.runners[runner_id] = (capacity, now)
+
     def verdict(self, region: str) -> str | None:
         """``None`` to publish a run for ``region`` now, else why it is shed (the missed run's detail)."""
         if not self.enabled:
             return None
         load = self._load(region)
-        if not load.taking:
+        if load.took_at is not None and self.clock() - load.took_at > self.idle_after:
             return None
         known = self.backlog(region)
         if known is None:
             return None
         depth, rate = known
-        if depth <= self.floor or rate <= 0 or depth <= rate * self.max_wait:
+        if depth <= self.floor or rate <= 0:
+            return None
+        ahead = depth + self.held(region)
+        if ahead <= rate * self.max_wait:
             return None
         return (
-            f"shed by the router: {depth:.0f} runs queued for region {region}, about {depth / rate:.1f} s"
-            f" of work at {rate:.0f} runs/s (bound {self.max_wait:g} s)"
+            f"shed by the router: {depth:.0f} runs queued for region {region} and {ahead - depth:.0f} held"
+            f" by its runners, about {ahead / rate:.1f} s of work at {rate:.0f} runs/s"
+            f" (bound {self.max_wait:g} s)"
         )
 
     def published(self, region: str, count: int = 1) -> None:
-        """Count runs published (confirmed) to ``region``'s queue since the last sample."""
+        """Count runs admitted for ``region`` since the last sample (counted when admitted, not when
+        confirmed: under load a confirm takes a while, and runs admitted meanwhile are on their way)."""
         self._load(region).published += count
 
     async def sample(self) -> None:
@@ -163,7 +196,8 @@ class Admission:
         if load.sampled_at is not None and now > load.sampled_at:
             taken = max(load.published + load.sampled_depth - depth, 0)
             instant = taken / (now - load.sampled_at)
-            load.taking = taken > 0 or depth == 0
+            if taken > 0 or depth == 0:
+                load.took_at = now
             load.rate = (
                 instant if load.rate is None else RATE_WEIGHT * instant + (1 - RATE_WEIGHT) * load.rate
             )

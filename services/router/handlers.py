@@ -89,6 +89,8 @@ def _route(message: CheckDue, deps: RouterDeps, given_up: list[RunMissed]) -> Co
     for run in runs:
         shed = _shed(run, deps)
         if shed is None:
+            if deps.admission is not None:
+                deps.admission.published(run.region)
             sends.append(_send_run(run, remaining, deps))
         else:
             given_up.append(missed(run, "overloaded", shed))
@@ -115,9 +117,6 @@ async def _send_run(run: RunCheck, remaining: float, deps: RouterDeps) -> None:
         await deps.bus.publish(run, expiration=remaining, mandatory=True)
     except Unroutable:
         await deps.bus.publish(missed(run, "no_runner", f"no runner queue for region {run.region}"))
-        return
-    if deps.admission is not None:
-        deps.admission.published(run.region)
 
 
 async def _send_missed(records: list[RunMissed], deps: RouterDeps) -> None:
@@ -166,6 +165,8 @@ async def handle_dead_run(message: RunCheck, delivery: Delivery, *, deps: Router
 async def handle_heartbeat(message: RunnerHeartbeat, delivery: Delivery, *, deps: RouterDeps) -> None:
     """Remember that ``message.region`` has a live runner."""
     deps.liveness.saw(message.region, message.interval_s)
+    if deps.admission is not None:
+        deps.admission.runner_seen(message.region, message.runner_id, message.capacity)
 
 
 def _reason(deps: RouterDeps, region: str) -> MissedReason:

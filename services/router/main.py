@@ -39,7 +39,12 @@ def depth_probe(settings: Settings) -> DepthProbe | None:
 def build(settings: Settings, bus: Bus, sessions: Sessions | None = None) -> Service:
     """The router: no database; everything it needs travels in the messages."""
     probe = depth_probe(settings)
-    admission = Admission(probe, max_wait=settings.router_shed_after, floor=settings.router_shed_floor)
+    admission = Admission(
+        probe,
+        max_wait=settings.router_shed_after,
+        floor=settings.router_shed_floor,
+        runner_stale_after=settings.runner_stale_after,
+    )
     deps = RouterDeps(
         bus=bus,
         liveness=RunnerLiveness(stale_after=settings.runner_stale_after),

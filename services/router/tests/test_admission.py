@@ -96,16 +96,30 @@ def test_a_region_behind_by_more_than_the_bound_sheds_the_excess_and_recovers() 
     assert region.run(offered=50, seconds=5) == 250
 
 
+def test_runs_held_by_the_runners_count_once_the_queue_is_not_empty() -> None:
+    """A runner announces it holds up to 256 runs: with runs waiting in the queue its prefetch is full, so
+    at 100 runs/s a new run waits 2.56 s more than the queue shows, and the router sheds sooner."""
+    gate, clock = admission(max_wait=1.0, floor=20)
+    gate.runner_seen("local", "r1", 256)
+    region = Region(gate, clock, capacity=100)
+    assert region.run(offered=300, seconds=5) < 600
+    assert region.max_depth <= 20 + 300 * 0.2 + 30, region.max_depth
+    assert region.why is not None
+    assert "and 256 held by its runners" in region.why
+    clock.now += 31  # the runner's heartbeats stopped: its capacity no longer counts
+    assert gate.held("local") == 0
+
+
 def test_a_queue_nobody_takes_from_is_an_outage_not_overload() -> None:
-    """With no runner taking (killed, restarting), runs keep their old fate (expired or no_runner), so a
-    runner back within the expiry still runs them."""
+    """Once no runner took anything for ``idle_after`` (killed, restarting), runs keep their old fate
+    (expired or no_runner), so a runner back within the expiry still runs them."""
     gate, clock = admission(floor=10)
     region = Region(gate, clock, capacity=150)
     region.run(offered=100, seconds=2)
     region.capacity = 0  # the runner is killed
-    region.run(offered=100, seconds=3)
-    assert region.why is None
-    assert region.depth >= 290
+    region.run(offered=100, seconds=1.5)  # a stall shorter than idle_after may still look like overload
+    assert region.run(offered=100, seconds=1) == 100
+    assert gate.verdict("local") is None
 
 
 def test_a_small_backlog_is_not_shed() -> None:
