@@ -11,12 +11,17 @@ not push the next one), three phases run one after another in this process, each
 - ``busy``: the same while ``--busy-tasks`` tasks keep the caller's loop busy in synchronous chunks of
   ``--busy-ms`` (standing in for consuming, decoding, assertions and publishing of other runs).
 
+``--neighbours N`` starts N processes that burn CPU for the whole measurement (a busy neighbour on a
+shared machine), to show how much of the machine's load reaches the figures.
+
 Each prints reported − true ``total_ms`` and ``ttfb_ms`` p50/p99 (true = the known delay), the ratio of
 the runner's p99 error to the bare client's, and, for the runner phases, CPU ms per run of this
 process split into the caller's thread (busy chunks excluded: they are measured apart) and the HTTP
-thread. The target's CPU per request is printed on its own line.
+thread. The target's CPU per request is printed on its own line, and so is its own lateness (each
+answer says how much later than asked it was written, ``X-Late-Us``): "own p99" is the p99 of the
+error minus that lateness, the share of the error that is the client's.
 
-    .venv/bin/python -m bench.runner_timing --rates 200 1000 --seconds 5
+    .venv/bin/python -m bench.runner_timing --rates 200 1000 --seconds 5 [--neighbours 2]
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -40,8 +46,23 @@ from services.common.db.rollups import exact_percentile
 from services.runner.http_check import HttpChecker
 
 DELAY_MS = 50
-#: One run's figures: reported − true total and ttfb (ms), or None when it did not pass.
-Sample = tuple[float, float | None] | None
+#: One run's figures: reported − true total and ttfb, and the target's lateness (ms); None: not passed.
+Sample = tuple[float, float | None, float] | None
+
+
+def _late_ms(headers: Any) -> float:
+    """The target's own lateness from its ``X-Late-Us`` header (0 when absent)."""
+    try:
+        return int(headers.get("x-late-us") or headers.get("X-Late-Us") or 0) / 1000
+    except ValueError:
+        return 0.0
+
+
+def _burn(seconds: float) -> None:
+    """A busy neighbour: spin for ``seconds`` (in its own process)."""
+    until = time.perf_counter() + seconds
+    while time.perf_counter() < until:
+        pass
 
 
 class Hogs:
@@ -92,6 +113,8 @@ def summary(samples: list[Sample]) -> dict[str, Any]:
     for name, values in (
         ("total", [sample[0] for sample in good]),
         ("ttfb", [sample[1] for sample in good if sample[1] is not None]),
+        ("late", [sample[2] for sample in good]),
+        ("own", [sample[0] - sample[2] for sample in good]),
     ):
         for q in (0.5, 0.99):
             value = exact_percentile(values, q)
@@ -110,10 +133,11 @@ async def bare(url: str, rate: float, seconds: float) -> dict[str, Any]:
                 async with session.get(url) as response:
                     first = time.perf_counter()
                     await response.read()
+                    late = _late_ms(response.headers)
             except aiohttp.ClientError:
                 return None
             done = time.perf_counter()
-            return (done - began) * 1000 - DELAY_MS, (first - began) * 1000 - DELAY_MS
+            return (done - began) * 1000 - DELAY_MS, (first - began) * 1000 - DELAY_MS, late
 
         return summary(await paced(rate, seconds, one))
 
@@ -146,7 +170,8 @@ async def runner(
         if result.status != "passed" or timings.total_ms is None:
             return None
         ttfb = None if timings.ttfb_ms is None else timings.ttfb_ms - DELAY_MS
-        return timings.total_ms - DELAY_MS, ttfb
+        late = _late_ms(result.response.headers) if result.response is not None else 0.0
+        return timings.total_ms - DELAY_MS, ttfb, late
 
     http = _http_thread()
     main_before, http_before = time.thread_time(), _thread_cpu(http)
@@ -188,11 +213,12 @@ async def measure(args: argparse.Namespace, port: int) -> dict[str, Any]:
             phases["idle"] = await runner(checker, spec, rate, args.seconds, None)
             hogs = Hogs(args.busy_tasks, args.busy_ms, args.gap_ms)
             phases["busy"] = await runner(checker, spec, rate, args.seconds, hogs)
-            base = phases["bare"]["total_p99_ms"]
             for label in ("idle", "busy"):
-                mine = phases[label]["total_p99_ms"]
-                ok = base is not None and mine is not None and base > 0
-                phases[label]["p99_ratio_to_bare"] = round(mine / base, 2) if ok else None
+                for key in ("total", "own"):
+                    base, mine = phases["bare"][f"{key}_p99_ms"], phases[label][f"{key}_p99_ms"]
+                    ok = base is not None and mine is not None and base > 0
+                    ratio = round(mine / base, 2) if ok else None
+                    phases[label]["p99_ratio_to_bare" if key == "total" else "own_p99_ratio_to_bare"] = ratio
             out[str(rate)] = phases
     finally:
         await checker.stop()
@@ -209,9 +235,17 @@ def main() -> None:
     parser.add_argument("--busy-ms", type=float, default=2.0, help="length of one busy chunk")
     parser.add_argument("--gap-ms", type=float, default=4.0, help="pause of each busy task between chunks")
     parser.add_argument("--busy-tasks", type=int, default=2, help="tasks holding the loop in chunks")
+    parser.add_argument("--neighbours", type=int, default=0, help="processes burning CPU meanwhile")
     args = parser.parse_args()
     port = free_port()
     target = subprocess.Popen([sys.executable, "-m", "bench.target", "--port", str(port)])
+    span = len(args.rates) * 3 * args.seconds + 30
+    neighbours = [
+        multiprocessing.get_context("spawn").Process(target=_burn, args=(span,), daemon=True)
+        for _ in range(args.neighbours)
+    ]
+    for neighbour in neighbours:
+        neighbour.start()
     try:
         wait_for_port(port)
         target_before = cpu_seconds(target.pid)
@@ -220,6 +254,9 @@ def main() -> None:
     finally:
         target.terminate()
         target.wait(timeout=10)
+        for neighbour in neighbours:
+            neighbour.terminate()
+            neighbour.join(10)
     requests = sum(phase["n"] + phase["failed"] for rate in out.values() for phase in rate.values())
     out["target_cpu_ms_per_request"] = round(target_cpu * 1000 / max(1, requests), 3)
     for rate, phases in out.items():
@@ -229,12 +266,16 @@ def main() -> None:
             line = (
                 f"{float(rate):6.0f}/s {label:4}  total error p50 {figures['total_p50_ms']:+7.2f}"
                 f" p99 {figures['total_p99_ms']:+7.2f} ms   ttfb error p50 {figures['ttfb_p50_ms']:+7.2f}"
-                f" p99 {figures['ttfb_p99_ms']:+7.2f} ms   ({figures['n']} ok, {figures['failed']} not)"
+                f" p99 {figures['ttfb_p99_ms']:+7.2f} ms   target late p99 {figures['late_p99_ms']:6.2f}"
+                f"   own p50 {figures['own_p50_ms']:+6.2f} p99 {figures['own_p99_ms']:+7.2f} ms"
+                f"   ({figures['n']} ok, {figures['failed']} not)"
             )
             if "cpu_ms_per_run" in figures:
                 cpu = figures["cpu_ms_per_run"]
                 line += (
-                    f"   p99 x{figures['p99_ratio_to_bare']} of bare   CPU ms/run {cpu['total']:.3f}"
+                    f"   p99 x{figures['p99_ratio_to_bare']} of bare"
+                    f" (own x{figures['own_p99_ratio_to_bare']})"
+                    f"   CPU ms/run {cpu['total']:.3f}"
                     f" (caller {cpu['caller']:.3f}, http thread {cpu['http_thread']:.3f})"
                 )
             print(line)

@@ -4,6 +4,13 @@
 the request line, answers with ``Connection: close`` (checks use a fresh connection per run anyway) and
 keeps no framework on the path, so its CPU per request stays small next to what is being measured; the
 benches still report its CPU on its own line.
+
+Each delayed answer carries ``X-Late-Us``: how much later than asked the answer was written, in µs. A
+loaded machine reads the request late and wakes the target's timer late; a client's error against the
+known delay includes that, and the benches subtract it to show the client's own share. With
+``--loop stock`` (the default on Linux) it is counted from the kernel's arrival stamp of the request
+(``SO_TIMESTAMPNS``, read through the accepted socket's ``recv``, which asyncio's selector loop
+calls); with ``--loop uvloop`` (less CPU per request) from when the loop read it.
 """
 
 from __future__ import annotations
@@ -11,16 +18,47 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import socket
+import struct
+import sys
+import time
+from typing import Any
 
 BODY = b'{"ok": true, "id": 1, "title": "demo", "completed": false, "dueDate": null}'
-RESPONSE = (
+HEAD = (
     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
     + str(len(BODY)).encode()
-    + b"\r\nConnection: close\r\n\r\n"
-    + BODY
+    + b"\r\nConnection: close\r\nX-Late-Us: "
 )
+RESPONSE = HEAD + b"0\r\n\r\n" + BODY
 NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 MAX_HEAD = 16 * 1024
+SO_TIMESTAMPNS = 35
+#: Arrival (CLOCK_REALTIME ns) of the bytes of the newest read; data_received runs right after it.
+arrival = {"ns": 0}
+
+
+class _StampedConnection(socket.socket):
+    """An accepted connection whose reads keep the kernel's arrival stamp."""
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        data, ancillary, _, _ = self.recvmsg(bufsize, 128, flags)
+        arrival["ns"] = time.time_ns()
+        for level, kind, stamp in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(stamp) >= 16:
+                seconds, nanoseconds = struct.unpack_from("@qq", stamp)
+                arrival["ns"] = int(seconds) * 1_000_000_000 + int(nanoseconds)
+        return data
+
+
+class _StampingListener(socket.socket):
+    """A listening socket handing out :class:`_StampedConnection`s."""
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        fd, address = self._accept()  # type: ignore[attr-defined]
+        conn = _StampedConnection(self.family, self.type, self.proto, fileno=fd)
+        conn.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        return conn, address
 
 
 def answer_delay_ms(request_line: bytes) -> int | None:
@@ -41,12 +79,11 @@ class TargetProtocol(asyncio.Protocol):
     """One connection: read the head, answer once, close."""
 
     def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
+        self.transport: Any = None  # asyncio's or uvloop's transport
         self.buffer = b""
         self.answered = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
@@ -64,7 +101,16 @@ class TargetProtocol(asyncio.Protocol):
         elif delay == 0:
             self.reply(RESPONSE)
         else:
-            asyncio.get_running_loop().call_later(delay / 1000, self.reply, RESPONSE)
+            came = arrival["ns"] or time.time_ns()
+            arrival["ns"] = 0
+            due = came + delay * 1_000_000
+            wait = max(0.0, (due - time.time_ns()) / 1e9)
+            asyncio.get_running_loop().call_later(wait, self.reply_late, due)
+
+    def reply_late(self, due: int) -> None:
+        """Answer a delayed request, saying how late the answer is."""
+        late = max(0, (time.time_ns() - due) // 1000)
+        self.reply(HEAD + str(late).encode() + b"\r\n\r\n" + BODY)
 
     def reply(self, payload: bytes) -> None:
         """Send ``payload`` and close, unless the client already went away."""
@@ -76,10 +122,17 @@ class TargetProtocol(asyncio.Protocol):
         self.transport = None
 
 
-async def serve(port: int) -> None:
-    """Serve on 127.0.0.1:``port`` until cancelled."""
+async def serve(port: int, stamped: bool = False) -> None:
+    """Serve on 127.0.0.1:``port`` until cancelled (``stamped``: with kernel arrival stamps)."""
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(TargetProtocol, "127.0.0.1", port, backlog=4096)
+    if stamped:
+        listener = _StampingListener(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen(4096)
+        server = await loop.create_server(TargetProtocol, sock=listener)
+    else:
+        server = await loop.create_server(TargetProtocol, "127.0.0.1", port, backlog=4096)
     async with server:
         await server.serve_forever()
 
@@ -88,9 +141,16 @@ def main() -> None:
     """Serve on 127.0.0.1:PORT."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
+    default = "stock" if sys.platform == "linux" else "uvloop"
+    parser.add_argument("--loop", choices=["stock", "uvloop"], default=default)
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.port))
+        if args.loop == "uvloop":
+            import uvloop
+
+            uvloop.run(serve(args.port))
+        else:
+            asyncio.run(serve(args.port, stamped=sys.platform == "linux"))
 
 
 if __name__ == "__main__":
