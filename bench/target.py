@@ -128,6 +128,7 @@ async def serve(port: int, stamped: bool = False) -> None:
     if stamped:
         listener = _StampingListener(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)  # inherited: stamped from the start
         listener.bind(("127.0.0.1", port))
         listener.listen(4096)
         server = await loop.create_server(TargetProtocol, sock=listener)
