@@ -62,6 +62,8 @@ def ago(value: datetime | None) -> str:
 
 
 def _configure(engine: JinjaTemplateEngine) -> None:
+    from services.api.ui.run_lines import run_lines  # (it formats with this module's filters)
+
     env = engine.engine
     # Templates ship with the package and never change under a running server; without this Jinja
     # stats the file of every {% include %} — a thousand times on a 1,000-check page.
@@ -80,6 +82,7 @@ def _configure(engine: JinjaTemplateEngine) -> None:
             "interval_label": interval_label,
             "region_name": display_name,
             "mark_title": mark_title,
+            "run_lines": run_lines,
             "observed": observed_text,
             "comparison_label": lambda name: form.COMPARISON_LABELS.get(name, name),
             "source_label": lambda name: form.SOURCES.get(name, name),

@@ -162,7 +162,7 @@ def pretty_body(body: str | None) -> tuple[str, bool]:
 
 @dataclass(frozen=True, slots=True)
 class RunLine:
-    """One line of a runs table (``partials/run_line.html``): only what the line shows, so a page of
+    """One line of a runs table (:mod:`services.api.ui.run_lines`): only what the line shows, so a page of
     fifty runs no longer pretty-prints fifty response bodies and sorts their headers to show none."""
 
     run_id: Any

@@ -12,8 +12,9 @@ from contracts.v1.base import utcnow
 from services.api.accounts import create_user, open_session
 from services.api.stats import RunMark, TableCheck
 from services.api.ui.check_rows import RowCache, row_html
+from services.api.ui.run_lines import run_lines
 from services.api.ui.security import SESSION_COOKIE
-from services.api.ui.views import check_row
+from services.api.ui.views import RunLine, check_row
 
 from .conftest import PASSWORD, Ui, demo_form, run_row, store_runs
 
@@ -141,3 +142,24 @@ async def test_a_redraw_shows_what_changed_and_the_viewers_own_buttons(ui: Ui) -
     assert 'data-check="second-name"' in seen.text
     assert "Run now" not in seen.text
     assert f"/checks/{check_id}/edit" not in seen.text
+
+
+def test_run_lines_escape_what_a_run_reports_and_show_its_figures() -> None:
+    run = RunLine(
+        uuid.uuid4(),
+        "us-east-1",
+        "error",
+        None,
+        {"class": HOSTILE, "message": ""},
+        1234.5,
+        [{}, {}],
+        1,
+        utcnow(),
+    )
+    elements = parsed(str(run_lines([run])))
+    assert "script" not in [tag for tag, _ in elements.tags]
+    text = "".join(elements.text)
+    assert HOSTILE in text
+    assert "1.23 s" in text
+    assert "1/2" in text
+    assert {"href": f"/runs/{run.run_id}"} in [found for tag, found in elements.tags if tag == "a"]
