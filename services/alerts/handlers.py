@@ -7,11 +7,12 @@ waits and is retried, and a result whose step cannot be stored fails alone and i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from contracts.v1 import CheckCompleted, RunMissed
 from services.alerts.evaluator import Evaluator
-from services.common.bus import Delivery
+from services.common.bus import Delivery, Outcome
 from services.common.db.batches import Batcher
 
 
@@ -23,6 +24,16 @@ async def handle_check_completed(message: CheckCompleted, delivery: Delivery, *,
 async def handle_run_missed(message: RunMissed, delivery: Delivery, *, batcher: Batcher) -> None:
     """Record a miss as no data for its slot and region (a broker outage never opens an incident)."""
     await batcher.submit("result", message)
+
+
+#: The message types :func:`observe_batch` takes (the alerts route's batch).
+BATCHED: frozenset[type] = frozenset({CheckCompleted, RunMissed})
+
+
+async def observe_batch(messages: Sequence[tuple[Any, Delivery]], *, batcher: Batcher) -> list[Outcome]:
+    """A bus batch of results and misses: one engine step each, in arrival order, committed together;
+    a step that cannot be stored fails its message alone (the batcher splits the batch)."""
+    return await batcher.submit_many([("result", message) for message, _delivery in messages])
 
 
 def evaluate_batch(evaluator: Evaluator) -> Any:

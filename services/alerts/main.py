@@ -11,8 +11,14 @@ from contracts.v1 import CheckCompleted, RunMissed
 from contracts.v1.base import utcnow
 from services.alerts.delivery import DeliveryConfig, Sender
 from services.alerts.evaluator import Clock, Evaluator, EvaluatorConfig, Ticker
-from services.alerts.handlers import evaluate_batch, handle_check_completed, handle_run_missed
-from services.common.bus import Publisher, Route
+from services.alerts.handlers import (
+    BATCHED,
+    evaluate_batch,
+    handle_check_completed,
+    handle_run_missed,
+    observe_batch,
+)
+from services.common.bus import Batch, Publisher, Route
 from services.common.channels.probe import smtp_config
 from services.common.db.batches import Batcher
 from services.common.db.sessions import Sessions
@@ -75,6 +81,15 @@ def build(
         CheckCompleted: functools.partial(handle_check_completed, batcher=batcher),
         RunMissed: functools.partial(handle_run_missed, batcher=batcher),
     }
-    # Two batches' worth unacked: the next batch fills while the previous one commits.
-    route = Route(ALERTS_EVALUATE, handlers, prefetch=max(settings.prefetch, 2 * options.batch_size))
+    # Results arrive in bus batches (one call, one ack per batch). Three batches' worth unacked: two in
+    # flight (one commits while the next is handed over), the following one already delivered.
+    batch = Batch(
+        functools.partial(observe_batch, batcher=batcher),
+        BATCHED,
+        max_items=options.batch_size,
+        max_wait_ms=options.batch_ms,
+    )
+    route = Route(
+        ALERTS_EVALUATE, handlers, prefetch=max(settings.prefetch, 3 * options.batch_size), batch=batch
+    )
     return Service(name="alerts", routes=[route], lifecycles=[batcher, sender, ticker])
