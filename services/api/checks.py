@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -242,13 +243,22 @@ class CheckStore:
 
     async def update(self, check_id: uuid.UUID, spec: CheckSpec, found: Globals | None = None) -> Check:
         """Store a new revision of a check (with fresh copies of the globals it uses) and announce it."""
-        spec = self.sealed(spec)
-        spec = with_globals(spec, found if found is not None else await self._globals_for(spec))
+        return await self.revise(check_id, lambda _: spec, found)
+
+    async def revise(
+        self, check_id: uuid.UUID, make: Callable[[Check], CheckSpec], found: Globals | None = None
+    ) -> Check:
+        """Store a new revision made by ``make`` from the stored check, read (locked) and replaced in
+        one transaction, and announce it. An edit that keeps masked secrets needs the stored spec: read
+        apart, it cost a session and a round trip of its own, and a concurrent edit could land between
+        the read and the write. Whatever ``make`` raises (422) leaves the check as it was."""
         try:
             async with self.sessions() as session, session.begin():
                 row: Check | None = await session.get(Check, check_id, with_for_update=True)
                 if row is None:
                     raise NotFound(f"no check with id {check_id}")
+                spec = self.sealed(make(row))
+                spec = with_globals(spec, found if found is not None else await self._globals_for(spec))
                 row.name = spec.name
                 row.spec = spec.model_dump(mode="json")
                 row.enabled = spec.enabled

@@ -127,10 +127,10 @@ class ChecksController(Controller):
     @put("/{check_id:uuid}")
     async def update_check(self, request: Request[Any, Any, Any], check_id: FromPath[uuid.UUID]) -> CheckOut:
         """Replace a check's configuration; masked secrets keep their stored values."""
-        store = _store(request)
-        current = await store.get(check_id)
-        spec = parse_spec(await _json(request), current.spec, request.app.state.secretbox)
-        return _check(await store.update(check_id, spec), request.app.state.secretbox)
+        data = await _json(request)
+        box = request.app.state.secretbox
+        row = await _store(request).revise(check_id, lambda current: parse_spec(data, current.spec, box))
+        return _check(row, box)
 
     @delete("/{check_id:uuid}", status_code=204)
     async def delete_check(self, request: Request[Any, Any, Any], check_id: FromPath[uuid.UUID]) -> None:

@@ -239,3 +239,33 @@ async def test_openapi_schema_is_served(api: Api) -> None:
     response = await api.client.get("/schema/openapi.json")
     assert response.status_code == 200
     assert "/api/v1/checks" in response.json()["paths"]
+
+
+async def test_an_edit_reads_and_replaces_the_check_in_one_transaction(api: Api) -> None:
+    """The stored spec (for masked secrets) is read under the row lock of the write, on one pooled
+    connection; a body that does not validate leaves the check and the bus as they were."""
+    from sqlalchemy import event
+
+    created = await api.client.post("/api/v1/checks", json=DEMO)
+    check = created.json()
+    checkouts: list[object] = []
+    pool = api.sessions.kw["bind"].sync_engine.pool
+    listener = lambda *_: checkouts.append(object())  # noqa: E731
+    event.listen(pool, "checkout", listener)
+    try:
+        edited = {**copy.deepcopy(check), "interval": 45}
+        updated = await api.client.put(f"/api/v1/checks/{check['id']}", json=edited)
+        assert updated.status_code == 200, updated.text
+        assert len(checkouts) == 1
+    finally:
+        event.remove(pool, "checkout", listener)
+    published = len(api.published.items)
+    broken = await api.client.put(f"/api/v1/checks/{check['id']}", json={**edited, "interval": -1})
+    assert broken.status_code == 422
+    after = (await api.client.get(f"/api/v1/checks/{check['id']}")).json()
+    assert after["revision"] == 2
+    assert after["interval"] == 45
+    assert after["request"]["headers"]["Authorization"] == "********"
+    assert len(api.published.items) == published
+    missing = await api.client.put(f"/api/v1/checks/{uuid.uuid4()}", json=edited)
+    assert missing.status_code == 404
