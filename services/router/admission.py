@@ -218,6 +218,7 @@ class Admission:
             await self.probe.stop()
 
     async def _run(self) -> None:
+        task = asyncio.current_task()
         while True:
             try:
                 await self.sample()
@@ -225,4 +226,8 @@ class Admission:
                 # Without fresh samples the estimate stops shedding (the rate check needs new windows);
                 # keep trying rather than leave the router blind for good.
                 log.exception("admission sample failed")
+            if task is not None and task.cancelling():
+                # The broker client on the probe's path can swallow our cancel (seen after a broker
+                # restart): stop anyway, or stop() waits forever and the router never exits on SIGTERM.
+                raise asyncio.CancelledError
             await asyncio.sleep(self.every)

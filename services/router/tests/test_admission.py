@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from services.router.admission import Admission
 
 
@@ -171,3 +174,23 @@ def test_without_a_probe_or_with_a_zero_bound_nothing_is_shed() -> None:
         clock.now += 1
         gate.observe("local", 10_000)
         assert gate.verdict("local") is None
+
+
+class Swallowing(Depths):
+    """A probe whose call swallows a cancellation, as the broker client on the probe's path did once its
+    broker had restarted (the fault suite's SIGTERM after a broker restart: the router never exited)."""
+
+    async def queue_depth(self, queue: str) -> int:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(10)
+        return 0
+
+
+async def test_stop_ends_sampling_even_when_a_probe_swallows_the_cancellation() -> None:
+    gate = Admission(Swallowing(), max_wait=1.0, floor=50, every=0.01)
+    gate.published("local")  # a region routed to lately: it is sampled
+    await gate.start()
+    await asyncio.sleep(0.05)
+    stopping = asyncio.ensure_future(gate.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=5)  # not wait_for: the swallowed cancel would hang it
+    assert done, "stop() still waits for the sampling task 5 s later"
