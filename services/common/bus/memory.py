@@ -201,13 +201,7 @@ class MemoryBus:
                 self._dead_letter(queue, envelope, "rejected")
                 continue
             bind_log_subject(message)  # the run this consumer's next log lines are about
-            delivery = Delivery(
-                routing_key=envelope.routing_key,
-                redelivered=envelope.delivery_count > 1,
-                delivery_count=envelope.delivery_count,
-                death_reason=envelope.death_reason,
-                headers=envelope.headers,
-            )
+            delivery = _delivery_of(envelope)
             if delivery.redelivered:
                 MESSAGES_REDELIVERED.labels(queue.spec.name).inc()
             try:
@@ -279,13 +273,7 @@ class MemoryBus:
                 log.warning("dead-lettering malformed message queue=%s error=%s", name, exc)
                 self._dead_letter(queue, envelope, "rejected")
                 continue
-            delivery = Delivery(
-                routing_key=envelope.routing_key,
-                redelivered=envelope.delivery_count > 1,
-                delivery_count=envelope.delivery_count,
-                death_reason=envelope.death_reason,
-                headers=envelope.headers,
-            )
+            delivery = _delivery_of(envelope)
             if delivery.redelivered:
                 MESSAGES_REDELIVERED.labels(name).inc()
             items.append((envelope, message, delivery))
@@ -372,3 +360,14 @@ class MemoryBus:
     async def dead_letter_count(self) -> int:
         """How many messages wait in the dead-letter queue."""
         return self._queues[DEAD_LETTERS.name].items.qsize()
+
+
+def _delivery_of(envelope: _Envelope) -> Delivery:
+    """What a handler learns of how an envelope arrived (one place for the one-by-one and batch paths)."""
+    return Delivery(
+        routing_key=envelope.routing_key,
+        redelivered=envelope.delivery_count > 1,
+        delivery_count=envelope.delivery_count,
+        death_reason=envelope.death_reason,
+        headers=envelope.headers,
+    )
