@@ -162,17 +162,20 @@ class CheckCompleted(Message):
     certificate: CertificateInfo | None = None
 
 
-MissedReason = Literal["expired", "no_runner", "no_leader", "not_published", "overloaded"]
-"""Why a run never started. ``overloaded`` (added in v1, read by results before routers send it): the
-router shed the run because its region's runners were already further behind than the router's bound —
-recording it at once costs far less than carrying a run that would only expire or run late."""
+MissedReason = Literal["expired", "no_runner", "no_leader", "not_published", "overloaded", "leader_late"]
+"""Why a run never started. Added in v1, each read by results and alerts before any service sends it:
+``overloaded`` (the router shed the run because its region's runners were already further behind than
+the router's bound — recording it at once costs far less than carrying a run that would only expire or
+run late) and ``leader_late`` (a scheduler was leading, but its loop stalled or its lease lapsed for a
+moment past the slot, so it skipped the slot: unlike ``no_leader``, the fault is the leader's own)."""
 
 
 class RunMissed(Message):
     """Event: a run never started — it expired in its queue, no runner serves its region, no scheduler
-    could fire its slot (``no_leader``: the database or every scheduler was away), the slot could not
-    be handed to the broker while it was still fresh (``not_published``), or the router shed it because
-    the region's runners were too far behind (``overloaded``)."""
+    led at its slot (``no_leader``: the database or every scheduler was away), the leading scheduler
+    skipped its slot (``leader_late``), the slot could not be handed to the broker while it was still
+    fresh (``not_published``), or the router shed it because the region's runners were too far behind
+    (``overloaded``)."""
 
     kind: Literal["run.missed"] = "run.missed"
     run_id: uuid.UUID

@@ -12,7 +12,9 @@ Three ways a slot used to vanish without a row, and what the ledger does about e
   before the oldest slot still in the backlog, so a leader that dies with a backlog leaves those slots to
   its successor's gap.
 - **A leader that skipped slots while leading** (its event loop stalled past the misfire grace, its lease
-  lapsed for a moment): the next firing of the check sees the hole and records the slots in it as missed.
+  lapsed for a moment): the next firing of the check sees the hole and records the slots in it as missed
+  with reason ``leader_late`` — a scheduler was leading, so ``no_leader`` would send an operator looking
+  for a database or scheduler outage that never happened.
 
 A slot recorded twice (a leader killed between firing and writing its ledger) is harmless downstream:
 ``run_id`` is derived from check, slot and region, and the results writer keeps the first row of a run.
@@ -54,7 +56,7 @@ MAX_GAP: Final = timedelta(hours=24)
 DRAIN_CONCURRENCY: Final = 64
 _LEASE_NAME: Final = "scheduler"
 _ONE_MICROSECOND: Final = timedelta(microseconds=1)
-_SKIPPED: Final = "slot skipped by the leader (late or lease lapsed)"
+_SKIPPED: Final = "slot skipped by the leader (its loop stalled or its lease lapsed)"
 _NO_LEADER: Final = "no scheduler leader at the slot"
 
 
@@ -203,7 +205,7 @@ class SlotLedger:
         """Take ``slot`` for firing: False if it was dealt with already (or the ledger is closed/full).
 
         Slots of the check between the last one dealt with and ``slot`` were skipped (a stalled loop, a
-        lapsed lease): they are queued as ``no_leader`` misses right here.
+        lapsed lease) while this leadership led: they are queued as ``leader_late`` misses right here.
         """
         if self._closed or len(self._backlog) >= self._max_backlog:
             if not self._closed:
@@ -220,7 +222,7 @@ class SlotLedger:
         if last is not None:
             skipped = slots_between(check_id, spec.interval, last, slot - _ONE_MICROSECOND)
             for missed_slot in skipped:
-                self._queue_miss(check_id, missed_slot, revision, spec, "no_leader", _SKIPPED)
+                self._queue_miss(check_id, missed_slot, revision, spec, "leader_late", _SKIPPED)
         self._handled[check_id] = slot
         return True
 

@@ -6,9 +6,10 @@ leader publishes; a standby's jobs run as no-ops, so on takeover it fires the ve
 replaying anything.
 
 Missed firings are not made up: a slot whose firing comes later than its misfire grace
-(``min(interval, 30 s)``) is not fired late. It is not forgotten either: the :class:`SlotLedger` records it,
-and every slot that passed while no scheduler was leading, as missed (``no_leader``), and keeps slots the
-broker would not take until it does (``CheckDue`` while fresh, else missed with ``not_published``).
+(``min(interval, 30 s)``) is not fired late. It is not forgotten either: the :class:`SlotLedger` records it
+as missed (``leader_late``), and every slot that passed while no scheduler was leading (``no_leader``), and
+keeps slots the broker would not take until it does (``CheckDue`` while fresh, else missed with
+``not_published``).
 """
 
 from __future__ import annotations

@@ -53,7 +53,9 @@ REGIONS = ("us-east-1", *REGIONALS)
 HOME_SERVICES = ("results", "alerts", "router", "api", "scheduler", "scheduler-standby")
 TOKEN = "faults-token"
 #: The reasons a slot may honestly end as missed under a fault we caused.
-MISSED_REASONS = frozenset({"no_leader", "not_published", "expired", "no_runner"})
+MISSED_REASONS = frozenset(
+    {"no_leader", "leader_late", "not_published", "expired", "no_runner", "overloaded"}
+)
 #: Schedule→stored lag of a run once the world is back to normal (steady state is well under 1 s).
 LAG_NORMAL_S = 3.0
 

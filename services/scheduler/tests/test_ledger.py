@@ -42,7 +42,7 @@ from services.common.bus import Delivery, Route
 from services.common.bus.memory import MemoryBus
 from services.common.bus.rabbit import RabbitBus
 from services.common.db.engine import make_engine, make_sessionmaker
-from services.common.db.models import Check
+from services.common.db.models import Check, SchedulerSlot
 from services.common.settings import Settings
 from services.scheduler.ledger import SlotLedger
 from services.scheduler.main import build
@@ -243,10 +243,34 @@ class Leading:
         return True
 
 
-async def test_slots_a_leader_skipped_are_recorded_missed_at_its_next_firing(sqlite_url: str) -> None:
+def skipping_spec() -> CheckSpec:
+    return CheckSpec(name="s", request=RequestSpec(url="http://127.0.0.1:9/"), regions=REGIONS, interval=1)
+
+
+async def drained_misses(ledger: SlotLedger, bus: MemoryBus, expected: int) -> list[RunMissed]:
+    """Publish the ledger's backlog and return the ``RunMissed`` records that reached results."""
+    missed: list[RunMissed] = []
+
+    async def on_missed(message: RunMissed, delivery: Delivery) -> None:
+        missed.append(message)
+
+    bus.subscribe(Route(RESULTS_STORE, {RunMissed: on_missed}))
+    await bus.start()
+    try:
+        await ledger.drain()
+        await wait_until(lambda: len(missed) >= expected, 5.0, f"{expected} misses stored")
+    finally:
+        await bus.stop()
+    return missed
+
+
+async def test_slots_a_leader_skipped_are_recorded_missed_leader_late_at_its_next_firing(
+    sqlite_url: str,
+) -> None:
     engine = make_engine(sqlite_url)
-    ledger = SlotLedger(MemoryBus(), make_sessionmaker(engine), Leading(), freshness=float)
-    spec = CheckSpec(name="s", request=RequestSpec(url="http://127.0.0.1:9/"), regions=REGIONS, interval=1)
+    bus = MemoryBus()
+    ledger = SlotLedger(bus, make_sessionmaker(engine), Leading(), freshness=float)
+    spec = skipping_spec()
     check_id = uuid.uuid4()
     now = utcnow()
     first, *skipped, last = slots_between(check_id, 1, now - timedelta(seconds=5), now)
@@ -257,5 +281,38 @@ async def test_slots_a_leader_skipped_are_recorded_missed_at_its_next_firing(sql
         assert ledger.claim(check_id, last, 1, spec)
         assert not ledger.claim(check_id, last, 1, spec), "a slot is claimed once"
         assert ledger.backlog == len(skipped) == 3
+        missed = await drained_misses(ledger, bus, len(skipped) * len(REGIONS))
+        assert sorted((miss.slot, miss.region) for miss in missed) == sorted(
+            (slot, region) for slot in skipped for region in REGIONS
+        )
+        assert {miss.reason for miss in missed} == {"leader_late"}, "a leader was leading: its own lateness"
+    finally:
+        await engine.dispose()
+
+
+async def test_slots_that_passed_with_no_leader_are_recorded_no_leader_and_the_next_firing_adds_none(
+    sqlite_url: str,
+) -> None:
+    engine = make_engine(sqlite_url)
+    sessions = make_sessionmaker(engine)
+    bus = MemoryBus()
+    now = utcnow()
+    ledger = SlotLedger(bus, sessions, Leading(), freshness=float, clock=lambda: now)
+    spec = skipping_spec()
+    check_id = await add_check(sessions, "leaderless")
+    last_fired, *passed = slots_between(check_id, 1, now - timedelta(seconds=5), now)
+    async with sessions.begin() as session:
+        session.add(SchedulerSlot(check_id=check_id, last_slot=last_fired, epoch=0))
+    try:
+        assert await ledger.record_gaps(lambda _check: (1, spec)) == len(passed)
+        following = ledger.last_handled(check_id)
+        assert following is not None
+        assert ledger.claim(check_id, following + timedelta(seconds=1), 1, spec), "the next slot fires"
+        assert ledger.backlog == len(passed), "the slot after the gap adds no leader_late miss"
+        missed = await drained_misses(ledger, bus, len(passed) * len(REGIONS))
+        assert sorted((miss.slot, miss.region) for miss in missed) == sorted(
+            (slot, region) for slot in passed for region in REGIONS
+        )
+        assert {miss.reason for miss in missed} == {"no_leader"}
     finally:
         await engine.dispose()
