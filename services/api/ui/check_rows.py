@@ -132,19 +132,20 @@ class RowCache:
     viewer's two permissions: everything a line shows follows from those (a run's figures never change
     once stored under its id and status). Between two draws of a table most lines are the same — a check every
     minute changes its line once a minute, an hourly one once an hour — so a redraw draws only the lines
-    that changed. Bounded: when full, it starts again empty (cheaper than LRU bookkeeping per line,
-    and a full cache means the lines in use are far more than one page)."""
+    that changed. Lines are kept encoded, as they go into the body (:mod:`services.api.ui.spliced`).
+    Bounded: when full, it starts again empty (cheaper than LRU bookkeeping per line, and a full cache
+    means the lines in use are far more than one page)"""
 
     def __init__(self, size: int = ROW_CACHE_SIZE) -> None:
         self.size = size
-        self.lines: dict[Hashable, str] = {}
+        self.lines: dict[Hashable, bytes] = {}
 
-    def get(self, key: Hashable) -> str | None:
-        """The line drawn for ``key``, if kept."""
+    def get(self, key: Hashable) -> bytes | None:
+        """The line drawn for ``key`` (UTF-8), if kept."""
         return self.lines.get(key)
 
-    def put(self, key: Hashable, line: str) -> None:
-        """Keep ``line`` for ``key``."""
+    def put(self, key: Hashable, line: bytes) -> None:
+        """Keep ``line`` (UTF-8: it goes into a page's body as it is) for ``key``."""
         if len(self.lines) >= self.size:
             self.lines.clear()
         self.lines[key] = line

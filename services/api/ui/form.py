@@ -21,6 +21,7 @@ from contracts.v1.checks import (
     REGEX,
     SOURCES_WITH_PROPERTY,
     UNARY,
+    CheckSpec,
 )
 from services.api.checks import parse_spec
 from services.api.ui.alert_form import EVENTS, AlertFields
@@ -356,7 +357,9 @@ class CheckForm:
         errors.update(self.scenario.apply(base, assertion_data))
         return base, errors
 
-    def validate(self, stored: dict[str, Any] | None = None, box: Any = None) -> tuple[Any, dict[str, str]]:
+    def validate(
+        self, stored: dict[str, Any] | None = None, box: Any = None
+    ) -> tuple[CheckSpec | None, dict[str, str]]:
         """The ``CheckSpec`` (or ``None``) and every error, keyed by form field: ``name``, ``tags``, ``url``,
         ``method``, ``headers``, ``body``, ``regions``, ``interval``, ``timeout``, ``assertion:<key>``,
         ``header:<key>``, ``channel:<key>``, ``policy.<field>``, ``maintenance:<key>``, or ``general``."""

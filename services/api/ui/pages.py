@@ -15,7 +15,6 @@ from urllib.parse import quote
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect, Template
-from markupsafe import Markup
 from sqlalchemy import select
 
 from contracts.v1.checks import AlertPolicy, CheckSpec
@@ -30,6 +29,7 @@ from services.api.ui.alert_form import MaintenanceRow, describe_policy, describe
 from services.api.ui.check_rows import RowCache, row_html
 from services.api.ui.form import AssertionRow, ChannelRow, CheckForm, HeaderRow, row_key
 from services.api.ui.security import current_user, is_htmx
+from services.api.ui.spliced import SplicedTemplate
 from services.api.ui.steps_form import ExtractRow, StepCard
 from services.api.ui.views import (
     channel_views,
@@ -58,6 +58,17 @@ def render(request: Req, template: str, *, status_code: int = 200, **context: An
         template_name=template,
         context={"user": user, "csrf": user.csrf_token, "request_path": request.url.path, **context},
         status_code=status_code,
+    )
+
+
+def table_page(request: Req, template: str, table: dict[str, Any], **context: Any) -> SplicedTemplate:
+    """A page (or the partial) with the checks table of :func:`checks_table`: its lines, kept encoded,
+    go into the body as they are."""
+    user = current_user(request)
+    return SplicedTemplate(
+        template_name=template,
+        lines=table["lines"],
+        context={"user": user, "csrf": user.csrf_token, "request_path": request.url.path, **table, **context},
     )
 
 
@@ -114,11 +125,12 @@ async def checks_table(request: Req, page: int, per_page: int, tag: str | None =
             row = rows.get(check_id)
             if lines[check_id] is not None or row is None:  # drawn already, or deleted meanwhile
                 continue
-            line = str(row_html(check_row(row, marks[check_id], incidents.get(check_id)), may_run, may_write))
+            drawn = row_html(check_row(row, marks[check_id], incidents.get(check_id)), may_run, may_write)
+            line = str(drawn).encode()
             cache.put((version, may_run, may_write), line)
             lines[check_id] = line
     return {
-        "rows_html": Markup("".join(line for line in lines.values() if line is not None)),
+        "lines": [line for line in lines.values() if line is not None],
         "total": total,
         "page": page,
         "per_page": per_page,
@@ -151,7 +163,8 @@ def table_etag(
     (:func:`stats.row_version`)."""
     digest = hashlib.blake2b(digest_size=12)
     head = (user.user_id, user.role, user.csrf_token, page, per_page, tag or "", total)
-    digest.update(repr((head, [version for _, version in versions])).encode())
+    digest.update(repr(head).encode())
+    digest.update("\n".join([version for _, version in versions]).encode())
     return f'W/"{digest.hexdigest()}"'
 
 
@@ -222,6 +235,16 @@ async def check_and_badge(sessions: Sessions, check_id: uuid.UUID) -> tuple[Chec
     return found[0], found[1]
 
 
+class _FormErrors(Exception):
+    """The posted form does not make a valid check: raised inside the edit's transaction (which it
+    rolls back) with the stored check the form is shown again for."""
+
+    def __init__(self, current: Check, errors: dict[str, str]) -> None:
+        super().__init__("invalid check form")
+        self.current = current
+        self.errors = errors
+
+
 class CheckPages(Controller):
     """Checks: table, form, detail, runs."""
 
@@ -237,12 +260,8 @@ class CheckPages(Controller):
         tag: FromQuery[str | None] = None,
     ) -> Template:
         """The checks table, filtered by ``?tag=``."""
-        return render(
-            request,
-            "pages/checks.html",
-            tags=await reader_of(request).tags(),
-            **await checks_table(request, page, per_page, tag or None),
-        )
+        context = await checks_table(request, page, per_page, tag or None)
+        return table_page(request, "pages/checks.html", context, tags=await reader_of(request).tags())
 
     @get("/partials/checks")
     async def checks_partial(
@@ -265,7 +284,7 @@ class CheckPages(Controller):
                 return Response(b"", status_code=304, headers=headers)
         context = await checks_table(request, page, per_page, tag or None)
         headers = {"ETag": context["etag"], "Cache-Control": "private, no-cache"}
-        template = render(request, "partials/checks_table.html", **context)
+        template = table_page(request, "partials/checks_table.html", context)
         template.headers.update(headers)
         return template
 
@@ -316,28 +335,33 @@ class CheckPages(Controller):
 
     @post("/checks/{check_id:uuid}", status_code=200)
     async def update_check(self, request: Req, check_id: FromPath[uuid.UUID]) -> Template | Redirect:
-        """Save a new revision from the form."""
+        """Save a new revision from the form, or show the form again with each error beside its field.
+
+        The form is checked against the stored check inside the write's transaction (masked secrets
+        are kept from it): one session and one locked read instead of a read apart, then a write."""
         store = store_of(request)
-        current = await reader_of(request).get(check_id)
         form = CheckForm.from_post(await request.form())
-        spec, errors = form.validate(current.spec, request.app.state.secretbox)
-        if spec is not None:
-            try:
-                await store.update(check_id, spec)
-            except DomainError as exc:
-                errors = {
-                    "name" if item["field"] == "name" else "general": item["message"] for item in exc.errors
-                }
-                errors = errors or {"general": str(exc.detail)}
-            else:
-                return Redirect(f"/checks/{check_id}", status_code=303)
-        return await form_page(
-            request,
-            form,
-            check=check_view(current, request.app.state.secretbox),
-            errors=errors,
-            status_code=422,
-        )
+        box = request.app.state.secretbox
+
+        def revised(current: Check) -> CheckSpec:
+            spec, errors = form.validate(current.spec, box)
+            if spec is None:
+                raise _FormErrors(current, errors)
+            return spec
+
+        try:
+            await store.revise(check_id, revised)
+        except _FormErrors as exc:
+            current, errors = exc.current, exc.errors
+        except DomainError as exc:
+            errors = {
+                "name" if item["field"] == "name" else "general": item["message"] for item in exc.errors
+            }
+            errors = errors or {"general": str(exc.detail)}
+            current = await reader_of(request).get(check_id)
+        else:
+            return Redirect(f"/checks/{check_id}", status_code=303)
+        return await form_page(request, form, check=check_view(current, box), errors=errors, status_code=422)
 
     @get("/checks/form/step-card")
     async def step_card(self, request: Req, teardown: FromQuery[str | None] = None) -> Template:

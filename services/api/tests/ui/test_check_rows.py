@@ -97,12 +97,12 @@ def test_buttons_follow_the_viewers_permissions() -> None:
 
 def test_a_full_cache_starts_again_empty() -> None:
     cache = RowCache(size=2)
-    cache.put("a", "1")
-    cache.put("b", "2")
-    cache.put("c", "3")
+    cache.put("a", b"1")
+    cache.put("b", b"2")
+    cache.put("c", b"3")
     assert cache.get("a") is None
     assert cache.get("b") is None
-    assert cache.get("c") == "3"
+    assert cache.get("c") == b"3"
 
 
 async def test_a_redraw_shows_what_changed_and_the_viewers_own_buttons(ui: Ui) -> None:
@@ -163,3 +163,34 @@ def test_run_lines_escape_what_a_run_reports_and_show_its_figures() -> None:
     assert "1.23 s" in text
     assert "1/2" in text
     assert {"href": f"/runs/{run.run_id}"} in [found for tag, found in elements.tags if tag == "a"]
+
+
+async def test_kept_lines_go_into_the_page_whole_whatever_their_text(ui: Ui) -> None:
+    """Lines go into the body as kept bytes: non-ASCII names, a name spelling the splice mark, the
+    length header and the empty table all come out as drawn."""
+    await ui.sign_in()
+    empty = await ui.client.get("/partials/checks", headers={"HX-Request": "true"})
+    assert "No checks yet" in empty.text
+    names = ["café “quoted” 東京", "<!--seymour:spliced-lines-->", "plain"]
+    for name in names:
+        created = await ui.post_form("/checks", demo_form(name=name), follow_redirects=False)
+        assert created.status_code == 303, created.text
+    seen: dict[str, list[str]] = {}
+    for path in ("/", "/partials/checks", "/?per_page=2", "/?per_page=2&page=2"):
+        headers = {"HX-Request": "true"} if "partials" in path else {}
+        first = await ui.client.get(path, headers=headers)
+        again = await ui.client.get(path, headers=headers)
+        assert first.content == again.content  # the second one is all kept lines
+        assert int(first.headers["content-length"]) == len(first.content)
+        assert first.headers["content-type"].startswith("text/html")
+        assert "No checks yet" not in first.text
+        assert "<!--seymour:spliced-lines-->" not in first.text
+        seen[path] = [
+            attrs["data-check"] or ""
+            for tag, attrs in parsed(first.text).tags
+            if tag == "tr" and "data-check" in attrs
+        ]
+    assert sorted(seen["/"]) == sorted(names)
+    assert seen["/partials/checks"] == seen["/"]
+    assert seen["/?per_page=2"] + seen["/?per_page=2&page=2"] == seen["/"]
+    assert (await ui.client.get("/")).text.rstrip().endswith("</html>")
