@@ -11,8 +11,12 @@ nothing stored twice, nothing lost (a slot that could not run is ``missed`` with
 only for the poison we sent, no incident and no notification caused by our own fault (where a scenario makes
 a check really fail and recover, exactly one failure and one recovery per channel), and recovery, consumers
 and lag back within :data:`RECOVERY_S`. Where one region's link is cut, the other region behind its own node
-must miss nothing. The row also states the drain after the fault: the rows that waited (results, and misses
-recorded late) per second from the fault's end until the last of them was stored.
+must miss nothing. The row also states the drain after the fault: the real runs that waited (passed, failed,
+error; misses recorded late are counted beside, not in the rate) per second from the fault's end until the
+last of them was stored; and what the scenario cost: CPU of every process the suite runs (each service,
+each RabbitMQ node, the database's backends, the suite's own process with the target and the links) per
+real run stored meanwhile, read from ``/proc`` (:mod:`tests.support.cpu`). The table ends with the same
+for the whole suite.
 
 Durations as the issue asks (PostgreSQL down 60 s, 25 runner kills, a region's link cut 30 s, longer than
 the 5 s run expiry of a 1 s check, and 3 s); the load is scaled for two shared cores: 45 runs/s rather than
@@ -61,11 +65,13 @@ from tests.faults.world import (
     Row,
     World,
     base_env,
+    cost_note,
     flaky_receiver,
     proxied,
     started,
 )
 from tests.support.api import Client
+from tests.support.cpu import spent_since
 from tests.support.metrics import probe, scrape, total
 from tests.support.processes import fleet, free_port
 from tests.support.proxy import TcpProxy
@@ -92,6 +98,8 @@ AFTER_S = 10.0
 RECOVERY_S = 30.0
 #: Results and alerts both consume the results exchange: a poison message there dies once in each queue.
 POISON_QUEUES = 2
+#: How often the CPU of every process is read (a process's last second before it exits is not seen).
+CPU_SAMPLE_S = 1.0
 
 
 async def before(world: World) -> dict[str, int]:
@@ -195,6 +203,7 @@ async def broker_restarted(world: World) -> Row:
     """Home's RabbitMQ node really stopped (``rabbitmqctl stop``) and started again with its data."""
     counts = await before(world)
     fault_at = utcnow()
+    world.cpu.sample()  # the node's CPU up to its stop
     await asyncio.to_thread(world.home.halt)
     await asyncio.sleep(BROKER_DOWN_S)  # the outage itself
     await asyncio.to_thread(world.home.start)
@@ -532,19 +541,32 @@ async def test_faults_under_load_keep_every_slot_once(tmp_path: Path, pg_url: st
                     api_port,
                     disk=disk,
                 )
+                sampler = asyncio.create_task(world.cpu.every(CPU_SAMPLE_S), name="faults-cpu")
                 try:
                     await started(world)
                     await world.add_checks(LOAD_CHECKS)
                     await asyncio.sleep(5.0)  # steady load before the first fault
+                    world.cpu.sample()
+                    suite_began, suite_cpu = utcnow(), world.cpu.totals()
                     only = {name for name in os.environ.get("SEYMOUR_FAULTS", "").split(",") if name}
                     for scenario in SCENARIOS:
                         if only and scenario.__name__ not in only:
                             continue
+                        world.cpu.sample()
+                        began, cpu_before = utcnow(), world.cpu.totals()
                         row = await scenario(world)
                         if row is not None:
+                            world.cpu.sample()
+                            row.cpu_s = spent_since(cpu_before, world.cpu.totals())
+                            row.real_runs = await world.real_runs(began, utcnow())
+                            row.notes += f"; {row.cpu_note()}"
                             rows.append(row)
                             print(row.line(), flush=True)
+                    world.cpu.sample()
+                    suite_runs = await world.real_runs(suite_began, utcnow())
+                    cost = cost_note(spent_since(suite_cpu, world.cpu.totals()), suite_runs)
                 finally:
+                    sampler.cancel()
                     await world.stop_all()
                     if world.engine is not None:
                         await world.engine.dispose()
@@ -555,6 +577,7 @@ async def test_faults_under_load_keep_every_slot_once(tmp_path: Path, pg_url: st
             Row.HEADER,
             *(row.line() for row in rows),
             *(f"{r.scenario}: {r.notes}" for r in rows),
+            f"whole suite ({len(rows)} scenarios): {cost}",
             "",
             *(row.markdown() for row in rows),
         ]

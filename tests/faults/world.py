@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import time
@@ -25,6 +26,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import aio_pika
@@ -41,6 +43,7 @@ from services.scheduler.slots import slots_between
 from tests.faults.disk import SmallDisk
 from tests.faults.nodes import Node
 from tests.support.api import Client
+from tests.support.cpu import CpuMeter, Finder, PostgresBackends, ProcStat, per_run_ms, with_descendants
 from tests.support.processes import Fleet, free_port
 from tests.support.proxy import TcpProxy
 from tests.support.servers import DemoTarget, Receiver, demo_check, serve
@@ -58,6 +61,10 @@ MISSED_REASONS = frozenset(
 )
 #: Schedule→stored lag of a run once the world is back to normal (steady state is well under 1 s).
 LAG_NORMAL_S = 3.0
+#: A run that really ran (the rest of a slot's rows are ``missed``).
+REAL_STATUSES = ("passed", "failed", "error")
+#: The CPU group of the test process itself: the target, the links (TCP proxies), the receivers, probes.
+SUITE_GROUP = "suite (target, links)"
 
 
 @dataclass
@@ -115,11 +122,16 @@ class Row:
     #: Seconds from the fault's end after which every slot of every region was a run stored within
     #: :data:`LAG_NORMAL_S` of its slot.
     lag_s: float | None = None
-    #: Rows of slots before the fault's end stored after it (results that waited, misses recorded late),
-    #: per second from the fault's end until the last of them was stored (``None`` if fewer than 2 waited).
+    #: Real runs (passed, failed, error) of slots before the fault's end stored after it (results that
+    #: waited), per second from the fault's end until the last of them was stored (``None`` if fewer than
+    #: 2 waited). Misses recorded late are not work done and are not counted.
     drain_per_s: float | None = None
-    #: How many rows :attr:`drain_per_s` counts, and how many of them are results (not misses).
+    #: How many real runs :attr:`drain_per_s` counts, and how many misses were recorded late beside them.
     drained: tuple[int, int] = (0, 0)
+    #: CPU seconds each process group (a service, a RabbitMQ node, the database's backends, the suite's
+    #: own process) spent from the scenario's start to its row, and the real runs stored meanwhile.
+    cpu_s: dict[str, float] = field(default_factory=dict)
+    real_runs: int = 0
     #: The notifications a scenario causes on purpose (a check it makes fail and recover), by channel.
     expected_sent: dict[str, int] = field(default_factory=dict)
     #: Whether the services said what the fault was, for a fault they must name (``None``: not asked).
@@ -129,7 +141,7 @@ class Row:
     HEADER = (
         f"{'scenario':<30} {'expected':>8} {'once':>6} {'twice':>5} {'lost':>5} {'missed (by reason)':<40} "
         f"{'dlq':>4} {'false inc':>9} {'sent per channel':<34} {'recover':>8} {'consumers':>9} "
-        f"{'lag ok':>7} {'drained':>24}"
+        f"{'lag ok':>7} {'drained (real runs)':>30} {'cpu/run':>8}"
     )
 
     def line(self) -> str:
@@ -139,15 +151,25 @@ class Row:
             f"{self.scenario:<30} {self.expected:>8} {self.stored_once:>6} {self.stored_twice:>5} "
             f"{self.lost:>5} {missed:<40} {self.dead_lettered:>4} {self.false_incidents:>9} {sent:<34} "
             f"{_seconds(self.recover_s):>8} {_seconds(self.consumers_s):>9} {_seconds(self.lag_s):>7} "
-            f"{self.drain():>24}"
+            f"{self.drain():>30} {self.cpu_per_run():>8}"
         )
 
     def drain(self) -> str:
-        """The drain after the fault: rows per second (how many rows, how many of them results)."""
+        """The drain after the fault: real runs per second (how many, and the misses stored beside them)."""
         if self.drain_per_s is None:
             return "-"
-        rows, results = self.drained
-        return f"{self.drain_per_s:.0f}/s ({rows} rows, {results} res)"
+        runs, misses = self.drained
+        return f"{self.drain_per_s:.0f}/s ({runs} runs, +{misses} missed)"
+
+    def cpu_per_run(self) -> str:
+        """Milliseconds of CPU, all process groups together, per real run stored during the scenario."""
+        if not self.real_runs or not self.cpu_s:
+            return "-"
+        return f"{1000 * sum(self.cpu_s.values()) / self.real_runs:.1f} ms"
+
+    def cpu_note(self) -> str:
+        """The CPU per real run of each process group, costliest first."""
+        return cost_note(self.cpu_s, self.real_runs)
 
     def markdown(self) -> str:
         """The row as a line of the Markdown table a closing note quotes."""
@@ -167,12 +189,38 @@ class Row:
             _seconds(self.consumers_s),
             _seconds(self.lag_s),
             self.drain(),
+            self.cpu_per_run(),
         ]
         return "| " + " | ".join(cells) + " |"
 
 
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} s"
+
+
+def cost_note(spent: dict[str, float], runs: int) -> str:
+    """``CPU ms per real run (N runs): total T; results 0.7, ...``, costliest group first."""
+    per_run = per_run_ms(spent, runs)
+    if not per_run:
+        return f"CPU: {sum(spent.values()):.1f} s for no real run"
+    groups = ", ".join(f"{group} {ms:.2f}" for group, ms in sorted(per_run.items(), key=lambda kv: -kv[1]))
+    return f"CPU ms per real run ({runs} runs): total {sum(per_run.values()):.2f}; {groups}"
+
+
+def _service_pids(fleet: Fleet, label: str, stats: dict[int, ProcStat]) -> set[int]:
+    proc = fleet.procs.get(label)
+    return set() if proc is None else with_descendants([proc.pid], stats)
+
+
+def _node_pids(node: Node, stats: dict[int, ProcStat]) -> set[int]:
+    """The node's start script and what runs under it (``beam.smp``, its port helpers); ``epmd`` is the
+    machine's, shared by every node, and not counted."""
+    process = node.process
+    return set() if process is None else with_descendants([process.pid], stats)
+
+
+def _suite_pid(stats: dict[int, ProcStat]) -> set[int]:
+    return {os.getpid()}
 
 
 @dataclass
@@ -197,6 +245,23 @@ class World:
     checks: dict[uuid.UUID, int] = field(default_factory=dict)
     engine: AsyncEngine | None = None
     ops_ports: dict[str, int] = field(default_factory=dict)
+    #: The CPU of every process the suite starts or uses, by group (see :meth:`cpu_groups`).
+    cpu: CpuMeter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.cpu = CpuMeter(self.cpu_groups())
+
+    def cpu_groups(self) -> dict[str, Finder]:
+        """Each service process, each RabbitMQ node, the PostgreSQL backends of the world's database,
+        and the suite's own process."""
+        groups: dict[str, Finder] = {}
+        for label in self.labels():
+            groups[label] = partial(_service_pids, self.fleet, label)
+        for name, node in {"home": self.home, **self.nodes}.items():
+            groups[f"rabbitmq {name}"] = partial(_node_pids, node)
+        groups["postgres backends"] = PostgresBackends(make_url(self.pg_url).database or "")
+        groups[SUITE_GROUP] = _suite_pid
+        return groups
 
     @property
     def rabbit_url(self) -> str:
@@ -227,11 +292,14 @@ class World:
         return [*HOME_SERVICES, *(f"runner-{region}" for region in REGIONS)]
 
     async def kill(self, label: str, sig: int = signal.SIGKILL) -> None:
-        """Signal a process and reap it (in a thread: the links must keep pumping meanwhile)."""
+        """Signal a process and reap it (in a thread: the links must keep pumping meanwhile); its CPU is
+        read just before."""
+        self.cpu.sample()
         await asyncio.to_thread(self.fleet.kill, label, sig)
 
     async def stop_all(self) -> dict[str, int]:
-        """SIGTERM every process and reap them; their exit codes."""
+        """SIGTERM every process and reap them; their exit codes. Their CPU is read just before."""
+        self.cpu.sample()
         return await asyncio.to_thread(self.fleet.stop_all)
 
     def assert_alive(self) -> None:
@@ -277,6 +345,18 @@ class World:
                 {"start": start, "end": end},
             )
             return [row for row in result.all() if row.check_id in self.checks]
+
+    async def real_runs(self, start: datetime, end: datetime) -> int:
+        """Runs that really ran (passed, failed, error; not missed) stored in ``(start, end]``."""
+        async with self._engine().connect() as connection:
+            found = await connection.scalar(
+                text(
+                    "SELECT count(*) FROM runs WHERE status = ANY(:real)"
+                    " AND stored_at > :start AND stored_at <= :end"
+                ),
+                {"real": list(REAL_STATUSES), "start": start, "end": end},
+            )
+        return int(found or 0)
 
     async def writable(self, on: bool) -> None:
         """Make the database refuse writes (every session read-only) or take them again; existing sessions
@@ -325,8 +405,7 @@ class World:
         return None
 
     async def unconsumed(self) -> list[str]:
-        """Queues on any node with no consumer (the nodes asked at once: each ``rabbitmqctl`` is an Erlang
-        VM of its own, seconds of start-up on a loaded machine)."""
+        """Queues on any node with no consumer, by each node's management API (the nodes asked at once)."""
         names = {"home": self.home, **self.nodes}
         found = await asyncio.gather(*(node.unconsumed() for node in names.values()))
         return [f"{label} {queue}" for label, queues in zip(names, found, strict=True) for queue in queues]
@@ -421,15 +500,16 @@ async def peek_dead_letters(url: str, at_most: int = 20) -> list[dict[str, Any]]
 
 
 def drain_rate(rows: list[Any], restored_at: datetime) -> tuple[float | None, tuple[int, int]]:
-    """How fast the backlog went in: the rows of slots before the fault's end that were stored after it
-    (results that waited in the queues and services, and misses recorded late), per second from the
-    fault's end until the last of them was stored; and (rows, of which results)."""
+    """How fast the results that waited went in: the real runs (passed, failed, error) of slots before
+    the fault's end that were stored after it, per second from the fault's end until the last of them was
+    stored; and (those runs, the misses of such slots recorded late — stored too, but no run's work)."""
     waited = [r for r in rows if r.slot < restored_at and r.stored_at >= restored_at]
-    results = sum(1 for r in waited if r.status != "missed")
-    if len(waited) < 2:
-        return None, (len(waited), results)
-    span = max((r.stored_at - restored_at).total_seconds() for r in waited)
-    return len(waited) / max(span, 0.001), (len(waited), results)
+    runs = [r for r in waited if r.status in REAL_STATUSES]
+    misses = len(waited) - len(runs)
+    if len(runs) < 2:
+        return None, (len(runs), misses)
+    span = max((r.stored_at - restored_at).total_seconds() for r in runs)
+    return len(runs) / max(span, 0.001), (len(runs), misses)
 
 
 def lag_normal_after(rows: list[Any], restored_at: datetime, end: datetime) -> float | None:
