@@ -9,6 +9,7 @@
                                └─<region>─► [seymour.runs.<region>] ──► federated to the region's broker
                                runner.<region> ─expired/rejected─► [seymour.runs.dlx] ──► router.dead-runs
     runner ──check.completed.v1──► [seymour.results] ──► results.store, alerts.evaluate
+           ─check.completed.batch.v1─┘ (results gathered by a runner's outbox, many in one message)
     router ──run.missed.v1──────► [seymour.results] ──► results.store, alerts.evaluate
            ─run.missed.batch.v1─┘ (runs shed under overload, many in one message) ──► results.store
     runner ──runner.heartbeat.v1► [seymour.results] ──► results.store, router.heartbeats.<instance>
@@ -32,6 +33,7 @@ CHECK_CHANGED: Final = "check.changed.v1"
 CHECK_DUE: Final = "check.due.v1"
 CHECK_DUE_BATCH: Final = "check.due.batch.v1"
 CHECK_COMPLETED: Final = "check.completed.v1"
+CHECK_COMPLETED_BATCH: Final = "check.completed.batch.v1"
 RUN_MISSED: Final = "run.missed.v1"
 RUN_MISSED_BATCH: Final = "run.missed.batch.v1"
 RUNNER_HEARTBEAT: Final = "runner.heartbeat.v1"
@@ -42,6 +44,7 @@ ROUTING_KEYS: Final[dict[str, str]] = {
     "check.due": CHECK_DUE,
     "check.due.batch": CHECK_DUE_BATCH,
     "check.completed": CHECK_COMPLETED,
+    "check.completed.batch": CHECK_COMPLETED_BATCH,
     "run.missed": RUN_MISSED,
     "run.missed.batch": RUN_MISSED_BATCH,
     "runner.heartbeat": RUNNER_HEARTBEAT,
@@ -52,6 +55,7 @@ EXCHANGE_OF: Final[dict[str, str]] = {
     "check.due.batch": CONTROL_EXCHANGE,
     "run.check": RUNS_EXCHANGE,
     "check.completed": RESULTS_EXCHANGE,
+    "check.completed.batch": RESULTS_EXCHANGE,
     "run.missed": RESULTS_EXCHANGE,
     "run.missed.batch": RESULTS_EXCHANGE,
     "runner.heartbeat": RESULTS_EXCHANGE,
@@ -106,9 +110,13 @@ DEAD_LETTERS: Final = QueueSpec(DEAD_LETTER_QUEUE, DEAD_LETTER_EXCHANGE, ("#",),
 ROUTER_DUE: Final = QueueSpec("router.due", CONTROL_EXCHANGE, (CHECK_DUE, CHECK_DUE_BATCH))
 ROUTER_DEAD_RUNS: Final = QueueSpec("router.dead-runs", RUNS_DEAD_LETTER_EXCHANGE, ("#",))
 RESULTS_STORE: Final = QueueSpec(
-    "results.store", RESULTS_EXCHANGE, (CHECK_COMPLETED, RUN_MISSED, RUN_MISSED_BATCH, RUNNER_HEARTBEAT)
+    "results.store",
+    RESULTS_EXCHANGE,
+    (CHECK_COMPLETED, CHECK_COMPLETED_BATCH, RUN_MISSED, RUN_MISSED_BATCH, RUNNER_HEARTBEAT),
 )
-ALERTS_EVALUATE: Final = QueueSpec("alerts.evaluate", RESULTS_EXCHANGE, (CHECK_COMPLETED, RUN_MISSED))
+ALERTS_EVALUATE: Final = QueueSpec(
+    "alerts.evaluate", RESULTS_EXCHANGE, (CHECK_COMPLETED, CHECK_COMPLETED_BATCH, RUN_MISSED)
+)
 
 #: Regional runner queues expire when unused for this long, so a region gone for good does not
 #: make home grow forever.

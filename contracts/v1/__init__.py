@@ -25,6 +25,7 @@ from contracts.v1.runners import RunnerHeartbeat
 from contracts.v1.runs import (
     AssertionOutcome,
     CheckCompleted,
+    CheckCompletedBatch,
     MissedReason,
     ResponseSample,
     RunCheck,
@@ -45,6 +46,7 @@ __all__ = [
     "AssertionOutcome",
     "CheckChanged",
     "CheckCompleted",
+    "CheckCompletedBatch",
     "CheckDue",
     "CheckDueBatch",
     "CheckSpec",

@@ -8,7 +8,7 @@ from pydantic import Field, TypeAdapter
 
 from contracts.v1.messages import CheckChanged, CheckDue, CheckDueBatch
 from contracts.v1.runners import RunnerHeartbeat
-from contracts.v1.runs import CheckCompleted, RunCheck, RunMissed, RunMissedBatch
+from contracts.v1.runs import CheckCompleted, CheckCompletedBatch, RunCheck, RunMissed, RunMissedBatch
 
 AnyMessage = Annotated[
     CheckChanged
@@ -16,6 +16,7 @@ AnyMessage = Annotated[
     | CheckDueBatch
     | RunCheck
     | CheckCompleted
+    | CheckCompletedBatch
     | RunMissed
     | RunMissedBatch
     | RunnerHeartbeat,
@@ -28,6 +29,7 @@ MESSAGE_TYPES: Final = (
     CheckDueBatch,
     RunCheck,
     CheckCompleted,
+    CheckCompletedBatch,
     RunMissed,
     RunMissedBatch,
     RunnerHeartbeat,

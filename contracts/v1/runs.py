@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.v1.base import AwareDatetime, Message
 from contracts.v1.checks import CheckSpec, Comparison, Source
@@ -160,6 +160,34 @@ class CheckCompleted(Message):
     steps: list[StepOutcome] | None = None
     failed_step: str | None = None
     certificate: CertificateInfo | None = None
+
+
+#: Results in one ``CheckCompletedBatch`` at most (a runner's outbox sends far fewer: see its settings).
+MAX_BATCH_ITEMS: Final = 1000
+
+
+class CheckCompletedBatch(Message):
+    """Event: several runs one region's runner finished, each exactly what its own ``CheckCompleted``
+    would say.
+
+    A result alone costs a persistent publish, a confirm, a queue entry and a delivery to two consumers;
+    under load the broker's cost is per message, not per byte, so a runner gathers the results that
+    complete within a few milliseconds into one message. Items keep their own run ids, so a redelivered
+    batch stores nothing twice. ``region`` is the batch's: every item must be of it (a region's account
+    is believed only about its own region, and a batch is believed or refused whole), otherwise the
+    whole message is invalid. Added in v1, read by results and alerts before runners send it.
+    """
+
+    kind: Literal["check.completed.batch"] = "check.completed.batch"
+    region: str
+    items: list[CheckCompleted] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+
+    @model_validator(mode="after")
+    def _one_region(self) -> Self:
+        strays = sorted({item.region for item in self.items if item.region != self.region})
+        if strays:
+            raise ValueError(f"items of regions {strays} in a batch of region {self.region}")
+        return self
 
 
 MissedReason = Literal["expired", "no_runner", "no_leader", "not_published", "overloaded", "leader_late"]

@@ -1,2 +1,3 @@
-"""Alerts: consumes CheckCompleted and RunMissed (``alerts.evaluate``), folds them into incidents per check,
-and delivers each transition once per channel; publishes ``CheckDue(trigger="confirmation")``."""
+"""Alerts: consumes CheckCompleted, CheckCompletedBatch and RunMissed (``alerts.evaluate``), folds them
+into incidents per check, and delivers each transition once per channel; publishes
+``CheckDue(trigger="confirmation")``."""

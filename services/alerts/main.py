@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contracts.topology import ALERTS_EVALUATE
-from contracts.v1 import CheckCompleted, RunMissed
+from contracts.v1 import CheckCompleted, CheckCompletedBatch, RunMissed
 from contracts.v1.base import utcnow
 from services.alerts.delivery import DeliveryConfig, Sender
 from services.alerts.evaluator import Clock, Evaluator, EvaluatorConfig, Ticker
@@ -15,6 +15,7 @@ from services.alerts.handlers import (
     BATCHED,
     evaluate_batch,
     handle_check_completed,
+    handle_check_completed_batch,
     handle_run_missed,
     observe_batch,
 )
@@ -79,6 +80,7 @@ def build(
     )
     handlers: dict[type, Any] = {
         CheckCompleted: functools.partial(handle_check_completed, batcher=batcher),
+        CheckCompletedBatch: functools.partial(handle_check_completed_batch, batcher=batcher),
         RunMissed: functools.partial(handle_run_missed, batcher=batcher),
     }
     # Results arrive in bus batches (one call, one ack per batch). Three batches' worth unacked: two in

@@ -43,6 +43,7 @@ from typing import Any, Final, Literal
 
 from contracts.topology import (
     CHECK_COMPLETED,
+    CHECK_COMPLETED_BATCH,
     CLUSTER_NAME_PREFIX,
     DEAD_RUNS_OUTBOX,
     DEAD_RUNS_SHOVEL,
@@ -327,9 +328,9 @@ def region_permissions(region: str) -> dict[str, str]:
 
 
 #: Routing keys a region may publish on home's ``seymour.results`` (a topic exchange, so the broker
-#: enforces it): its runners' results, heartbeats and the runs they received too late (``run.missed``).
-#: A key missing here would wedge the region's results shovel on the first such message.
-REGION_RESULT_KEYS: Final = (CHECK_COMPLETED, RUNNER_HEARTBEAT, RUN_MISSED)
+#: enforces it): its runners' results (alone or batched), heartbeats and the runs they received too late
+#: (``run.missed``). A key missing here would wedge the region's results shovel on the first such message.
+REGION_RESULT_KEYS: Final = (CHECK_COMPLETED, CHECK_COMPLETED_BATCH, RUNNER_HEARTBEAT, RUN_MISSED)
 
 
 def account_plan(home: BrokerAddress, region: str, username: str, password: str) -> list[Step]:

@@ -6,15 +6,22 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from contracts.v1 import CheckCompleted, RunMissed, RunMissedBatch, RunnerHeartbeat
+from contracts.v1 import CheckCompleted, CheckCompletedBatch, RunMissed, RunMissedBatch, RunnerHeartbeat
 from services.common.bus import Delivery, Outcome
-from services.common.db.batches import Batcher, Item
+from services.common.db.batches import Batcher, Item, submit_messages
 from services.results.rows import completed_row, missed_row
 
 
 async def handle_check_completed(message: CheckCompleted, delivery: Delivery, *, batcher: Batcher) -> None:
     """Store a finished run (once, whatever the redeliveries)."""
     await batcher.submit("run", completed_row(message))
+
+
+async def handle_check_completed_batch(
+    message: CheckCompletedBatch, delivery: Delivery, *, batcher: Batcher
+) -> None:
+    """Store every run of a runner's batch, each as if it came alone; acked once every row is committed."""
+    await asyncio.gather(*(batcher.submit("run", completed_row(item)) for item in message.items))
 
 
 async def handle_run_missed(message: RunMissed, delivery: Delivery, *, batcher: Batcher) -> None:
@@ -47,12 +54,16 @@ def heartbeat_row(message: RunnerHeartbeat) -> dict[str, Any]:
 
 
 #: The message types :func:`store_batch` takes (the results route's batch).
-BATCHED: frozenset[type] = frozenset({CheckCompleted, RunMissed, RunMissedBatch, RunnerHeartbeat})
+BATCHED: frozenset[type] = frozenset(
+    {CheckCompleted, CheckCompletedBatch, RunMissed, RunMissedBatch, RunnerHeartbeat}
+)
 
 
 def _items_of(message: Any) -> list[Item]:
     if isinstance(message, CheckCompleted):
         return [("run", completed_row(message))]
+    if isinstance(message, CheckCompletedBatch):
+        return [("run", completed_row(item)) for item in message.items]
     if isinstance(message, RunMissed):
         return [("run", missed_row(message))]
     if isinstance(message, RunMissedBatch):
@@ -66,22 +77,4 @@ async def store_batch(messages: Sequence[tuple[Any, Delivery]], *, batcher: Batc
     """A bus batch of results: its rows go to the batcher at once (no waiting for company) and each
     message's outcome is its rows' — committed, or the error of the row that failed alone (a message
     whose rows cannot even be built fails alone too)."""
-    spans: list[tuple[int, int] | BaseException] = []
-    items: list[Item] = []
-    for message, _delivery in messages:
-        try:
-            rows = _items_of(message)
-        except Exception as exc:
-            spans.append(exc)
-            continue
-        spans.append((len(items), len(items) + len(rows)))
-        items.extend(rows)
-    done = await batcher.submit_many(items)
-    outcomes: list[Outcome] = []
-    for span in spans:
-        if isinstance(span, BaseException):
-            outcomes.append(span)
-            continue
-        start, end = span
-        outcomes.append(next((error for error in done[start:end] if error is not None), None))
-    return outcomes
+    return await submit_messages(batcher, (message for message, _delivery in messages), _items_of)

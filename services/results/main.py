@@ -10,7 +10,14 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.topology import RESULTS_STORE
-from contracts.v1 import CheckCompleted, RunMissed, RunMissedBatch, RunnerHeartbeat, utcnow
+from contracts.v1 import (
+    CheckCompleted,
+    CheckCompletedBatch,
+    RunMissed,
+    RunMissedBatch,
+    RunnerHeartbeat,
+    utcnow,
+)
 from services.common.bus import Batch, Bus, Route
 from services.common.db.batches import Batcher
 from services.common.db.sessions import Sessions
@@ -21,6 +28,7 @@ from services.results import pg
 from services.results.handlers import (
     BATCHED,
     handle_check_completed,
+    handle_check_completed_batch,
     handle_run_missed,
     handle_run_missed_batch,
     handle_runner_heartbeat,
@@ -61,6 +69,7 @@ def build(settings: Settings, bus: Bus, sessions: Sessions) -> Service:
     batcher = Batcher(flush, max_items=settings.results_batch_size, max_wait_ms=settings.results_batch_ms)
     handlers: dict[type, Any] = {
         CheckCompleted: partial(handle_check_completed, batcher=batcher),
+        CheckCompletedBatch: partial(handle_check_completed_batch, batcher=batcher),
         RunMissed: partial(handle_run_missed, batcher=batcher),
         RunMissedBatch: partial(handle_run_missed_batch, batcher=batcher),
         RunnerHeartbeat: partial(handle_runner_heartbeat, batcher=batcher),

@@ -50,6 +50,7 @@ PUBLISHERS: Final[dict[str, str]] = {
     "check.due.batch": "scheduler (the leader)",
     "run.check": "router",
     "check.completed": "runner",
+    "check.completed.batch": "runner (its outbox)",
     "run.missed": "router",
     "run.missed.batch": "router",
     "runner.heartbeat": "runner",

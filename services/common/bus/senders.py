@@ -7,9 +7,11 @@ from typing import Final
 from contracts.topology import region_of_user
 from contracts.v1 import AnyMessage
 
-#: What a region's links carry home: its runners' results and heartbeats, the runs they received too
-#: late (``run.missed``), and runs that expired in its queue (``run.check``, dead-lettered).
-REGION_KINDS: Final = frozenset({"check.completed", "runner.heartbeat", "run.missed", "run.check"})
+#: What a region's links carry home: its runners' results (alone or batched) and heartbeats, the runs they
+#: received too late (``run.missed``), and runs that expired in its queue (``run.check``, dead-lettered).
+REGION_KINDS: Final = frozenset(
+    {"check.completed", "check.completed.batch", "runner.heartbeat", "run.missed", "run.check"}
+)
 
 
 def refusal(message: AnyMessage, user_id: str | None) -> str | None:

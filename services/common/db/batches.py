@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,3 +158,31 @@ class Batcher:
         for _, future in batch:
             if not future.done():
                 future.set_result(None)
+
+
+async def submit_messages(
+    batcher: Batcher, messages: Iterable[Any], items_of: Callable[[Any], list[Item]]
+) -> list[BaseException | None]:
+    """A bus batch whose messages may each hold several items (a runner's batch of results, a router's
+    batch of misses): every item of every message goes to ``batcher`` at once, and each message's outcome
+    is its items' — ``None`` once all are committed, else the error of the first that failed. A message
+    whose items cannot even be built (``items_of`` raised) fails alone with that error."""
+    spans: list[tuple[int, int] | BaseException] = []
+    items: list[Item] = []
+    for message in messages:
+        try:
+            own = items_of(message)
+        except Exception as exc:
+            spans.append(exc)
+            continue
+        spans.append((len(items), len(items) + len(own)))
+        items.extend(own)
+    done = await batcher.submit_many(items)
+    outcomes: list[BaseException | None] = []
+    for span in spans:
+        if isinstance(span, BaseException):
+            outcomes.append(span)
+            continue
+        start, end = span
+        outcomes.append(next((error for error in done[start:end] if error is not None), None))
+    return outcomes

@@ -7,8 +7,19 @@ from typing import Any
 
 import pytest
 
-from contracts.v1 import AnyMessage, CheckCompleted, CheckDue, CheckSpec, RunCheck, RunMissed, utcnow
+from contracts.topology import CHECK_COMPLETED_BATCH
+from contracts.v1 import (
+    AnyMessage,
+    CheckCompleted,
+    CheckCompletedBatch,
+    CheckDue,
+    CheckSpec,
+    RunCheck,
+    RunMissed,
+    utcnow,
+)
 from services.common.bus.senders import refusal
+from services.common.region_topology import REGION_RESULT_KEYS
 
 NOW = utcnow()
 SPEC = CheckSpec(name="x", request={"url": "http://127.0.0.1:9/"}, regions=["eu-north-1"])  # type: ignore[arg-type]
@@ -40,6 +51,18 @@ CASES: list[tuple[str, AnyMessage, str | None, bool]] = [
         "seymour-eu-north-1",
         False,
     ),
+    (
+        "region-own-batch",
+        CheckCompletedBatch(region="eu-north-1", items=[completed("eu-north-1")]),
+        "seymour-eu-north-1",
+        True,
+    ),
+    (
+        "region-other-batch",
+        CheckCompletedBatch(region="us-west-2", items=[completed("us-west-2")]),
+        "seymour-eu-north-1",
+        False,
+    ),
     ("anonymous-result", completed("eu-north-1"), None, False),
     ("anonymous-due", DUE, "", False),
 ]
@@ -50,3 +73,9 @@ CASES: list[tuple[str, AnyMessage, str | None, bool]] = [
 )
 def test_refusal(message: AnyMessage, user_id: str | None, believed: bool) -> None:
     assert (refusal(message, user_id) is None) is believed
+
+
+def test_a_region_may_publish_batches_of_its_results_home() -> None:
+    """Without the batch key in the region's topic permissions its results shovel would wedge on the first
+    batch a runner sends."""
+    assert CHECK_COMPLETED_BATCH in REGION_RESULT_KEYS
