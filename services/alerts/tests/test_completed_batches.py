@@ -76,7 +76,7 @@ async def test_batched_results_fold_like_results_sent_alone(pg_url: str, rabbit_
                 last == [T0 + timedelta(minutes=len(VERDICTS) - 1)] * 5 and await bus.dead_letter_count() == 1
             )
 
-        await eventually(folded, within=30, every=0.1)
+        await eventually(folded, within=90, every=0.2)
         reference = await _effects(sessions, alone)
         channels = len(spec["alerts"])
         assert reference == (
