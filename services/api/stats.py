@@ -437,24 +437,25 @@ _KEY_COLUMNS: Final = (Run.check_id, Run.run_id, Run.status, Run.completed_at)
 #: instead of three decoded runs (uuids, timestamps) per check: for 1,000 checks that decoding was most
 #: of the page's CPU.
 _PG_VERSIONS: Final = """
-SELECT c.id,
-       c.id::text || '/' || c.revision || '/' || c.enabled || '/' || coalesce(m.marks, '') || '/'
+SELECT page.id,
+       page.id::text || '/' || page.revision || '/' || page.enabled || '/' || coalesce(m.marks, '') || '/'
            || coalesce(i.id::text || '@' || extract(epoch FROM i.opened_at)::text, '') AS version,
        (SELECT count(*) FROM checks {where}) AS total
-FROM (SELECT id FROM checks {where} ORDER BY name, id LIMIT :limit OFFSET :offset) AS page
-JOIN checks AS c ON c.id = page.id
-LEFT JOIN incidents AS i ON i.check_id = c.id AND i.state = 'open'
+FROM (
+    SELECT id, name, revision, enabled FROM checks {where} ORDER BY name, id LIMIT :limit OFFSET :offset
+) AS page
+LEFT JOIN incidents AS i ON i.check_id = page.id AND i.state = 'open'
 LEFT JOIN LATERAL (
     SELECT string_agg(
         r.run_id::text || ':' || r.status || ':' || extract(epoch FROM r.completed_at)::text,
         ',' ORDER BY r.completed_at DESC, r.run_id DESC
     ) AS marks
     FROM (
-        SELECT run_id, status, completed_at FROM runs WHERE runs.check_id = c.id
+        SELECT run_id, status, completed_at FROM runs WHERE runs.check_id = page.id
         ORDER BY completed_at DESC, run_id DESC LIMIT :per_check
     ) AS r
 ) AS m ON true
-ORDER BY c.name, c.id
+ORDER BY page.name, page.id
 """
 _TAGGED: Final = "WHERE id IN (SELECT check_id FROM check_tags WHERE tag = :tag)"
 
