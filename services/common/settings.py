@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     #: that is less. Decoding and parsing a body cost a few times its size: give the runner about three
     #: times this much memory.
     runner_memory_budget_mb: int = Field(default=256, ge=16)
+    #: A runner sends the results that complete within ``runner_batch_ms`` of each other as one message of
+    #: at most this many (``check.completed.batch.v1``); 1 sends every result alone, at once.
+    runner_batch_items: int = Field(default=100, ge=1, le=1000)
+    runner_batch_ms: float = Field(default=20.0, ge=0)
     heartbeat_interval: float = Field(default=10.0, gt=0)
     runner_stale_after: float = Field(default=30.0, gt=0)
     runner_dead_after: float = Field(default=120.0, gt=0)

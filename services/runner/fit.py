@@ -21,20 +21,27 @@ def fit(completed: CheckCompleted, limit: int = MAX_MESSAGE_BYTES) -> CheckCompl
     """``completed`` as it is if it fits in ``limit`` bytes; else without response samples and observed
     values (the endpoint chose their size: an answer of 100 long headers per step, 30 steps, would
     otherwise make the whole result vanish at home). Status, error, timings and verdicts stay."""
+    return fit_sized(completed, limit)[0]
+
+
+def fit_sized(completed: CheckCompleted, limit: int = MAX_MESSAGE_BYTES) -> tuple[CheckCompleted, int]:
+    """:func:`fit`, with the encoded size of what it returns (the outbox packs batches by it, and the
+    result is encoded here anyway)."""
     size = len(encode(completed))
     if size <= limit:
-        return completed
+        return completed, size
     steps = None
     if completed.steps is not None:
         steps = [step.model_copy(update={**_lean(step), "extracted": {}}) for step in completed.steps]
     lean = completed.model_copy(update={**_lean(completed), "steps": steps})
+    lean_size = len(encode(lean))
     log.warning(
         "result too large for the bus, samples dropped run_id=%s bytes=%d now=%d",
         completed.run_id,
         size,
-        len(encode(lean)),
+        lean_size,
     )
-    return lean
+    return lean, lean_size
 
 
-__all__ = ["fit"]
+__all__ = ["fit", "fit_sized"]

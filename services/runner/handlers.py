@@ -15,7 +15,7 @@ from contracts.v1.base import utcnow
 from contracts.v1.runs import Timings
 from services.common.bus import Delivery, Publisher
 from services.common.metrics import RUN_PHASE, RUNS_MADE
-from services.runner.fit import fit
+from services.runner.fit import fit_sized
 from services.runner.http_check import CheckResult
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,14 @@ def _phase_histograms(region: str) -> tuple[tuple[str, Histogram], ...]:
     return tuple((name, RUN_PHASE.labels(region, name.removesuffix("_ms"))) for name in Timings.model_fields)
 
 
+class ResultSink(Protocol):
+    """Where finished runs go (:class:`services.runner.outbox.Outbox`): ``send`` returns once confirmed."""
+
+    async def send(self, result: CheckCompleted, size: int) -> None:
+        """Publish ``result`` (``size`` = its encoded bytes); return once the broker confirmed it."""
+        ...
+
+
 class Load:
     """How many runs this runner is making right now (reported in its heartbeat)."""
 
@@ -50,13 +58,15 @@ async def handle_run_check(
     *,
     checker: Checker,
     publisher: Publisher,
+    outbox: ResultSink,
     runner_id: str,
     load: Load,
     clock: Callable[[], datetime] = utcnow,
 ) -> None:
-    """Run ``message``'s check and publish ``CheckCompleted``; a run received after ``expires_at`` is
-    not made and becomes ``RunMissed(expired)``. Returning acks the message, so the publish (confirmed)
-    happens first; a redelivered run may run again — results deduplicate on ``run_id``."""
+    """Run ``message``'s check and hand its ``CheckCompleted`` to the outbox (batched with others); a run
+    received after ``expires_at`` is not made and becomes ``RunMissed(expired)``. Returning acks the
+    message, so the publish (confirmed) happens first; a redelivered run may run again — results
+    deduplicate on ``run_id``."""
     now = clock()
     if now >= message.expires_at:
         late = (now - message.expires_at).total_seconds()
@@ -86,30 +96,29 @@ async def handle_run_check(
         result = await checker.run(message.spec, message.secrets)
     finally:
         load.in_flight -= 1
-    await publisher.publish(
-        fit(
-            CheckCompleted(
-                run_id=message.run_id,
-                check_id=message.check_id,
-                slot=message.slot,
-                region=message.region,
-                trigger=message.trigger,
-                status=result.status,
-                started_at=result.started_at,
-                completed_at=result.completed_at,
-                response=result.response,
-                timings=result.timings,
-                error=result.error,
-                assertions=result.assertions,
-                request=result.request,
-                runner_id=runner_id,
-                degraded=result.degraded,
-                steps=result.steps,
-                failed_step=result.failed_step,
-                certificate=result.certificate,
-            )
+    completed, size = fit_sized(
+        CheckCompleted(
+            run_id=message.run_id,
+            check_id=message.check_id,
+            slot=message.slot,
+            region=message.region,
+            trigger=message.trigger,
+            status=result.status,
+            started_at=result.started_at,
+            completed_at=result.completed_at,
+            response=result.response,
+            timings=result.timings,
+            error=result.error,
+            assertions=result.assertions,
+            request=result.request,
+            runner_id=runner_id,
+            degraded=result.degraded,
+            steps=result.steps,
+            failed_step=result.failed_step,
+            certificate=result.certificate,
         )
     )
+    await outbox.send(completed, size)
     RUNS_MADE.labels(message.region, result.status).inc()
     for name, histogram in _phase_histograms(message.region):
         ms = getattr(result.timings, name)

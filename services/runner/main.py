@@ -15,10 +15,11 @@ from services.runner.budget import MIB, BodyBudget, effective_concurrency
 from services.runner.handlers import Load, handle_run_check
 from services.runner.heartbeat import Heartbeat, default_runner_id
 from services.runner.http_check import HttpChecker
+from services.runner.outbox import Outbox
 
 
 def build(settings: Settings, bus: Bus, sessions: Sessions | None = None) -> Service:
-    """The runner for ``settings.region``: no database, one HTTP session, one heartbeat. It takes
+    """The runner for ``settings.region``: no database, one HTTP session, one outbox, one heartbeat. It takes
     ``runner_concurrency`` runs at once, fewer if the body budget cannot hold that many default-sized
     bodies (see :mod:`services.runner.budget`)."""
     runner_id = settings.runner_id or default_runner_id()
@@ -39,6 +40,16 @@ def build(settings: Settings, bus: Bus, sessions: Sessions | None = None) -> Ser
         interval=settings.heartbeat_interval,
         load=load,
     )
-    handler = partial(handle_run_check, checker=checker, publisher=bus, runner_id=runner_id, load=load)
+    outbox = Outbox(
+        bus,
+        region=settings.region,
+        max_items=settings.runner_batch_items,
+        max_wait_ms=settings.runner_batch_ms,
+    )
+    handler = partial(
+        handle_run_check, checker=checker, publisher=bus, outbox=outbox, runner_id=runner_id, load=load
+    )
     route = Route(runner_queue(settings.region), {RunCheck: handler}, prefetch=concurrency)
-    return Service("runner", routes=[route], lifecycles=[checker, heartbeat])
+    # The outbox stops after the consumers (lifecycles stop after routes), so the handlers still waiting
+    # on a batch when the runner is told to stop see it sent and confirmed before their runs are acked.
+    return Service("runner", routes=[route], lifecycles=[checker, outbox, heartbeat])

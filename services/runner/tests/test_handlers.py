@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from contracts.topology import RESULTS_EXCHANGE, QueueSpec, runner_queue
-from contracts.v1 import CheckCompleted, RunCheck, RunMissed, RunnerHeartbeat
+from contracts.v1 import CheckCompleted, CheckCompletedBatch, RunCheck, RunMissed, RunnerHeartbeat
 from services.common.bus import Delivery, Route
 from services.common.bus.memory import MemoryBus
 from services.common.settings import Settings
@@ -28,7 +28,9 @@ class Tap:
         self.messages: asyncio.Queue[Any] = asyncio.Queue()
 
     async def __call__(self, message: Any, delivery: Delivery) -> None:
-        await self.messages.put(message)
+        # A runner's batch stands for its results, each as if it came alone.
+        for item in message.items if isinstance(message, CheckCompletedBatch) else [message]:
+            await self.messages.put(item)
 
     async def next(self, kind: type) -> Any:
         """The next message of ``kind`` (others are skipped), within 5 seconds."""
@@ -52,7 +54,7 @@ async def runner_bus() -> AsyncIterator[tuple[MemoryBus, Tap]]:
     bus = MemoryBus()
     service = build(settings, bus)
     tap = Tap()
-    types = (CheckCompleted, RunMissed, RunnerHeartbeat)
+    types = (CheckCompleted, CheckCompletedBatch, RunMissed, RunnerHeartbeat)
     bus.subscribe(Route(RESULTS_TAP, dict.fromkeys(types, tap), prefetch=1))
     await service.start()
     for route in service.routes:
