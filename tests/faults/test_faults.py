@@ -22,7 +22,9 @@ Durations as the issue asks (PostgreSQL down 60 s, 25 runner kills, a region's l
 the 5 s run expiry of a 1 s check, and 3 s); the load is scaled for two shared cores: 45 runs/s rather than
 200 (every process of the world, three RabbitMQ nodes and PostgreSQL share them). The database's disk really
 fills (:mod:`tests.faults.disk`; skipped, saying why, where the suite cannot mount it). Run with ``-s`` to
-see the table; ``SEYMOUR_FAULTS=postgres_down,poison`` runs only the scenarios named.
+see the table; ``SEYMOUR_FAULTS=postgres_down,poison`` runs only the scenarios named (and only so the
+scenarios of :data:`ON_REQUEST`, e.g. ``SEYMOUR_FAULTS=runners_all_killed SEYMOUR_LOAD_CHECKS=20
+SEYMOUR_RUNNERS_DOWN_S=70``).
 """
 
 from __future__ import annotations
@@ -80,7 +82,8 @@ from tests.support.servers import Receiver, demo_check, demo_target, eventually,
 
 pytestmark = [pytest.mark.rabbit, pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(900)]
 
-LOAD_CHECKS = 15
+#: 1 s checks, each from every region (``SEYMOUR_LOAD_CHECKS`` offers more, to look for a threshold).
+LOAD_CHECKS = int(os.environ.get("SEYMOUR_LOAD_CHECKS", "15"))
 PG_DOWN_S = 60.0
 PG_DOWN_AFTER_S = 25.0
 PG_READ_ONLY_S = 15.0
@@ -91,6 +94,9 @@ REGION_CUT_SHORT_S = 3.0
 RUNNER_KILLS = 25
 #: Seconds a restarted runner runs once ready before it is killed again (in the middle of its runs).
 RUNNER_KILL_AFTER_READY_S = 1.0
+#: Every region's runner dead at once for longer than a 1 s check's 5 s run expiry (past the router's
+#: 30 s ``runner_stale_after`` too, with ``SEYMOUR_RUNNERS_DOWN_S=70``: misses become ``no_runner``).
+RUNNERS_DOWN_S = float(os.environ.get("SEYMOUR_RUNNERS_DOWN_S", "15"))
 SCHEDULER_FROZEN_S = 15.0
 DEPENDENCIES_DOWN_S = 5.0
 #: Steady load kept after each fault; the measured window ends 2 s before it does.
@@ -255,6 +261,25 @@ async def runner_killed(world: World) -> Row:
         await eventually(ready, within=30, every=0.1, what="the restarted runner ready")
         await asyncio.sleep(RUNNER_KILL_AFTER_READY_S)  # it takes runs, and is killed in the middle of them
     return await after(world, f"runner SIGKILL x{RUNNER_KILLS}", fault_at, utcnow(), counts)
+
+
+async def runners_all_killed(world: World) -> Row:
+    """Every region's runner SIGKILLed at once (runs in hand), all dead for :data:`RUNNERS_DOWN_S`, then
+    started again: each slot of every region is a run or missed (``no_runner``, ``expired``), none lost."""
+    counts = await before(world)
+    fault_at = utcnow()
+    labels = [f"runner-{region}" for region in REGIONS]
+    await asyncio.gather(*(world.kill(label, signal.SIGKILL) for label in labels))
+    await asyncio.sleep(RUNNERS_DOWN_S)
+    for label in labels:
+        world.start(label)
+
+    async def ready() -> bool:
+        return all([await probe(world.ops_ports[label], "/readyz") == 200 for label in labels])
+
+    await eventually(ready, within=60, every=0.2, what="every runner ready again")
+    name = f"every runner SIGKILL, {RUNNERS_DOWN_S:.0f} s down"
+    return await after(world, name, fault_at, utcnow(), counts)
 
 
 POISON = [
@@ -450,6 +475,11 @@ SCENARIOS: list[Callable[[World], Awaitable[Row | None]]] = [
 ]
 
 
+#: Scenarios run only when named in ``SEYMOUR_FAULTS``: each repeats a fault of the suite's at a scale
+#: the suite's time budget does not hold (a lost-slot report that the suite's own scenarios did not show).
+ON_REQUEST: list[Callable[[World], Awaitable[Row | None]]] = [runners_all_killed]
+
+
 def violations(row: Row) -> list[str]:
     """What in ``row`` breaks the invariants."""
     problems = []
@@ -549,8 +579,9 @@ async def test_faults_under_load_keep_every_slot_once(tmp_path: Path, pg_url: st
                     world.cpu.sample()
                     suite_began, suite_cpu = utcnow(), world.cpu.totals()
                     only = {name for name in os.environ.get("SEYMOUR_FAULTS", "").split(",") if name}
-                    for scenario in SCENARIOS:
-                        if only and scenario.__name__ not in only:
+                    for scenario in [*SCENARIOS, *ON_REQUEST]:
+                        wanted = scenario.__name__ in only if only else scenario not in ON_REQUEST
+                        if not wanted:
                             continue
                         world.cpu.sample()
                         began, cpu_before = utcnow(), world.cpu.totals()
