@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from functools import partial
+from typing import cast
 
 from contracts.topology import ROUTER_DEAD_RUNS, ROUTER_DUE, router_heartbeats
 from contracts.v1 import CheckDue, CheckDueBatch, RunCheck, RunnerHeartbeat
@@ -23,22 +24,25 @@ from services.router.handlers import (
     handle_heartbeat,
 )
 from services.router.liveness import RunnerLiveness
-from services.router.probe import BrokerProbe
+from services.router.probe import BrokerProbe, InProcessProbe, ProbeBus
 
 
-def depth_probe(settings: Settings) -> DepthProbe | None:
-    """Queue depths on a RabbitMQ connection of the router's own; none on the in-process bus (``seymour
-    up`` runs its runner in the same process, so nothing is carried through a broker to be shed)."""
-    if not settings.broker_url.startswith(("amqp://", "amqps://")):
-        return None
-    from services.common.bus.rabbit import RabbitBus
+def depth_probe(settings: Settings, bus: Bus | None = None) -> DepthProbe | None:
+    """Queue depths on a RabbitMQ connection of the router's own, or read off the in-process bus of
+    ``seymour up`` (its runner shares the process, and an offer above what it runs queues up in memory
+    just the same); none where neither is at hand."""
+    if settings.broker_url.startswith(("amqp://", "amqps://")):
+        from services.common.bus.rabbit import RabbitBus
 
-    return BrokerProbe(lambda: RabbitBus(settings.broker_url, instance="router-admission"))
+        return BrokerProbe(lambda: RabbitBus(settings.broker_url, instance="router-admission"))
+    if bus is not None and hasattr(bus, "queue_depth"):
+        return InProcessProbe(cast(ProbeBus, bus))
+    return None
 
 
 def build(settings: Settings, bus: Bus, sessions: Sessions | None = None) -> Service:
     """The router: no database; everything it needs travels in the messages."""
-    probe = depth_probe(settings)
+    probe = depth_probe(settings, bus)
     admission = Admission(
         probe,
         max_wait=settings.router_shed_after,

@@ -59,3 +59,19 @@ class BrokerProbe:
         if bus is not None:
             with contextlib.suppress(Exception):
                 await bus.stop()
+
+
+class InProcessProbe:
+    """A :class:`services.router.admission.DepthProbe` on the in-process bus of ``seymour up``: the
+    runner there shares the process, so an offer above what it runs grows the region's queue in memory
+    (runs started late, then expired) exactly as a broker's queue would. Asking costs a dict lookup."""
+
+    def __init__(self, bus: ProbeBus) -> None:
+        self._bus = bus
+
+    async def queue_depth(self, queue: str) -> int:
+        """Messages waiting in ``queue``; raises for a queue the bus does not hold."""
+        return await self._bus.queue_depth(queue)
+
+    async def stop(self) -> None:
+        """Nothing to release: the bus belongs to the process."""

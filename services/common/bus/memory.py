@@ -361,6 +361,14 @@ class MemoryBus:
         """How many messages wait in the dead-letter queue."""
         return self._queues[DEAD_LETTERS.name].items.qsize()
 
+    async def queue_depth(self, queue: str) -> int:
+        """How many messages wait in ``queue`` for a consumer (as RabbitMQ's ready count: not those being
+        handled); :class:`LookupError` for a queue nobody declared, as a passive declare fails there."""
+        found = self._queues.get(queue)
+        if found is None:
+            raise LookupError(f"no queue {queue!r} on the in-process bus")
+        return found.items.qsize()
+
 
 def _delivery_of(envelope: _Envelope) -> Delivery:
     """What a handler learns of how an envelope arrived (one place for the one-by-one and batch paths)."""
