@@ -15,7 +15,11 @@ measures, until both queues are empty:
 * the baseline: bare asyncpg ``COPY`` of the same rows into a copy of ``runs`` on the same database, in
   the same run, and the ratio.
 
-    .venv/bin/python -m bench.drain --messages 50000 --checks 500
+``--batch N`` publishes the results as runners' outboxes do under load: consecutive results of one region
+in ``check.completed.batch`` messages of N (missed runs stay alone), so the same runs cost fewer
+messages; CPU is then also printed per run, to compare with a run without it.
+
+    .venv/bin/python -m bench.drain --messages 50000 --checks 500 [--batch 20]
 """
 
 from __future__ import annotations
@@ -38,7 +42,14 @@ import asyncpg
 
 from bench.pipeline import PG_ADMIN, Scratch, cpu_seconds, postgres_backends, rabbit_pid, sh, tear_down
 from contracts.topology import ALERTS_EVALUATE, DEAD_LETTERS, RESULTS_EXCHANGE, RESULTS_STORE, ROUTING_KEYS
-from contracts.v1 import CheckCompleted, CheckSpec, RunMissed, encode, run_id_for
+from contracts.v1 import (
+    CheckCompleted,
+    CheckCompletedBatch,
+    CheckSpec,
+    RunMissed,
+    encode,
+    run_id_for,
+)
 from services.common.bus.rabbit import RabbitBus
 from services.common.db.engine import make_engine, make_sessionmaker, upgrade_sync
 from services.common.db.models import Check
@@ -175,9 +186,40 @@ def backlog(checks: list[uuid.UUID], count: int, seed: int) -> list[CheckComplet
     return messages
 
 
-async def fill(broker: str, messages: list[CheckCompleted | RunMissed], duplicates: float) -> int:
+Published = CheckCompleted | CheckCompletedBatch | RunMissed
+
+
+def packed(messages: list[CheckCompleted | RunMissed], batch: int) -> list[Published]:
+    """``messages`` as a runner's outbox sends them: runs of consecutive results of one region in batches
+    of up to ``batch`` (a batch of one is a plain result); missed runs alone, in their place."""
+    if batch <= 1:
+        return list(messages)
+    out: list[Published] = []
+    gathered: list[CheckCompleted] = []
+
+    def close() -> None:
+        if len(gathered) == 1:
+            out.append(gathered[0])
+        elif gathered:
+            out.append(CheckCompletedBatch(region=gathered[0].region, items=list(gathered)))
+        gathered.clear()
+
+    for message in messages:
+        if isinstance(message, CheckCompleted):
+            if gathered and (gathered[0].region != message.region or len(gathered) >= batch):
+                close()
+            gathered.append(message)
+            continue
+        close()
+        out.append(message)
+    close()
+    return out
+
+
+async def fill(broker: str, messages: list[Published], duplicates: float) -> tuple[int, int]:
     """Declare the queues as the services do, publish every message (a share twice), return how many
-    were published. Confirms are pipelined: :data:`PUBLISH_WINDOW` in flight."""
+    messages were published and how many runs they carried. Confirms are pipelined:
+    :data:`PUBLISH_WINDOW` in flight."""
     bus = RabbitBus(broker, instance="drain-bench")
     for spec in (RESULTS_STORE, ALERTS_EVALUATE):
         await bus.declare_queue(spec)
@@ -185,7 +227,8 @@ async def fill(broker: str, messages: list[CheckCompleted | RunMissed], duplicat
     await bus.stop()
     rng = random.Random(7)
     bodies = [encode(message) for message in messages]
-    extra = [body for body in bodies if rng.random() < duplicates]
+    runs = [len(message.items) if isinstance(message, CheckCompletedBatch) else 1 for message in messages]
+    extra = [index for index in range(len(bodies)) if rng.random() < duplicates]
     connection = await aio_pika.connect(broker)
     try:
         channel = await connection.channel(publisher_confirms=True)
@@ -207,12 +250,12 @@ async def fill(broker: str, messages: list[CheckCompleted | RunMissed], duplicat
                     ROUTING_KEYS[kind],
                 )
 
-        everything = bodies + extra
+        everything = bodies + [bodies[index] for index in extra]
         for chunk in range(0, len(everything), 4096):
             await asyncio.gather(*(one(body) for body in everything[chunk : chunk + 4096]))
     finally:
         await connection.close()
-    return len(bodies) + len(extra)
+    return len(everything), sum(runs) + sum(runs[index] for index in extra)
 
 
 # -- watching the drain ------------------------------------------------------------------------------
@@ -336,6 +379,12 @@ def main() -> None:
     parser.add_argument("--checks", type=int, default=500)
     parser.add_argument("--duplicates", type=float, default=0.01, help="share published twice")
     parser.add_argument("--no-alerts", action="store_true", help="drain results.store only")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        help="results per check.completed.batch message, as runners' outboxes send them (1: each alone)",
+    )
     args = parser.parse_args()
 
     scratch = Scratch.make("drain")
@@ -357,9 +406,13 @@ def main() -> None:
         checks = asyncio.run(seed_checks(db_url, args.checks))
         messages = backlog(checks, args.messages, seed=1)
         filled = time.perf_counter()
-        published = asyncio.run(fill(broker, messages, args.duplicates))
+        published, carried = asyncio.run(fill(broker, packed(messages, args.batch), args.duplicates))
         fill_s = time.perf_counter() - filled
-        print(f"filled {published} messages ({args.messages} runs) in {fill_s:.1f} s", flush=True)
+        print(
+            f"filled {published} messages carrying {carried} runs ({args.messages} distinct,"
+            f" batch {args.batch}) in {fill_s:.1f} s",
+            flush=True,
+        )
         if args.no_alerts:
             subprocess.run(
                 ["rabbitmqctl", "-q", "purge_queue", "-p", vhost, ALERTS_EVALUATE.name],
@@ -394,7 +447,7 @@ def main() -> None:
         baseline = asyncio.run(copy_baseline(db_url, rows))
     finally:
         tear_down(procs, database, vhost)
-    report(args, published, watched, result, baseline, logs)
+    report(args, published, carried, watched, result, baseline, logs)
 
 
 async def _backends_soon(url: str) -> list[int]:
@@ -413,6 +466,7 @@ async def _backends_soon(url: str) -> list[int]:
 def report(
     args: argparse.Namespace,
     published: int,
+    carried: int,
     watched: dict[str, Any],
     result: dict[str, Any],
     baseline: float,
@@ -423,7 +477,9 @@ def report(
     span = (result["last"] - result["first"]).total_seconds() if result["rows"] else float("nan")
     results_rate = result["rows"] / span if span and span > 0 else float("nan")
     figures: dict[str, Any] = {
+        "batch": args.batch,
         "messages": published,
+        "runs_published": carried,
         "runs": unique,
         "rows": result["rows"],
         "distinct_run_ids": result["distinct"],
@@ -434,9 +490,11 @@ def report(
         "incidents": result["incidents"],
         "alert_states": result["alert_states"],
         "cpu_ms_per_message": {},
+        "cpu_ms_per_run": {},
         "logs": str(logs),
     }
-    print(f"runs {unique} (+{published - unique} duplicate publishes) → rows {result['rows']}, ", end="")
+    print(f"runs {unique} (+{carried - unique} published twice) in {published} messages", end="")
+    print(f" → rows {result['rows']}, ", end="")
     print(f"distinct run ids {result['distinct']}, dead letters {watched['dead_letters']}")
     print(f"results:  {results_rate:,.0f} runs/s stored (first→last stored_at {span:.2f} s)")
     for name in (RESULTS_STORE.name, ALERTS_EVALUATE.name):
@@ -453,10 +511,16 @@ def report(
         broker = (end["rabbitmq"] - start["rabbitmq"]) * 1000 / published
         pg = sum(end[k] - start[k] for k in end if k.startswith("pg-")) * 1000 / published
         figures["cpu_ms_per_message"][service] = round(own, 3)
+        per_run = published / carried
+        figures["cpu_ms_per_run"][service] = round(own * per_run, 4)
+        figures["cpu_ms_per_run"][f"rabbitmq_during_{service}"] = round(broker * per_run, 4)
+        figures["cpu_ms_per_run"][f"postgres_during_{service}"] = round(pg * per_run, 4)
+        figures[f"{name}_runs_per_s"] = round(carried / seconds, 1) if seconds > 0 else None
         print(
-            f"{name}: drained {published} messages in {seconds:.2f} s = {rate:,.0f} msg/s;"
-            f" CPU ms per message: {service} {own:.3f}, rabbitmq {broker:.3f},"
-            f" postgres (all backends) {pg:.3f}"
+            f"{name}: drained {published} messages ({carried} runs) in {seconds:.2f} s = {rate:,.0f} msg/s,"
+            f" {carried / seconds:,.0f} runs/s; CPU ms per message: {service} {own:.3f},"
+            f" rabbitmq {broker:.3f}, postgres (all backends) {pg:.3f}; per run: {service}"
+            f" {own * per_run:.4f}, rabbitmq {broker * per_run:.4f}, postgres {pg * per_run:.4f}"
         )
     print(f"bare asyncpg COPY of the same rows: {baseline:,.0f} rows/s; ratio {results_rate / baseline:.3f}")
     ok = result["rows"] == unique == result["distinct"] and watched["dead_letters"] == 0
