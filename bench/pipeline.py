@@ -197,7 +197,10 @@ def rss_mb(pid: int) -> float:
 
 
 async def postgres_backends(url: str) -> list[int]:
-    """OS pids of the PostgreSQL backends serving the bench's database (the services' connections)."""
+    """OS pids of the PostgreSQL backends serving the bench's database (the services' connections); none
+    for a SQLite file (``bench.embedded``), whose work is done inside the process that opened it."""
+    if not url.startswith("postgresql"):
+        return []
     engine = make_engine(url)
     try:
         async with engine.connect() as conn:
