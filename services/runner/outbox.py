@@ -83,10 +83,12 @@ class Outbox:
     async def send(self, result: CheckCompleted, size: int) -> None:
         """Publish ``result`` (``size`` = its encoded bytes) in the next batch; returns once the message
         holding it is confirmed. Raises what its publish raised (``NotConfirmed``, ``BusClosed``…)."""
-        if self._max_items == 1 or size + ENVELOPE_BYTES >= self._max_bytes:
-            await self._single(result)
-            return
-        if time.monotonic() < self._alone_until:
+        if (
+            self._max_items == 1
+            or size + ENVELOPE_BYTES >= self._max_bytes
+            or result.region != self._region  # a batch speaks for one region: a stray run goes alone
+            or time.monotonic() < self._alone_until
+        ):
             await self._single(result)
             return
         if self._bytes + size + 1 > self._max_bytes:
@@ -116,8 +118,8 @@ class Outbox:
         if len(batch) == 1:
             await self._settle_alone(batch[0])
             return
-        message = CheckCompletedBatch(region=self._region, items=[waiting.result for waiting in batch])
         try:
+            message = CheckCompletedBatch(region=self._region, items=[waiting.result for waiting in batch])
             await self._publisher.publish(message, mandatory=True)
         except Unroutable:
             self._alone_until = time.monotonic() + UNROUTABLE_PAUSE_S

@@ -128,3 +128,19 @@ async def test_each_caller_gets_the_failure_of_the_publish_that_carried_its_resu
     outcomes = await asyncio.gather(*(outbox.send(*completed()) for _ in range(4)), return_exceptions=True)
     await outbox.stop()
     assert [type(outcome) for outcome in outcomes] == [BusClosed] * 4
+
+
+async def test_a_run_of_another_region_goes_alone_and_the_batch_still_travels() -> None:
+    """A batch speaks for one region; a RunCheck that reached this runner for another region (published
+    by hand to its queue) must not hold up, or invalidate, the batch of its neighbours."""
+    broker = FakeBroker()
+    outbox = Outbox(broker, region="eu-north-1", max_items=100, max_wait_ms=5)
+    stray, stray_size = completed("us-west-2")
+    ours = [completed() for _ in range(3)]
+    await asyncio.wait_for(
+        asyncio.gather(outbox.send(stray, stray_size), *(outbox.send(r, size) for r, size in ours)), 5
+    )
+    await outbox.stop()
+    batches = [message for message in broker.published if isinstance(message, CheckCompletedBatch)]
+    assert [len(batch.items) for batch in batches] == [3]
+    assert stray in broker.published
