@@ -128,8 +128,9 @@ async def test_a_runner_killed_mid_batch_loses_no_run_and_none_is_stored_twice(
         results_bus.subscribe(route)
     await results_bus.start()
     await results.start()
-    # Runs of 0-400 ms: at any moment some results are gathered, some confirmed, some not done.
-    commands = [run_check(f"{target}/delay/{random.randint(0, 400)}") for _ in range(400)]
+    # Runs of 0.1-1.5 s, more than the runner holds at once: when the first results are in, some are
+    # gathered, some confirmed, many not done (the runner cannot be through before it is killed).
+    commands = [run_check(f"{target}/delay/{random.randint(100, 1500)}") for _ in range(400)]
     env = {"SEYMOUR_BROKER_URL": rabbit_url, "SEYMOUR_DATABASE_URL": pg_url, "SEYMOUR_REGION": REGION}
     try:
         with fleet(tmp_path, **env) as services:
