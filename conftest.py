@@ -19,6 +19,21 @@ import pytest
 PG_ADMIN_URL = os.environ.get("SEYMOUR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 RABBIT_HOST = os.environ.get("SEYMOUR_TEST_RABBIT", "127.0.0.1:5672")
 
+# The in-process bus hands consumers the published object; under test it decodes every message as a
+# broker's consumer would and reports any published object that differs from its wire form (below), so
+# the tests see what RabbitMQ would deliver. Processes the tests start inherit it.
+os.environ.setdefault("SEYMOUR_MEMORY_BUS_CHECKED", "1")
+
+
+@pytest.fixture(autouse=True)
+def _wire_faithful_messages() -> Iterator[None]:
+    """Fail a test whose in-process messages would reach a RabbitMQ consumer as something else."""
+    from services.common.bus.memory import DIVERGED
+
+    before = len(DIVERGED)
+    yield
+    assert DIVERGED[before:] == [], f"published messages differ from their wire form: {DIVERGED[before:]}"
+
 
 def _psql(sql: str) -> None:
     subprocess.run(

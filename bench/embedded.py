@@ -71,6 +71,11 @@ def main() -> None:
         "--shed-after", type=float, help="the router's shedding bound in s (default 1; 0 never sheds)"
     )
     parser.add_argument("--runner-concurrency", type=int, help="runs held at once (default 256)")
+    parser.add_argument(
+        "--checked-bus",
+        action="store_true",
+        help="decode every in-process message as from a broker (as the tests do), to compare",
+    )
     args = parser.parse_args()
 
     data = Path(tempfile.mkdtemp(prefix="seymour-bench-up-"))
@@ -84,6 +89,8 @@ def main() -> None:
         env["SEYMOUR_ROUTER_SHED_AFTER"] = str(args.shed_after)
     if args.runner_concurrency:
         env["SEYMOUR_RUNNER_CONCURRENCY"] = str(args.runner_concurrency)
+    if args.checked_bus:
+        env["SEYMOUR_MEMORY_BUS_CHECKED"] = "1"
     procs: list[subprocess.Popen[bytes]] = []
     try:
         port = free_port()

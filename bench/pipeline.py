@@ -317,6 +317,8 @@ def missed_where(detail: str | None) -> str:
         return "-"
     if detail.startswith("received by runner"):
         return "received by runner after it expired"
+    if detail.startswith("shed by the router"):
+        return "shed by the router"  # the rest is the backlog's size at that moment
     return detail
 
 

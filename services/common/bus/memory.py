@@ -9,6 +9,15 @@ A route with a :class:`~services.common.bus.protocol.Batch` is consumed as on Ra
 ``max_items`` messages (``max_wait_ms`` after the first) in one handler call, ``depth`` batches at once;
 malformed and unknown messages are dead-lettered alone, an item the handler reports failed is
 redelivered alone (dead-lettered at the limit), and the rest of its batch counts as acked.
+
+A consumer is handed the object that was published, not one decoded from its bytes: the contracts are
+frozen models, validated when made, and decoding every message again (a ``RunCheck`` carries a whole
+``CheckSpec``) was the largest single cost of ``seymour up`` under load, ~15 % of its CPU. The bytes are
+still made at publish (a message that cannot go on a wire fails there, as on RabbitMQ), and are what is
+decoded for ``publish_raw``, dead letters and tools. Tests run checked (``SEYMOUR_MEMORY_BUS_CHECKED=1``,
+set by the test configuration): every consumer then gets the decoded message, as from a broker, and a
+published object that differs from its wire form is logged as an error, so a message built unvalidated
+(``model_copy(update=...)``) cannot behave one way in process and another way over RabbitMQ.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,6 +47,13 @@ from services.common.metrics import (
 log = logging.getLogger(__name__)
 
 
+#: Decode every message as a broker's consumer would and compare it with the published object (tests).
+CHECKED_ENV = "SEYMOUR_MEMORY_BUS_CHECKED"
+#: How many published objects differed from their wire form in this process (checked buses only): the
+#: test configuration fails a test that makes one.
+DIVERGED: list[str] = []
+
+
 @dataclass
 class _Envelope:
     body: bytes
@@ -45,6 +62,8 @@ class _Envelope:
     delivery_count: int = 0
     death_reason: str | None = None
     headers: dict[str, Any] = field(default_factory=dict)
+    #: The published object, handed to consumers as it is (``None`` for raw bytes).
+    message: AnyMessage | None = None
 
 
 @dataclass
@@ -80,7 +99,8 @@ def _match(pattern: list[str], words: list[str]) -> bool:
 class MemoryBus:
     """The in-process adapter of :class:`services.common.bus.Bus`."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, checked: bool | None = None) -> None:
+        self._checked = os.environ.get(CHECKED_ENV) == "1" if checked is None else checked
         self._kinds = {spec.name: spec.kind for spec in EXCHANGES}
         self._queues: dict[str, _Queue] = {}
         self._routes: list[Route] = []
@@ -167,7 +187,7 @@ class MemoryBus:
         exchange, key = address_of(message, routing_key)
         body = encode(message)
         expires_at = time.monotonic() + expiration if expiration is not None else None
-        if not self._route(exchange, key, body, expires_at) and mandatory:
+        if not self._route(exchange, key, body, expires_at, message) and mandatory:
             raise Unroutable(f"no queue bound to {exchange} for {key!r}")
         MESSAGES_PUBLISHED.labels(exchange, message.kind).inc()
 
@@ -175,11 +195,18 @@ class MemoryBus:
         """Publish bytes as they are (tests use it to send malformed messages)."""
         self._route(exchange, routing_key, body, None)
 
-    def _route(self, exchange: str, key: str, body: bytes, expires_at: float | None) -> bool:
+    def _route(
+        self,
+        exchange: str,
+        key: str,
+        body: bytes,
+        expires_at: float | None,
+        message: AnyMessage | None = None,
+    ) -> bool:
         delivered = False
         for queue in self._queues.values():
             if queue.spec.exchange == exchange and queue.binds(key):
-                queue.items.put_nowait(_Envelope(body, key, expires_at))
+                queue.items.put_nowait(_Envelope(body, key, expires_at, message=message))
                 delivered = True
         return delivered
 
@@ -191,7 +218,7 @@ class MemoryBus:
                 continue
             envelope.delivery_count += 1
             try:
-                message = self._decode(envelope.body)
+                message = self._message_of(envelope)
                 handler = route.handlers.get(type(message))
                 if handler is None:
                     raise MalformedMessage(f"no handler for {type(message).__name__} on {queue.spec.name}")
@@ -265,7 +292,7 @@ class MemoryBus:
                 continue
             envelope.delivery_count += 1
             try:
-                message = self._decode(envelope.body)
+                message = self._message_of(envelope)
                 if not route.accepts(type(message)):
                     raise MalformedMessage(f"no handler for {type(message).__name__} on {name}")
             except MalformedMessage as exc:
@@ -330,6 +357,23 @@ class MemoryBus:
     async def _call_single(route: Route, message: AnyMessage, delivery: Delivery) -> None:
         bind_log_subject(message)  # its own task: the lines it writes name its run
         await route.handlers[type(message)](message, delivery)
+
+    def _message_of(self, envelope: _Envelope) -> AnyMessage:
+        """What the consumer gets: the published object, or (raw bytes, or checked) the decoded one."""
+        if envelope.message is None:
+            return self._decode(envelope.body)
+        if not self._checked:
+            return envelope.message
+        decoded = self._decode(envelope.body)
+        if decoded != envelope.message:
+            DIVERGED.append(envelope.message.kind)
+            log.error(
+                "a published %s differs from its wire form: a consumer over RabbitMQ gets %r, not %r",
+                envelope.message.kind,
+                decoded,
+                envelope.message,
+            )
+        return decoded
 
     @staticmethod
     def _decode(body: bytes) -> AnyMessage:

@@ -320,3 +320,45 @@ async def test_slow_handlers_overlap_up_to_the_prefetch(new_bus: BusFactory, pre
     release.set()
     await until(lambda: done == total, what="every message handled")
     assert peak == prefetch
+
+
+@pytest.mark.parametrize("checked", [False, True], ids=["as-published", "checked"])
+async def test_the_in_process_bus_hands_over_the_published_object_unless_checked(checked: bool) -> None:
+    bus = MemoryBus(checked=checked)
+    recorder = Recorder()
+    bus.subscribe(Route(runner_queue(REGION), {RunCheck: recorder}, prefetch=4))
+    await bus.start()
+    try:
+        message = run_check()
+        await bus.publish(message, mandatory=True)
+        await until(lambda: len(recorder.got) == 1, what="the run")
+    finally:
+        await bus.stop()
+    got = recorder.got[0][0]
+    assert got == message
+    # Unchecked (seymour up), the consumer gets the very object: no second validation of its spec.
+    assert (got is message) is (not checked)
+
+
+async def test_a_checked_bus_reports_an_object_a_broker_would_deliver_differently() -> None:
+    from services.common.bus import memory
+
+    bus = MemoryBus(checked=True)
+    recorder = Recorder()
+    bus.subscribe(Route(runner_queue(REGION), {RunCheck: recorder}, prefetch=4))
+    await bus.start()
+    before = len(memory.DIVERGED)
+    try:
+        # Made without validation: a run id as text, which a broker's consumer decodes as a UUID. In
+        # process the consumer must still get what RabbitMQ would deliver, and the slip is reported.
+        valid = run_check()
+        unvalidated = valid.model_copy(update={"run_id": str(valid.run_id)})
+        with pytest.warns(UserWarning, match="serialized value may not be as expected"):
+            await bus.publish(unvalidated, routing_key=REGION, mandatory=True)
+        await until(lambda: len(recorder.got) == 1, what="the run")
+    finally:
+        await bus.stop()
+        reported = memory.DIVERGED[before:]
+        del memory.DIVERGED[before:]  # reported on purpose here: the suite-wide check must not fail
+    assert reported == ["run.check"]
+    assert recorder.got[0][0].run_id == valid.run_id
