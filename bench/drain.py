@@ -12,6 +12,7 @@ measures, until both queues are empty:
 * CPU ms per message for each process over its drain (and for the broker node and the database's
   backends), from ``/proc``;
 * that every run id became exactly one row and nothing was dead-lettered;
+* the peak resident memory (``VmHWM``) of each service process over the whole drain;
 * the baseline: bare asyncpg ``COPY`` of the same rows into a copy of ``runs`` on the same database, in
   the same run, and the ratio.
 
@@ -62,6 +63,17 @@ WAIT_LIMIT_S = 900.0
 
 
 # -- the backlog -------------------------------------------------------------------------------------
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The most resident memory a process has held so far, in MiB (``VmHWM``), or NaN once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
 
 
 async def seed_checks(url: str, count: int) -> list[uuid.UUID]:
@@ -434,6 +446,7 @@ def main() -> None:
         backends = asyncio.run(_backends_soon(db_url))
         queues = (RESULTS_STORE.name,) if args.no_alerts else (RESULTS_STORE.name, ALERTS_EVALUATE.name)
         watched = asyncio.run(watch(broker, vhost, published, pids, backends, queues))
+        watched["peak_rss_mb"] = {label: round(peak_rss_mb(pid), 1) for label, pid in pids.items()}
         result = asyncio.run(stored(db_url))
         from services.results.rows import completed_row, missed_row
 
@@ -522,6 +535,11 @@ def report(
             f" rabbitmq {broker:.3f}, postgres (all backends) {pg:.3f}; per run: {service}"
             f" {own * per_run:.4f}, rabbitmq {broker * per_run:.4f}, postgres {pg * per_run:.4f}"
         )
+    figures["peak_rss_mb"] = watched["peak_rss_mb"]
+    peaks = ", ".join(
+        f"{label} {mb:.0f}" for label, mb in watched["peak_rss_mb"].items() if label != "rabbitmq"
+    )
+    print(f"peak RSS (VmHWM) MiB: {peaks}")
     print(f"bare asyncpg COPY of the same rows: {baseline:,.0f} rows/s; ratio {results_rate / baseline:.3f}")
     ok = result["rows"] == unique == result["distinct"] and watched["dead_letters"] == 0
     print("every run stored exactly once, nothing dead-lettered" if ok else "MISMATCH: see above")
