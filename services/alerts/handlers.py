@@ -38,6 +38,11 @@ async def handle_run_missed(message: RunMissed, delivery: Delivery, *, batcher: 
 BATCHED: frozenset[type] = frozenset({CheckCompleted, CheckCompletedBatch, RunMissed})
 
 
+def items_in(message: Any) -> int:
+    """How many results a message of the route carries (what its prefetch counts)."""
+    return len(message.items) if isinstance(message, CheckCompletedBatch) else 1
+
+
 def _steps_of(message: Any) -> list[Item]:
     if isinstance(message, CheckCompletedBatch):
         return [("result", item) for item in message.items]

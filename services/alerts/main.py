@@ -17,6 +17,7 @@ from services.alerts.handlers import (
     handle_check_completed,
     handle_check_completed_batch,
     handle_run_missed,
+    items_in,
     observe_batch,
 )
 from services.common.bus import Batch, Publisher, Route
@@ -84,12 +85,16 @@ def build(
         RunMissed: functools.partial(handle_run_missed, batcher=batcher),
     }
     # Results arrive in bus batches (one call, one ack per batch). Three batches' worth unacked: two in
-    # flight (one commits while the next is handed over), the following one already delivered.
+    # flight (one commits while the next is handed over), the following one already delivered. That
+    # counts messages; a runner's batch of a hundred results weighs a hundred, and the bus narrows the
+    # prefetch to hold about ``alerts_inflight_items`` results.
     batch = Batch(
         functools.partial(observe_batch, batcher=batcher),
         BATCHED,
         max_items=options.batch_size,
         max_wait_ms=options.batch_ms,
+        weight=items_in,
+        inflight_items=settings.alerts_inflight_items,
     )
     route = Route(
         ALERTS_EVALUATE, handlers, prefetch=max(settings.prefetch, 3 * options.batch_size), batch=batch

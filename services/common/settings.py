@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     prefetch: int = Field(default=256, ge=1)
     results_batch_size: int = Field(default=500, ge=1)
     results_batch_ms: float = Field(default=50.0, ge=0)
+    #: About how many results (not messages: a runner's message carries up to a hundred) the results and
+    #: the alerts consumers each hold unacked at once; their prefetch follows the messages' weight.
+    results_inflight_items: int = Field(default=3000, ge=1)
+    alerts_inflight_items: int = Field(default=3000, ge=1)
     run_expiry_min: float = Field(default=5.0, gt=0)
     run_expiry_max: float = Field(default=60.0, gt=0)
     #: The router sheds a region's scheduled runs (missed, ``overloaded``) while the runs already queued

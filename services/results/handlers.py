@@ -59,6 +59,13 @@ BATCHED: frozenset[type] = frozenset(
 )
 
 
+def items_in(message: Any) -> int:
+    """How many results a message of the route carries (what its prefetch counts)."""
+    if isinstance(message, CheckCompletedBatch | RunMissedBatch):
+        return len(message.items)
+    return 1
+
+
 def _items_of(message: Any) -> list[Item]:
     if isinstance(message, CheckCompleted):
         return [("run", completed_row(message))]

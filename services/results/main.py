@@ -32,6 +32,7 @@ from services.results.handlers import (
     handle_run_missed,
     handle_run_missed_batch,
     handle_runner_heartbeat,
+    items_in,
     store_batch,
 )
 from services.results.retention import Retention
@@ -81,11 +82,15 @@ def build(settings: Settings, bus: Bus, sessions: Sessions) -> Service:
         BATCHED,
         max_items=settings.results_batch_size,
         max_wait_ms=settings.results_batch_ms,
+        weight=items_in,
+        inflight_items=settings.results_inflight_items,
     )
     return Service(
         "results",
         # Three batches' worth unacked: two in flight (one commits while the next is handed over) and
-        # the following one already here when the first is acked.
+        # the following one already here when the first is acked. That counts messages; a runner's
+        # batch of a hundred results weighs a hundred, and the bus narrows the prefetch to hold about
+        # ``results_inflight_items`` results.
         routes=[
             Route(
                 RESULTS_STORE,

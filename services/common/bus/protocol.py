@@ -37,6 +37,11 @@ Outcome = BaseException | None
 BatchHandler = Callable[[Sequence[tuple[Any, Delivery]]], Awaitable[Sequence[Outcome]]]
 
 
+def one_item(message: Any) -> int:
+    """The default weight of a message: one item."""
+    return 1
+
+
 @dataclass(frozen=True)
 class Batch:
     """Consume some message types of a route in batches: one handler call for up to ``max_items``.
@@ -48,6 +53,14 @@ class Batch:
     returned. Messages that cannot be believed or parsed are still refused alone, and so is an item the
     handler reports as failed; the rest of its batch is acked. ``depth`` batches may be in flight at once
     (the next fills while the previous one commits); they are settled in delivery order.
+
+    A message may carry many items (a runner's ``check.completed.batch`` holds up to a hundred results),
+    while a broker's prefetch counts messages. With ``inflight_items`` set, the RabbitMQ adapter bounds
+    what the consumer holds unacked by items instead: it weighs each message with ``weight`` and sets the
+    channel's prefetch to about ``inflight_items`` items' worth of messages (never more than the route's
+    ``prefetch``), so single results still get the whole prefetch and batches of a hundred no more memory
+    than a prefetch of single results would take. The in-process bus holds nothing beyond what was
+    published, so it ignores both.
     """
 
     handler: BatchHandler
@@ -56,6 +69,10 @@ class Batch:
     max_items: int = 500
     max_wait_ms: float = 20.0
     depth: int = 2
+    #: Items a message carries (for ``inflight_items``); called on every decoded message of the route.
+    weight: Callable[[Any], int] = one_item
+    #: About how many items the consumer may hold unacked at once; ``None``: ``prefetch`` messages.
+    inflight_items: int | None = None
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,22 @@ Guarantees, the same as the per-message path in :mod:`.rabbit`:
   makes later batches on that channel ack one delivery at a time, never ``multiple``.
 * :meth:`BatchConsumer.stop` cancels the consumer, finishes the batches already collected (bounded),
   then closes the channel, which hands every unsettled delivery back to the broker.
+
+Prefetch by items (``Batch.inflight_items``): RabbitMQ's prefetch counts messages (it does not implement
+``prefetch_size``), and a runner's message may carry a hundred results, so a prefetch sized for single
+results let a drain hold a hundred times the results it was meant to. The consumer weighs every decoded
+message (``Batch.weight``) and changes its channel's QoS on the fly (``basic.qos`` applies to later
+deliveries on a live channel; aio-pika's robust channel restores the latest value after a reconnect) to
+``inflight_items // heaviest`` messages, between ``MIN_PREFETCH`` and the route's ``prefetch``:
+
+* ``heaviest`` is the heaviest message of the latest batch, or the previous estimate times ``DECAY``,
+  whichever is more, so a lull of single results among batches widens the prefetch only gradually (a
+  batch that then arrives meets a prefetch at most ``1 / DECAY`` too wide, for one batch);
+* the consumer starts at ``MIN_PREFETCH`` (it knows nothing of the messages yet) and single results
+  reach the route's whole ``prefetch`` after the first batch;
+* batches are cut at a ``depth + 1``-th of the prefetch (at most ``max_items`` messages), so ``depth``
+  batches in flight and the next one arriving still fit in it: the pipeline of the single-result case,
+  with fewer, heavier messages.
 """
 
 from __future__ import annotations
@@ -66,6 +82,11 @@ REJECT: Final = 2  # no requeue: dead-lettered now
 
 #: ``(queue spec is exclusive, redelivered, headers, body hash) → delivery count`` and the settlement
 #: after a failure, both owned by :class:`services.common.bus.rabbit.RabbitBus` (its classic-queue counts).
+#: The fewest messages the consumer holds unacked, however heavy they are (one per batch in flight and
+#: the next), and the share of the heaviest weight seen that the next batch still remembers.
+MIN_PREFETCH: Final = 4
+DECAY: Final = 0.75
+
 DeliveryCount = Callable[[bool | None, Mapping[str, Any], bytes], int]
 AfterFailure = Callable[[int, bytes], int]
 
@@ -131,12 +152,28 @@ class BatchConsumer:
         #: Completes (``True`` if settled) when the latest dispatched batch has been settled.
         self._previous: asyncio.Future[bool] | None = None
         self._closing = False
+        #: The prefetch (messages) the consumer wants, the one its channel has, and batches' size in
+        #: messages; fixed at the route's unless ``batch.inflight_items`` is set.
+        adaptive = batch.inflight_items is not None
+        self._prefetch = min(route.prefetch, MIN_PREFETCH) if adaptive else route.prefetch
+        self._applied = self._prefetch
+        self._cap = self._cap_of(self._prefetch) if adaptive else batch.max_items
+        self._heaviest: float | None = None
+        self._qos: asyncio.Task[None] | None = None
+
+    @property
+    def prefetch(self) -> int:
+        """How many messages the consumer asks the broker to hold for it unacked (its QoS)."""
+        return self._prefetch
+
+    def _cap_of(self, prefetch: int) -> int:
+        return max(1, min(self._batch.max_items, prefetch // (self._batch.depth + 1)))
 
     async def start(self, connection: AbstractRobustConnection) -> None:
         """Open the channel, declare and bind the queue (restored on reconnect), start consuming."""
         spec = self._route.queue
         channel = await connection.channel()
-        await channel.set_qos(prefetch_count=self._route.prefetch)
+        await channel.set_qos(prefetch_count=self._prefetch)
         queue = await channel.declare_queue(
             spec.name,
             durable=not spec.exclusive,
@@ -153,6 +190,10 @@ class BatchConsumer:
     async def stop(self, within: float) -> None:
         """Stop taking deliveries, finish the collected ones within ``within`` s, hand back the rest."""
         self._closing = True
+        if self._qos is not None:
+            self._qos.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._qos
         if self._queue is not None and self._tag is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._queue.cancel(self._tag), within)
@@ -179,11 +220,12 @@ class BatchConsumer:
         buffer.append(message)
         if len(buffer) == 1:
             self._wake.set()
-        if len(buffer) >= self._batch.max_items:
+        if len(buffer) >= self._cap:
             self._full.set()
 
     async def _collect(self) -> None:
-        """Cut the buffer into batches of up to ``max_items``, each ``max_wait_ms`` after its first."""
+        """Cut the buffer into batches of up to ``max_items`` (fewer when the prefetch counts items),
+        each ``max_wait_ms`` after its first."""
         batch = self._batch
         wait_s = batch.max_wait_ms / 1000
         while True:
@@ -193,13 +235,14 @@ class BatchConsumer:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            if len(self._buffer) < batch.max_items and not self._closing:
+            if len(self._buffer) < self._cap and not self._closing:
                 self._full.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), wait_s)
             await self._slots.acquire()
-            window = self._buffer[: batch.max_items]
-            del self._buffer[: batch.max_items]
+            cap = self._cap
+            window = self._buffer[:cap]
+            del self._buffer[:cap]
             previous = self._previous
             settled: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
             self._previous = settled
@@ -218,6 +261,7 @@ class BatchConsumer:
         done = False
         try:
             items = self._prepare(window)
+            self._weigh(items)
             await self._run_handlers(items)
             in_order = True
             if previous is not None:
@@ -278,6 +322,51 @@ class BatchConsumer:
         if redelivered:
             MESSAGES_REDELIVERED.labels(queue).inc(redelivered)
         return items
+
+    def _weigh(self, items: list[_Item]) -> None:
+        """Fit the prefetch to the heaviest message of this batch (see the module's docstring)."""
+        inflight = self._batch.inflight_items
+        if inflight is None:
+            return
+        weights = [self._batch.weight(item.decoded) for item in items if item.decoded is not None]
+        if not weights:
+            return
+        heaviest = float(max(1, *weights))
+        if self._heaviest is not None:
+            heaviest = max(heaviest, self._heaviest * DECAY)
+        self._heaviest = heaviest
+        prefetch = min(self._route.prefetch, max(MIN_PREFETCH, int(inflight / heaviest)))
+        if prefetch != self._prefetch:
+            self._prefetch = prefetch
+            self._cap = self._cap_of(prefetch)
+            if len(self._buffer) >= self._cap:
+                self._full.set()
+        applied = self._applied
+        if (prefetch * 4 < applied * 5 and applied * 4 < prefetch * 5) or prefetch == applied:
+            return  # within a quarter of what the broker has: not worth a new consumer
+        if self._qos is None or self._qos.done():
+            self._qos = asyncio.create_task(self._apply_qos(), name=f"bus-qos-{self._queue_name}")
+
+    async def _apply_qos(self) -> None:
+        """Give the broker the wanted prefetch: a per-consumer ``basic.qos`` binds only consumers started
+        after it (RabbitMQ; a channel-wide one quorum queues refuse), so the consumer is started again
+        under the new prefetch, then the old one cancelled (in that order: a failure in between leaves two
+        consumers, never none). Deliveries the old one took stay unacked on the
+        channel and are settled as usual. In its own task: during a reconnect the channel is waited for,
+        and a batch must not wait with it."""
+        while self._applied != self._prefetch and not self._closing:
+            channel, queue, wanted = self._channel, self._queue, self._prefetch
+            if channel is None or queue is None or self._tag is None:
+                return
+            try:
+                await channel.set_qos(prefetch_count=wanted)
+                old, self._tag = self._tag, await queue.consume(self._on_message)
+                await queue.cancel(old)
+            except (AMQPError, ConnectionError, RuntimeError) as exc:
+                log.warning("could not change prefetch queue=%s error=%r", self._queue_name, exc)
+                return
+            self._applied = wanted
+            log.debug("prefetch queue=%s messages=%d", self._queue_name, wanted)
 
     def _refuse(self, item: _Item, decoded: AnyMessage | None, why: str, reason: str) -> None:
         """Dead-letter a message home must not believe or parse, and count it (as the per-message path)."""
