@@ -171,7 +171,11 @@ async def seed(
     await conn.commit()
     started = time.perf_counter()
     autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
-    await autocommit.exec_driver_sql("ANALYZE checks, runs, run_rollups")
+    # checks is small but wide (specs inline): vacuumed, its visibility map lets counts and the table's
+    # page use index-only scans, as autovacuum would have it on a database that has been running a while
+    # (a bulk load leaves it unset: count(*) of 10,000 checks 4.1 ms by a scan, 1.5 ms index-only).
+    await autocommit.exec_driver_sql("VACUUM ANALYZE checks")
+    await autocommit.exec_driver_sql("ANALYZE runs, run_rollups")
     timings["analyze_s"] = round(time.perf_counter() - started, 1)
     sizes = await data_size(conn)
     return {**sizes, **timings}
