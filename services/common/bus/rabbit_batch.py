@@ -26,9 +26,8 @@ Guarantees, the same as the per-message path in :mod:`.rabbit`:
 Prefetch by items (``Batch.inflight_items``): RabbitMQ's prefetch counts messages (it does not implement
 ``prefetch_size``), and a runner's message may carry a hundred results, so a prefetch sized for single
 results let a drain hold a hundred times the results it was meant to. The consumer weighs every decoded
-message (``Batch.weight``) and changes its channel's QoS on the fly (``basic.qos`` applies to later
-deliveries on a live channel; aio-pika's robust channel restores the latest value after a reconnect) to
-``inflight_items // heaviest`` messages, between ``MIN_PREFETCH`` and the route's ``prefetch``:
+message (``Batch.weight``) and changes its prefetch on the fly to ``inflight_items // heaviest``
+messages, between ``MIN_PREFETCH`` and the route's ``prefetch``:
 
 * ``heaviest`` is the heaviest message of the latest batch, or the previous estimate times ``DECAY``,
   whichever is more, so a lull of single results among batches widens the prefetch only gradually (a
@@ -37,7 +36,12 @@ deliveries on a live channel; aio-pika's robust channel restores the latest valu
   reach the route's whole ``prefetch`` after the first batch;
 * batches are cut at a ``depth + 1``-th of the prefetch (at most ``max_items`` messages), so ``depth``
   batches in flight and the next one arriving still fit in it: the pipeline of the single-result case,
-  with fewer, heavier messages.
+  with fewer, heavier messages;
+* a per-consumer ``basic.qos`` binds only consumers started after it (a live consumer keeps the prefetch
+  it started with; a channel-wide one quorum queues refuse), so a change sets the QoS, consumes again
+  and cancels the old consumer (aio-pika's robust channel restores the latest QoS and the new consumer
+  after a reconnect). Until what the old consumer took is settled, both count: at a change the consumer
+  may hold the old prefetch's messages and the new one's. Changes within a quarter are not made.
 """
 
 from __future__ import annotations
@@ -80,13 +84,13 @@ ACK: Final = 0
 NACK: Final = 1  # requeue: redelivered, dead-lettered by the delivery limit in the end
 REJECT: Final = 2  # no requeue: dead-lettered now
 
-#: ``(queue spec is exclusive, redelivered, headers, body hash) → delivery count`` and the settlement
-#: after a failure, both owned by :class:`services.common.bus.rabbit.RabbitBus` (its classic-queue counts).
 #: The fewest messages the consumer holds unacked, however heavy they are (one per batch in flight and
 #: the next), and the share of the heaviest weight seen that the next batch still remembers.
 MIN_PREFETCH: Final = 4
 DECAY: Final = 0.75
 
+#: ``(queue spec is exclusive, redelivered, headers, body hash) → delivery count`` and the settlement
+#: after a failure, both owned by :class:`services.common.bus.rabbit.RabbitBus` (its classic-queue counts).
 DeliveryCount = Callable[[bool | None, Mapping[str, Any], bytes], int]
 AfterFailure = Callable[[int, bytes], int]
 
@@ -351,9 +355,9 @@ class BatchConsumer:
         """Give the broker the wanted prefetch: a per-consumer ``basic.qos`` binds only consumers started
         after it (RabbitMQ; a channel-wide one quorum queues refuse), so the consumer is started again
         under the new prefetch, then the old one cancelled (in that order: a failure in between leaves two
-        consumers, never none). Deliveries the old one took stay unacked on the
-        channel and are settled as usual. In its own task: during a reconnect the channel is waited for,
-        and a batch must not wait with it."""
+        consumers, never none). Deliveries the old one took stay unacked on the channel and are settled
+        as usual. In its own task: during a reconnect the channel is waited for, and a batch must not
+        wait with it."""
         while self._applied != self._prefetch and not self._closing:
             channel, queue, wanted = self._channel, self._queue, self._prefetch
             if channel is None or queue is None or self._tag is None:
