@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import ValidationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from contracts.v1 import CheckChanged, CheckDue, CheckSpec, run_id_for
@@ -140,6 +140,10 @@ def manual_slot() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
+#: Reads and writes of one edit before giving up on a check that keeps changing under it.
+_REVISE_ATTEMPTS = 5
+
+
 @dataclass
 class CheckStore:
     """Check persistence plus the events that must follow each change."""
@@ -248,25 +252,52 @@ class CheckStore:
     async def revise(
         self, check_id: uuid.UUID, make: Callable[[Check], CheckSpec], found: Globals | None = None
     ) -> Check:
-        """Store a new revision made by ``make`` from the stored check, read (locked) and replaced in
-        one transaction, and announce it. An edit that keeps masked secrets needs the stored spec: read
-        apart, it cost a session and a round trip of its own, and a concurrent edit could land between
-        the read and the write. Whatever ``make`` raises (422) leaves the check as it was."""
+        """Store a new revision made by ``make`` from the stored check, and announce it. Whatever ``make``
+        raises (422) leaves the check as it was.
+
+        One transaction on one pooled connection, and no lock while ``make`` runs: the check is read
+        plainly, ``make`` runs (form or JSON validation, secrets kept from the stored spec, sealing), and
+        one ``UPDATE … WHERE revision = <the one read>`` writes it; if another edit landed in between, the
+        stored check is read again and ``make`` runs again. A row lock taken before ``make`` was held for as
+        long as the event loop took to come back to this request: under load every other edit of the
+        check queued behind it."""
         try:
             async with self.sessions() as session, session.begin():
-                row: Check | None = await session.get(Check, check_id, with_for_update=True)
-                if row is None:
-                    raise NotFound(f"no check with id {check_id}")
-                spec = self.sealed(make(row))
-                spec = with_globals(spec, found if found is not None else await self._globals_for(spec))
-                tags_before = list(row.spec.get("tags") or [])
-                row.name = spec.name
-                row.spec = spec.model_dump(mode="json")
-                row.enabled = spec.enabled
-                row.revision += 1
-                row.updated_at = utcnow()
-                if spec.tags != tags_before:  # most edits keep the tags: two statements spared
-                    await _store_tags(session, check_id, spec.tags)
+                for _ in range(_REVISE_ATTEMPTS):
+                    current: Check | None = (
+                        await session.execute(
+                            select(Check)
+                            .where(Check.id == check_id)
+                            .execution_options(populate_existing=True)
+                        )
+                    ).scalar_one_or_none()
+                    if current is None:
+                        raise NotFound(f"no check with id {check_id}")
+                    read_revision, read_tags = current.revision, list(current.spec.get("tags") or [])
+                    spec = self.sealed(make(current))
+                    spec = with_globals(spec, found if found is not None else await self._globals_for(spec))
+                    row: Check | None = (
+                        await session.execute(
+                            update(Check)
+                            .where(Check.id == check_id, Check.revision == read_revision)
+                            .values(
+                                name=spec.name,
+                                spec=spec.model_dump(mode="json"),
+                                enabled=spec.enabled,
+                                revision=read_revision + 1,
+                                updated_at=utcnow(),
+                            )
+                            .returning(Check)
+                            .execution_options(synchronize_session=False, populate_existing=True)
+                        )
+                    ).scalar_one_or_none()
+                    if row is None:
+                        continue  # another edit landed since the read: read it again
+                    if spec.tags != read_tags:  # most edits keep the tags: two statements spared
+                        await _store_tags(session, check_id, spec.tags)
+                    break
+                else:
+                    raise Conflict(f"check {check_id} kept changing while it was being saved; try again")
         except IntegrityError:
             raise _name_taken(spec.name) from None
         await self._announce(row, "updated")

@@ -53,7 +53,19 @@ class Api:
 
 @pytest.fixture
 async def api(sqlite_url: str) -> AsyncIterator[Api]:
-    engine = make_engine(sqlite_url)
+    async for made in _api(sqlite_url):
+        yield made
+
+
+@pytest.fixture
+async def pg_api(pg_url: str) -> AsyncIterator[Api]:
+    """The api on PostgreSQL, for what only its concurrency can show."""
+    async for made in _api(pg_url):
+        yield made
+
+
+async def _api(url: str) -> AsyncIterator[Api]:
+    engine = make_engine(url)
     sessions = make_sessionmaker(engine)
     published = Published()
     app = create_app(Settings(api_token=TOKEN, secret_key=DEPLOYMENT_KEY), sessions=sessions, bus=published)
