@@ -22,10 +22,8 @@ from contracts.topology import RESULTS_STORE
 from contracts.v1 import CheckCompleted, CheckCompletedBatch, ResponseSample, RunnerHeartbeat, Timings
 from services.common.bus import Batch, Delivery, Outcome, Route
 from services.common.bus.rabbit import RabbitBus
-from services.common.bus.rabbit_batch import MIN_PREFETCH
+from services.common.bus.rabbit_batch import MIN_PREFETCH, BatchConsumer, _Item
 from services.common.tests.test_bus_behaviour import REGION, heartbeat, until, until_async
-
-pytestmark = pytest.mark.rabbit
 
 
 def completed(index: int) -> CheckCompleted:
@@ -124,6 +122,7 @@ async def held_settles_at(rabbit_url: str, expected: int, within: float = 60.0) 
     pytest.fail(f"unacked never reached {expected}: {readings}")
 
 
+@pytest.mark.rabbit
 async def test_batches_of_a_hundred_results_are_held_by_items_not_messages(rabbit_url: str) -> None:
     bus = RabbitBus(rabbit_url, publish_timeout=5.0, stop_timeout=2.0)
     handler = Holding()
@@ -156,6 +155,7 @@ async def test_batches_of_a_hundred_results_are_held_by_items_not_messages(rabbi
         await bus.stop()
 
 
+@pytest.mark.rabbit
 async def test_single_results_still_get_the_whole_prefetch(rabbit_url: str) -> None:
     bus = RabbitBus(rabbit_url, publish_timeout=5.0, stop_timeout=2.0)
     handler = Holding()
@@ -179,3 +179,37 @@ async def test_single_results_still_get_the_whole_prefetch(rabbit_url: str) -> N
         assert await bus.dead_letter_count() == 0
     finally:
         await bus.stop()
+
+
+async def test_the_prefetch_narrows_at_once_and_widens_by_doubling() -> None:
+    """Weights seen batch after batch → the prefetch asked for: each change is a new consumer, so small
+    swings change nothing, a heavy batch narrows it at once, and a lull of single results widens it
+    step by step up to the route's prefetch."""
+    weighed = route(Holding(), prefetch=1500, inflight_items=3000)
+    assert weighed.batch is not None
+    consumer = BatchConsumer(
+        weighed,
+        weighed.batch,
+        arguments={},
+        delivery_count=lambda redelivered, headers, key: 1,
+        after_failure=lambda attempt, key: 0,
+        forget_failure=lambda key: None,
+        bus_open=lambda: True,
+        retry_s=1.0,
+        retry_pause_s=0.1,
+    )
+    heavy = CheckCompletedBatch(region=REGION, items=[completed(i) for i in range(100)])
+    light = heartbeat("r1")
+
+    def after(*messages: Any) -> int:
+        items = [_Item(message=None, decoded=message) for message in messages]  # type: ignore[arg-type]
+        consumer._weigh(items)
+        return consumer.prefetch
+
+    assert consumer.prefetch == MIN_PREFETCH  # nothing weighed yet
+    assert after(heavy, light) == 3000 // 100
+    assert after(light, light) == 30  # 3000 // 75 = 40: not worth a new consumer
+    widened = [after(light) for _ in range(30)]
+    assert widened[-1] == 1500
+    assert len(set(widened)) < 12  # a few doublings, not a change per batch
+    assert after(light, heavy) == 30  # a heavy batch narrows it back at once
