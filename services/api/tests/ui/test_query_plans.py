@@ -269,6 +269,31 @@ async def test_a_redrawn_table_reads_and_draws_only_the_lines_that_changed(site:
     assert not [statement for statement, plan in await site.plans() if seq_scans(plan)]
 
 
+async def test_a_new_run_changes_its_line_and_the_etag(site: Site) -> None:
+    """A line's version names its newest runs by id and status: a run stored since the last draw gives
+    the table a new ETag and that line its new mark, and nothing else changes."""
+    from .conftest import run_row, store_runs
+
+    htmx = {"HX-Request": "true"}
+    async with site.client.get("/partials/checks", headers=htmx) as first:
+        etag, drawn = first.headers["ETag"], await first.text()
+    async with site.engine.connect() as conn:
+        first_id = (await conn.execute(text("SELECT id FROM checks ORDER BY name, id LIMIT 1"))).scalar_one()
+    row = run_row(first_id, "eu-north-1", utcnow(), status="failed", status_code=503)
+    await store_runs(site.sessions, [row])
+    async with site.client.get("/partials/checks", headers={**htmx, "If-None-Match": etag}) as changed:
+        assert changed.status == 200
+        assert changed.headers["ETag"] != etag
+        body = await changed.text()
+    line = re.search(rf'<tr id="check-{first_id}".*?</tr>', body, re.S)
+    assert line is not None
+    assert f'href="/runs/{row["run_id"]}" class="mark mark-failed"' in line.group(0)
+    others = re.sub(rf'<tr id="check-{first_id}".*?</tr>', "", body, flags=re.S)
+    assert _without_etag(others) == _without_etag(
+        re.sub(rf'<tr id="check-{first_id}".*?</tr>', "", drawn, flags=re.S)
+    )
+
+
 def _without_etag(html: str) -> str:
     return re.sub(r'data-etag="[^"]*"', "", html, count=1)
 
