@@ -34,9 +34,11 @@ from services.runner.tests.support import make_spec
 pytestmark = pytest.mark.skipif(not hasattr(socket, "TCP_INFO"), reason="kernel stamps are Linux-only")
 
 DELAY_S = 0.08
-#: Longer than any GIL chunk of the hog: the first part is read before the rest arrives (a read
-#: that comes after both would take them as one segment, stamped with the later arrival).
-BODY_GAP_S = 0.1
+#: Far longer than any GIL chunk of the hog: the first part is read before the rest arrives (a read
+#: that comes after both would take them as one segment, stamped with the later arrival). At 0.1 s, on
+#: a 2-core VM whose threads were now and then not scheduled for over 100 ms, the two parts were read
+#: together in about half the runs of this file (the hog's chunks stayed under 17 ms).
+BODY_GAP_S = 0.3
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\nfirst"
 
 
